@@ -1,0 +1,180 @@
+//! Typed settings of the four filters, as they appear under `filters:` in the config.
+//!
+//! These types are the single source of truth for the `filters` part of the JSON Schema:
+//! their doc comments become the schema's descriptions, and `deny_unknown_fields` makes an
+//! unknown key an error at load time.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+/// One entry of the `filters:` list. The single key names the filter kind; its value holds
+/// that filter's settings. Each kind may appear at most once per chain.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum FilterSpec {
+    /// Layer 1 (prevention): finds dead or stuck SSE clients and runaway streams, and closes them.
+    SseGuard(SseGuardSettings),
+    /// Layer 2 (containment): bounds every cleanup wait after a client leaves or a pool retires.
+    CleanupDeadline(CleanupDeadlineSettings),
+    /// Layer 3 (last resort): caps the iterations a cancelled exchange may still run.
+    CancelCap(CancelCapSettings),
+    /// Layer 4 (recovery): recycles the serving process after N (+ jitter) requests.
+    WorkerRecycle(WorkerRecycleSettings),
+}
+
+impl FilterSpec {
+    /// The filter kind, as spelled in the config (`sse_guard`, ...).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            FilterSpec::SseGuard(_) => "sse_guard",
+            FilterSpec::CleanupDeadline(_) => "cleanup_deadline",
+            FilterSpec::CancelCap(_) => "cancel_cap",
+            FilterSpec::WorkerRecycle(_) => "worker_recycle",
+        }
+    }
+}
+
+/// Settings of `sse_guard`. Applies to responses whose content type is `text/event-stream`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SseGuardSettings {
+    /// Seconds a write to the client may take before the stream is closed
+    /// (reason `send_timeout`). 0 disables.
+    #[serde(default = "defaults::send_timeout")]
+    #[schemars(range(min = 0.0))]
+    pub send_timeout: f64,
+    /// Length of the sliding window, in milliseconds, over which SSE events are counted.
+    #[serde(default = "defaults::rapid_yield_window_ms")]
+    #[schemars(range(min = 1))]
+    pub rapid_yield_window_ms: u64,
+    /// More than this many SSE events within one window closes the stream
+    /// (reason `rapid_yield`). 0 disables.
+    #[serde(default = "defaults::rapid_yield_max")]
+    pub rapid_yield_max: u32,
+    /// Seconds of upstream silence after which a `: keepalive` comment is written to the
+    /// client. 0 disables.
+    #[serde(default = "defaults::keepalive_interval")]
+    #[schemars(range(min = 0.0))]
+    pub keepalive_interval: f64,
+}
+
+impl Default for SseGuardSettings {
+    fn default() -> Self {
+        Self {
+            send_timeout: defaults::send_timeout(),
+            rapid_yield_window_ms: defaults::rapid_yield_window_ms(),
+            rapid_yield_max: defaults::rapid_yield_max(),
+            keepalive_interval: defaults::keepalive_interval(),
+        }
+    }
+}
+
+/// Settings of `cleanup_deadline`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CleanupDeadlineSettings {
+    /// Seconds the open client sessions and upstream streams get when the proxy retires a
+    /// pool of sessions (process drain on upgrade, recycle or SIGTERM; a removed upstream).
+    #[serde(default = "defaults::cleanup_timeout")]
+    #[schemars(range(min = 0.0))]
+    pub session_pool_cleanup_timeout: f64,
+    /// Seconds an upstream exchange keeps running, read and discarded, after its client went
+    /// away mid-response. 0 closes the upstream connection at once.
+    #[serde(default = "defaults::cleanup_timeout")]
+    #[schemars(range(min = 0.0))]
+    pub task_group_cleanup_timeout: f64,
+}
+
+impl Default for CleanupDeadlineSettings {
+    fn default() -> Self {
+        Self {
+            session_pool_cleanup_timeout: defaults::cleanup_timeout(),
+            task_group_cleanup_timeout: defaults::cleanup_timeout(),
+        }
+    }
+}
+
+/// Settings of `cancel_cap`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CancelCapSettings {
+    /// Whether the cap applies. Off by default, like the seed's layer 3.
+    #[serde(default)]
+    pub enabled: bool,
+    /// Upstream reads a draining exchange may still perform before it is force-terminated
+    /// (reason `cancel_cap`).
+    #[serde(default = "defaults::max_iterations")]
+    #[schemars(range(min = 1))]
+    pub max_iterations: u64,
+}
+
+impl Default for CancelCapSettings {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            max_iterations: defaults::max_iterations(),
+        }
+    }
+}
+
+/// Settings of `worker_recycle`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WorkerRecycleSettings {
+    /// Requests served before the process hands over to a successor. 0 disables.
+    #[serde(default = "defaults::max_requests")]
+    pub max_requests: u64,
+    /// Upper bound of the uniform random jitter added to `max_requests`.
+    #[serde(default = "defaults::max_requests_jitter")]
+    pub max_requests_jitter: u64,
+}
+
+impl Default for WorkerRecycleSettings {
+    fn default() -> Self {
+        Self {
+            max_requests: defaults::max_requests(),
+            max_requests_jitter: defaults::max_requests_jitter(),
+        }
+    }
+}
+
+/// Converts a non-negative number of seconds to a duration; `None` when it is 0 (disabled).
+///
+/// Negative or non-finite values are rejected by validation before a chain is built; they
+/// map to `None` here so that this function can never panic.
+pub fn seconds(value: f64) -> Option<Duration> {
+    if value.is_finite() && value > 0.0 {
+        Duration::try_from_secs_f64(value).ok()
+    } else {
+        None
+    }
+}
+
+/// Defaults: the seed's balanced profile.
+mod defaults {
+    pub fn send_timeout() -> f64 {
+        30.0
+    }
+    pub fn rapid_yield_window_ms() -> u64 {
+        1000
+    }
+    pub fn rapid_yield_max() -> u32 {
+        50
+    }
+    pub fn keepalive_interval() -> f64 {
+        15.0
+    }
+    pub fn cleanup_timeout() -> f64 {
+        5.0
+    }
+    pub fn max_iterations() -> u64 {
+        100
+    }
+    pub fn max_requests() -> u64 {
+        5000
+    }
+    pub fn max_requests_jitter() -> u64 {
+        500
+    }
+}

@@ -1,0 +1,84 @@
+//! The admin listener: health, readiness, metrics and the effective config.
+//!
+//! | path       | answer                                                          |
+//! |------------|-----------------------------------------------------------------|
+//! | `/healthz` | 200 while the process runs                                      |
+//! | `/readyz`  | 200 while serving; 503 once the process drains                  |
+//! | `/metrics` | Prometheus text format                                          |
+//! | `/config`  | JSON: generation, sha256 of the source, effective config, last reload |
+
+use crate::generation::LiveConfig;
+use crate::lifecycle::Lifecycle;
+use crate::metrics::Metrics;
+use async_trait::async_trait;
+use http::{Response, StatusCode};
+use pingora_core::apps::http_app::ServeHttp;
+use pingora_core::protocols::http::ServerSession;
+use std::sync::Arc;
+
+/// The admin HTTP app.
+pub struct AdminApp {
+    live: Arc<LiveConfig>,
+    metrics: Arc<Metrics>,
+    lifecycle: Arc<Lifecycle>,
+}
+
+impl AdminApp {
+    /// Creates the admin app over the process's shared state.
+    pub fn new(live: Arc<LiveConfig>, metrics: Arc<Metrics>, lifecycle: Arc<Lifecycle>) -> Self {
+        Self {
+            live,
+            metrics,
+            lifecycle,
+        }
+    }
+
+    fn route(&self, method: &http::Method, path: &str) -> Response<Vec<u8>> {
+        if method != http::Method::GET && method != http::Method::HEAD {
+            return text(StatusCode::METHOD_NOT_ALLOWED, "only GET is supported\n");
+        }
+        match path {
+            "/healthz" => text(StatusCode::OK, "ok\n"),
+            "/readyz" if self.lifecycle.is_draining() => {
+                text(StatusCode::SERVICE_UNAVAILABLE, "draining\n")
+            }
+            "/readyz" => text(StatusCode::OK, "ready\n"),
+            "/metrics" => respond(
+                StatusCode::OK,
+                "text/plain; version=0.0.4; charset=utf-8",
+                self.metrics.render(),
+            ),
+            "/config" => {
+                let mut document = self.live.current().describe();
+                document["last_reload"] = self.lifecycle.last_reload();
+                document["pid"] = std::process::id().into();
+                let body = serde_json::to_vec_pretty(&document).unwrap_or_default();
+                respond(StatusCode::OK, "application/json", body)
+            }
+            _ => text(StatusCode::NOT_FOUND, "not found\n"),
+        }
+    }
+}
+
+#[async_trait]
+impl ServeHttp for AdminApp {
+    /// Answers one admin request; the admin API has no request bodies.
+    async fn response(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
+        let request = session.req_header();
+        self.route(&request.method, request.uri.path())
+    }
+}
+
+fn text(status: StatusCode, body: &str) -> Response<Vec<u8>> {
+    respond(status, "text/plain; charset=utf-8", body.as_bytes().to_vec())
+}
+
+fn respond(status: StatusCode, content_type: &str, body: Vec<u8>) -> Response<Vec<u8>> {
+    Response::builder()
+        .status(status)
+        .header(http::header::CONTENT_TYPE, content_type)
+        .header(http::header::CONTENT_LENGTH, body.len())
+        .header(http::header::CACHE_CONTROL, "no-store")
+        .body(body)
+        .unwrap_or_default()
+}

@@ -1,0 +1,60 @@
+//! The command line: `mcp-edge [-c FILE] [-u] [-d] [-t]` runs the proxy; subcommands
+//! check, print the schema, run the demo, reload and upgrade.
+
+use clap::{Args, Parser, Subcommand};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// The default config file.
+pub const DEFAULT_CONFIG: &str = "conf/mcp-edge.yaml";
+
+/// mcp-edge: an edge reverse proxy for MCP servers, on Pingora.
+#[derive(Debug, Parser)]
+#[command(name = "mcp-edge", version, about, args_conflicts_with_subcommands = true)]
+pub struct Cli {
+    /// What to do; without a subcommand, run the proxy.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    /// Options of the default (run) command.
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+/// Options for running the proxy (Pingora's `-u`, `-d`, `-t` are kept).
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The config file.
+    #[arg(short = 'c', long = "conf", default_value = DEFAULT_CONFIG)]
+    pub config: PathBuf,
+    /// Take the listening sockets over from the running process (zero-downtime upgrade).
+    #[arg(short = 'u', long)]
+    pub upgrade: bool,
+    /// Run in the background.
+    #[arg(short = 'd', long)]
+    pub daemon: bool,
+    /// Test the config and exit (same as `check`).
+    #[arg(short = 't', long)]
+    pub test: bool,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Validate a config file; exit 1 with every error when it is invalid.
+    Check {
+        /// The config file.
+        #[arg(short = 'c', long = "conf", default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+    },
+    /// Print the JSON Schema of the config file.
+    Schema,
+    /// Run the proxy in front of a small built-in MCP server.
+    Demo {
+        /// The proxy listener.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: SocketAddr,
+        /// The admin listener.
+        #[arg(long, default_value = "127.0.0.1:9901")]
+        admin: SocketAddr,
+    },
+}

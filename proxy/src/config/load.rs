@@ -1,0 +1,161 @@
+//! The one loading pipeline, shared by start-up, `mcp-edge check` and SIGHUP reload:
+//!
+//! read → `${VAR}` expansion → YAML → JSON Schema → typed [`Config`] → cross-field checks
+//! → filter chain.
+//!
+//! Every stage reports all of its problems; a stage runs only when the ones before it
+//! succeeded (conversion and schema problems are reported together).
+
+use super::diagnostics::{is_under, render_path, ConfigError, ConfigErrors, Problem};
+use super::expand::{expand, Lookup};
+use super::locate::LineIndex;
+use super::model::Config;
+use super::{checks, convert, validate};
+use mcp_edge_filters::ChainFactory;
+use sha2::{Digest, Sha256};
+use std::path::{Path, PathBuf};
+
+/// A configuration that passed every check, with the chain built from it.
+#[derive(Debug, Clone)]
+pub struct LoadedConfig {
+    /// The file it was loaded from (as given).
+    pub path: PathBuf,
+    /// Hex SHA-256 of the raw file bytes, before expansion.
+    pub source_sha256: String,
+    /// The typed configuration, after expansion and defaults.
+    pub config: Config,
+    /// The filter chain of this generation.
+    pub chain: ChainFactory,
+}
+
+/// Reads, expands, validates and builds the configuration in `path`. Returns every
+/// problem found, each naming the file, the line and the path.
+pub fn load_file(path: &Path) -> Result<LoadedConfig, ConfigErrors> {
+    let bytes = std::fs::read(path).map_err(|error| {
+        single(
+            path,
+            None,
+            format!("cannot read the configuration file: {error}"),
+        )
+    })?;
+    let source = std::str::from_utf8(&bytes).map_err(|error| {
+        let offset = error.valid_up_to();
+        let line = bytes[..offset].iter().filter(|b| **b == b'\n').count() + 1;
+        single(
+            path,
+            Some(line),
+            format!("the file is not valid UTF-8 (invalid byte at offset {offset})"),
+        )
+    })?;
+    load_with_env(path, source, &process_env)
+}
+
+/// Like [`load_file`], for a configuration already in memory (the demo uses it).
+/// `path_for_messages` only names the source in errors and in [`LoadedConfig::path`].
+pub fn load_str(path_for_messages: &Path, source: &str) -> Result<LoadedConfig, ConfigErrors> {
+    load_with_env(path_for_messages, source, &process_env)
+}
+
+/// The process environment.
+fn process_env(name: &str) -> Result<String, std::env::VarError> {
+    std::env::var(name)
+}
+
+/// The pipeline, with the environment lookup injectable for tests.
+pub(crate) fn load_with_env(
+    path: &Path,
+    source: &str,
+    env: Lookup<'_>,
+) -> Result<LoadedConfig, ConfigErrors> {
+    let source_sha256 = hex::encode(Sha256::digest(source.as_bytes()));
+    let report = |problems: Vec<Problem>, index: &LineIndex| finish(path, problems, index);
+    let no_index = LineIndex::default();
+
+    let expanded = expand(source, env).map_err(|problems| report(problems, &no_index))?;
+
+    let mut yaml: serde_yaml::Value = serde_yaml::from_str(&expanded)
+        .map_err(|error| report(vec![yaml_problem("invalid YAML: ", &error)], &no_index))?;
+    yaml.apply_merge()
+        .map_err(|error| report(vec![yaml_problem("invalid YAML: ", &error)], &no_index))?;
+    let index = LineIndex::build(&expanded);
+
+    let converted = convert::to_json(&yaml);
+    let mut problems = converted.problems;
+    problems.extend(
+        validate::validate(&converted.json)
+            .into_iter()
+            .filter(|p| !converted.masked.iter().any(|m| is_under(&p.path, m))),
+    );
+    if !problems.is_empty() {
+        return Err(report(problems, &index));
+    }
+
+    let config = typed(yaml, &expanded).map_err(|problem| report(vec![problem], &index))?;
+
+    let mut problems = checks::check(&config);
+    let chain = match ChainFactory::build(&config.filters) {
+        Ok(chain) => Some(chain),
+        Err(errors) => {
+            problems.extend(errors.iter().map(|error| {
+                let mcp_edge_filters::ChainError::DuplicateKind { repeat, .. } = error;
+                Problem::at(
+                    vec![
+                        super::diagnostics::Seg::Key("filters".into()),
+                        super::diagnostics::Seg::Index(*repeat),
+                    ],
+                    error.to_string(),
+                )
+            }));
+            None
+        }
+    };
+    match chain {
+        Some(chain) if problems.is_empty() => Ok(LoadedConfig {
+            path: path.to_path_buf(),
+            source_sha256,
+            config,
+            chain,
+        }),
+        _ => Err(report(problems, &index)),
+    }
+}
+
+/// Deserializes the typed config. The schema already passed, so this fails only on what
+/// it cannot express (such as an integer too large for its field); then the text is
+/// deserialized again, which gives serde_yaml's path and line for the error.
+fn typed(yaml: serde_yaml::Value, expanded: &str) -> Result<Config, Problem> {
+    serde_yaml::from_value::<Config>(yaml).map_err(|error| {
+        match serde_yaml::from_str::<Config>(expanded) {
+            Err(located) => yaml_problem("", &located),
+            Ok(_) => Problem::at_line(None, error.to_string()),
+        }
+    })
+}
+
+/// A serde_yaml error, at its line.
+fn yaml_problem(prefix: &str, error: &serde_yaml::Error) -> Problem {
+    let line = error.location().map(|l| l.line());
+    Problem::at_line(line, format!("{prefix}{error}"))
+}
+
+fn single(path: &Path, line: Option<usize>, message: String) -> ConfigErrors {
+    finish(path, vec![Problem::at_line(line, message)], &LineIndex::default())
+}
+
+/// Ties problems to the file and their lines, drops duplicates, and sorts by line.
+fn finish(path: &Path, problems: Vec<Problem>, index: &LineIndex) -> ConfigErrors {
+    let mut errors: Vec<ConfigError> = Vec::with_capacity(problems.len());
+    for problem in problems {
+        let error = ConfigError {
+            file: path.to_path_buf(),
+            line: problem.line.or_else(|| index.line_of(&problem.path)),
+            path: render_path(&problem.path),
+            message: problem.message,
+        };
+        if !errors.contains(&error) {
+            errors.push(error);
+        }
+    }
+    errors.sort_by_key(|e| e.line.unwrap_or(0));
+    ConfigErrors(errors)
+}

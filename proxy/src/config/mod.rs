@@ -1,0 +1,28 @@
+//! Configuration: the typed model, and the one loading pipeline used by start-up,
+//! `mcp-edge check` and SIGHUP reload.
+//!
+//! ```text
+//! read → ${VAR} expansion → YAML → JSON Schema (committed file) → typed Config
+//!      → cross-field checks → filter chain
+//! ```
+//!
+//! Errors come all at once, one per line, nginx style:
+//! `conf/bad.yaml:12: filters[0].sse_guard.send_timeout: -1 is less than the minimum of 0`.
+
+mod checks;
+mod convert;
+mod describe;
+mod diagnostics;
+mod expand;
+mod load;
+mod locate;
+pub mod model;
+mod schema;
+mod validate;
+
+#[cfg(test)]
+mod tests;
+
+pub use diagnostics::{ConfigError, ConfigErrors};
+pub use load::{load_file, load_str, LoadedConfig};
+pub use schema::{generated_schema, COMMITTED_SCHEMA};

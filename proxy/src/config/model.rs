@@ -1,0 +1,182 @@
+//! The typed configuration: the single source of truth for `schema/mcp-edge.schema.json`.
+//!
+//! Every struct denies unknown keys; doc comments become the schema's descriptions. The
+//! schema is generated from these types (`mcp-edge schema`) and a test fails when the
+//! committed file drifts from them.
+
+use mcp_edge_filters::FilterSpec;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+/// The whole mcp-edge configuration file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(title = "mcp-edge configuration")]
+pub struct Config {
+    /// Version of this file format. Only `1` exists.
+    #[schemars(range(min = 1, max = 1))]
+    pub version: u32,
+    /// Pingora process settings.
+    #[serde(default)]
+    pub server: ServerConfig,
+    /// Sockets that accept client traffic. Changing them needs an upgrade, not a reload.
+    #[schemars(length(min = 1))]
+    pub listeners: Vec<ListenerConfig>,
+    /// The admin listener (health, metrics, config, streams). Omit to disable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub admin: Option<AdminConfig>,
+    /// Named groups of upstream servers.
+    pub upstreams: BTreeMap<String, UpstreamConfig>,
+    /// Routes from a request path to an upstream group. The longest matching prefix wins.
+    #[schemars(length(min = 1))]
+    pub routes: Vec<RouteConfig>,
+    /// The filter chain, applied in list order; each kind at most once.
+    #[serde(default)]
+    pub filters: Vec<FilterSpec>,
+}
+
+/// Pingora process settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Worker threads of the proxy service.
+    #[serde(default = "defaults::threads")]
+    #[schemars(range(min = 1, max = 1024))]
+    pub threads: usize,
+    /// Where the pid of the serving process is written.
+    #[serde(default = "defaults::pid_file")]
+    pub pid_file: PathBuf,
+    /// The Unix socket over which listening sockets are handed to an upgraded process.
+    #[serde(default = "defaults::upgrade_sock")]
+    pub upgrade_sock: PathBuf,
+    /// Seconds a retiring process keeps serving in-flight requests before it exits.
+    #[serde(default = "defaults::grace_period_seconds")]
+    #[schemars(range(min = 0.0))]
+    pub grace_period_seconds: f64,
+    /// Largest request body accepted, in bytes; larger requests get 413.
+    #[serde(default = "defaults::max_request_body_bytes")]
+    #[schemars(range(min = 1))]
+    pub max_request_body_bytes: u64,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            threads: defaults::threads(),
+            pid_file: defaults::pid_file(),
+            upgrade_sock: defaults::upgrade_sock(),
+            grace_period_seconds: defaults::grace_period_seconds(),
+            max_request_body_bytes: defaults::max_request_body_bytes(),
+        }
+    }
+}
+
+/// One listening socket for client traffic.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ListenerConfig {
+    /// `IP:port` to listen on.
+    pub address: String,
+    /// Serve TLS with this certificate and key (PEM files).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsConfig>,
+    /// Accept HTTP/2 with prior knowledge (h2c) besides HTTP/1.1 on a plain listener.
+    #[serde(default)]
+    pub h2c: bool,
+}
+
+/// TLS material of a listener.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// Path of the PEM certificate chain.
+    pub cert: PathBuf,
+    /// Path of the PEM private key.
+    pub key: PathBuf,
+}
+
+/// The admin listener.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AdminConfig {
+    /// `IP:port` of the admin listener. Keep it on loopback or a private network.
+    pub address: String,
+}
+
+/// A named group of interchangeable upstream servers, balanced round robin.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamConfig {
+    /// `host:port` of each server.
+    #[schemars(length(min = 1))]
+    pub servers: Vec<String>,
+    /// Seconds to establish a connection to one server before trying the next.
+    #[serde(default = "defaults::connect_timeout")]
+    #[schemars(range(min = 0.0))]
+    pub connect_timeout: f64,
+    /// Seconds to wait for the response head, and between body reads of a non-SSE
+    /// response. 0 waits forever.
+    #[serde(default = "defaults::read_timeout")]
+    #[schemars(range(min = 0.0))]
+    pub read_timeout: f64,
+    /// Seconds an SSE stream may stay silent before the proxy gives up on the upstream.
+    /// 0 (the default) waits forever: MCP server streams are long-lived and often silent.
+    #[serde(default)]
+    #[schemars(range(min = 0.0))]
+    pub sse_idle_timeout: f64,
+    /// Seconds to write the request to the upstream. 0 waits forever.
+    #[serde(default = "defaults::write_timeout")]
+    #[schemars(range(min = 0.0))]
+    pub write_timeout: f64,
+}
+
+/// A route from a path prefix to an upstream group.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RouteConfig {
+    /// Which requests this route takes.
+    #[serde(rename = "match")]
+    pub matcher: RouteMatch,
+    /// Name of the upstream group (a key of `upstreams`).
+    pub upstream: String,
+}
+
+/// The request matcher of a route.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RouteMatch {
+    /// Requests whose path starts with this prefix match. Must start with `/`.
+    #[schemars(regex(pattern = r"^/"))]
+    pub path_prefix: String,
+}
+
+mod defaults {
+    use std::path::PathBuf;
+
+    pub fn threads() -> usize {
+        2
+    }
+    pub fn pid_file() -> PathBuf {
+        PathBuf::from("/tmp/mcp-edge.pid")
+    }
+    pub fn upgrade_sock() -> PathBuf {
+        PathBuf::from("/tmp/mcp-edge-upgrade.sock")
+    }
+    pub fn grace_period_seconds() -> f64 {
+        30.0
+    }
+    pub fn max_request_body_bytes() -> u64 {
+        4 * 1024 * 1024
+    }
+    pub fn connect_timeout() -> f64 {
+        5.0
+    }
+    pub fn read_timeout() -> f64 {
+        60.0
+    }
+    pub fn write_timeout() -> f64 {
+        30.0
+    }
+}

@@ -1,0 +1,62 @@
+//! A config generation: everything built from one validated config file, swapped in as a
+//! whole on start-up and on reload.
+
+use crate::config::LoadedConfig;
+use crate::routing::RouteTable;
+use arc_swap::ArcSwap;
+use std::sync::Arc;
+
+/// Everything built from one validated config. Requests hold an `Arc` of the generation
+/// they started on, so they finish on it even after a reload swapped in the next one.
+pub struct Generation {
+    /// Increments by one on every successful (re)load; the first is 1.
+    pub id: u64,
+    /// The validated config, its source hash and its filter chain.
+    pub loaded: LoadedConfig,
+    /// Routes and upstream groups.
+    pub routes: RouteTable,
+}
+
+impl Generation {
+    /// Builds generation `id` from a validated config. Fails when an upstream server does
+    /// not resolve.
+    pub fn build(id: u64, loaded: LoadedConfig) -> Result<Self, Vec<String>> {
+        let routes = RouteTable::build(&loaded.config)?;
+        Ok(Self { id, loaded, routes })
+    }
+
+    /// The `/config` document: generation, sha256 of the source, effective config.
+    pub fn describe(&self) -> serde_json::Value {
+        serde_json::json!({
+            "generation": self.id,
+            "source": self.loaded.path.display().to_string(),
+            "sha256": self.loaded.source_sha256,
+            "filters": self.loaded.chain.kinds(),
+            "config": self.loaded.config,
+        })
+    }
+}
+
+/// The generation serving new requests, swapped atomically.
+pub struct LiveConfig {
+    current: ArcSwap<Generation>,
+}
+
+impl LiveConfig {
+    /// Starts with `first` serving.
+    pub fn new(first: Generation) -> Self {
+        Self {
+            current: ArcSwap::from_pointee(first),
+        }
+    }
+
+    /// The generation new requests should use.
+    pub fn current(&self) -> Arc<Generation> {
+        self.current.load_full()
+    }
+
+    /// Makes `next` serve new requests; in-flight requests keep the one they hold.
+    pub fn swap(&self, next: Generation) -> Arc<Generation> {
+        self.current.swap(Arc::new(next))
+    }
+}

@@ -1,0 +1,23 @@
+//! # mcp-edge
+//!
+//! A declarative, YAML-configured edge reverse proxy for MCP (Model Context Protocol)
+//! servers, built on Pingora. It moves the four-layer CPU spin-loop mitigation out of the
+//! Python application and into the edge, as a validated filter chain (see
+//! `mcp_edge_filters`).
+//!
+//! Modules, in the order a request meets them: [`server`] builds the Pingora server from a
+//! [`config`]; [`service`] routes each request ([`routing`]) through the live
+//! [`generation`] and runs the exchange; [`admin`] and [`metrics`] report on it;
+//! [`lifecycle`] and [`reload`] handle signals.
+
+pub mod admin;
+pub mod cli;
+pub mod config;
+pub mod demo;
+pub mod generation;
+pub mod lifecycle;
+pub mod metrics;
+pub mod reload;
+pub mod routing;
+pub mod server;
+pub mod service;

@@ -1,0 +1,123 @@
+//! In-process config reload: the SIGHUP path.
+//!
+//! The file is loaded through the same pipeline as `check`, then checked against the
+//! running process (settings that need new sockets or a new process are refused with a
+//! message that says to upgrade), then swapped in atomically. A rejected file leaves the
+//! serving generation untouched.
+
+use crate::config::{self, model::Config};
+use crate::generation::{Generation, LiveConfig};
+use crate::metrics::Metrics;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// The outcome of the last reload, for `/config` and for `mcp-edge reload`.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[serde(tag = "result", rename_all = "snake_case")]
+pub enum ReloadStatus {
+    /// No reload was attempted since start-up.
+    None,
+    /// The reload was applied; `generation` now serves new requests.
+    Ok {
+        /// The new generation.
+        generation: u64,
+    },
+    /// The reload was rejected; the previous generation keeps serving.
+    Error {
+        /// Every error, as `check` prints them.
+        errors: Vec<String>,
+        /// How many reloads have been attempted (so a caller can tell attempts apart).
+        attempt: u64,
+    },
+}
+
+/// Reloads the config file into the live generation.
+pub struct Reloader {
+    path: Option<PathBuf>,
+    live: Arc<LiveConfig>,
+    metrics: Arc<Metrics>,
+}
+
+impl Reloader {
+    /// A reloader of `path` (`None` for an in-memory config such as the demo's).
+    pub fn new(path: Option<PathBuf>, live: Arc<LiveConfig>, metrics: Arc<Metrics>) -> Self {
+        Self {
+            path,
+            live,
+            metrics,
+        }
+    }
+
+    /// Loads, validates and swaps in the config file. Returns the new generation, or every
+    /// reason it was rejected.
+    pub fn reload(&self) -> Result<u64, Vec<String>> {
+        let result = self.try_reload();
+        let label = if result.is_ok() { "ok" } else { "error" };
+        self.metrics
+            .config_reloads_total
+            .with_label_values(&[label])
+            .inc();
+        match &result {
+            Ok(generation) => {
+                self.metrics.config_generation.set(*generation as i64);
+                tracing::info!(generation, "config reloaded");
+            }
+            Err(errors) => {
+                tracing::error!(
+                    "config reload rejected; the previous generation keeps serving:\n{}",
+                    errors.join("\n")
+                );
+            }
+        }
+        result
+    }
+
+    fn try_reload(&self) -> Result<u64, Vec<String>> {
+        let Some(path) = &self.path else {
+            return Err(vec![
+                "this process runs an in-memory config (demo); there is no file to reload"
+                    .to_string(),
+            ]);
+        };
+        let loaded = config::load_file(path)
+            .map_err(|errors| errors.to_string().lines().map(String::from).collect::<Vec<_>>())?;
+        let current = self.live.current();
+        let refused = needs_upgrade(&current.loaded.config, &loaded.config);
+        if !refused.is_empty() {
+            return Err(refused
+                .into_iter()
+                .map(|key| {
+                    format!(
+                        "{}: `{key}` changed; a reload cannot change it, run `mcp-edge upgrade` instead",
+                        path.display()
+                    )
+                })
+                .collect());
+        }
+        let next = Generation::build(current.id + 1, loaded)?;
+        let id = next.id;
+        self.live.swap(next);
+        Ok(id)
+    }
+}
+
+/// The keys whose change needs new sockets or a new process.
+fn needs_upgrade(running: &Config, next: &Config) -> Vec<&'static str> {
+    let mut keys = Vec::new();
+    if running.listeners != next.listeners {
+        keys.push("listeners");
+    }
+    if running.admin != next.admin {
+        keys.push("admin");
+    }
+    if running.server.threads != next.server.threads {
+        keys.push("server.threads");
+    }
+    if running.server.upgrade_sock != next.server.upgrade_sock {
+        keys.push("server.upgrade_sock");
+    }
+    if running.server.pid_file != next.server.pid_file {
+        keys.push("server.pid_file");
+    }
+    keys
+}

@@ -1,0 +1,210 @@
+//! Routes and upstream groups of one config generation.
+//!
+//! A [`RouteTable`] maps a request path to an [`UpstreamGroup`] by the longest matching
+//! prefix. A group balances its servers round robin; [`UpstreamGroup::attempt_order`]
+//! yields every server once, starting at the next one in turn, so a caller can skip a
+//! server that refuses the connection and try the next.
+
+use crate::config::model::{Config, UpstreamConfig};
+use mcp_edge_filters::seconds;
+use pingora_core::upstreams::peer::HttpPeer;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How long an idle upstream connection is kept in the pool for reuse.
+const UPSTREAM_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// One upstream server, resolved.
+#[derive(Debug)]
+pub struct UpstreamServer {
+    /// The server as written in the config (`host:port`).
+    pub address: String,
+    /// The Pingora peer used to connect, with the group's timeouts.
+    pub peer: HttpPeer,
+}
+
+/// Timeouts that apply to every exchange with a group's servers.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct UpstreamTimeouts {
+    /// Wait for the response head, and between body reads of a non-SSE response.
+    pub read: Option<Duration>,
+    /// Longest silence of an SSE response.
+    pub sse_idle: Option<Duration>,
+    /// Write of the request.
+    pub write: Option<Duration>,
+}
+
+/// A named group of interchangeable servers.
+#[derive(Debug)]
+pub struct UpstreamGroup {
+    /// The group's name (a key of `upstreams:`).
+    pub name: String,
+    /// The servers, in config order.
+    pub servers: Vec<UpstreamServer>,
+    /// The group's timeouts.
+    pub timeouts: UpstreamTimeouts,
+    next: AtomicUsize,
+}
+
+impl UpstreamGroup {
+    fn build(name: &str, config: &UpstreamConfig) -> Result<Self, String> {
+        let servers = config
+            .servers
+            .iter()
+            .map(|address| {
+                let socket = resolve(address)
+                    .map_err(|e| format!("upstreams.{name}.servers: `{address}`: {e}"))?;
+                let mut peer = HttpPeer::new(socket, false, String::new());
+                peer.options.connection_timeout = seconds(config.connect_timeout);
+                peer.options.idle_timeout = Some(UPSTREAM_IDLE_TIMEOUT);
+                Ok(UpstreamServer {
+                    address: address.clone(),
+                    peer,
+                })
+            })
+            .collect::<Result<Vec<_>, String>>()?;
+        Ok(Self {
+            name: name.to_string(),
+            servers,
+            timeouts: UpstreamTimeouts {
+                read: seconds(config.read_timeout),
+                sse_idle: seconds(config.sse_idle_timeout),
+                write: seconds(config.write_timeout),
+            },
+            next: AtomicUsize::new(0),
+        })
+    }
+
+    /// Every server once, starting at the next one in round-robin order.
+    pub fn attempt_order(&self) -> impl Iterator<Item = &UpstreamServer> {
+        let count = self.servers.len();
+        let start = if count > 1 {
+            self.next.fetch_add(1, Ordering::Relaxed) % count
+        } else {
+            0
+        };
+        (0..count).map(move |offset| &self.servers[(start + offset) % count])
+    }
+}
+
+/// Resolves `host:port` to its first socket address.
+fn resolve(address: &str) -> Result<SocketAddr, String> {
+    address
+        .to_socket_addrs()
+        .map_err(|e| format!("cannot resolve: {e}"))?
+        .next()
+        .ok_or_else(|| "resolves to no address".to_string())
+}
+
+/// A route: a path prefix and the group that serves it.
+#[derive(Debug, Clone)]
+pub struct Route {
+    /// The path prefix, also the `route` label of metrics.
+    pub prefix: Arc<str>,
+    /// The group serving this route.
+    pub upstream: Arc<UpstreamGroup>,
+}
+
+/// The routes of one generation, longest prefix first.
+#[derive(Debug, Default)]
+pub struct RouteTable {
+    routes: Vec<Route>,
+}
+
+impl RouteTable {
+    /// Builds the table from a validated config, resolving every server.
+    ///
+    /// Fails with a message naming the server when a name does not resolve.
+    pub fn build(config: &Config) -> Result<Self, Vec<String>> {
+        let mut errors = Vec::new();
+        let mut groups = std::collections::BTreeMap::new();
+        for (name, upstream) in &config.upstreams {
+            match UpstreamGroup::build(name, upstream) {
+                Ok(group) => {
+                    groups.insert(name.as_str(), Arc::new(group));
+                }
+                Err(e) => errors.push(e),
+            }
+        }
+        let mut routes = Vec::with_capacity(config.routes.len());
+        for (index, route) in config.routes.iter().enumerate() {
+            match groups.get(route.upstream.as_str()) {
+                Some(group) => routes.push(Route {
+                    prefix: Arc::from(route.matcher.path_prefix.as_str()),
+                    upstream: group.clone(),
+                }),
+                None => errors.push(format!(
+                    "routes[{index}].upstream: no upstream named `{}`",
+                    route.upstream
+                )),
+            }
+        }
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        // Longest prefix first; a stable sort keeps config order among equal lengths.
+        routes.sort_by_key(|route| std::cmp::Reverse(route.prefix.len()));
+        Ok(Self { routes })
+    }
+
+    /// The route for `path`: the longest prefix that matches, if any.
+    pub fn route(&self, path: &str) -> Option<&Route> {
+        self.routes
+            .iter()
+            .find(|route| path.starts_with(&*route.prefix))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(yaml: &str) -> Config {
+        serde_yaml::from_str(yaml).expect("test config parses")
+    }
+
+    const TWO_ROUTES: &str = r#"
+version: 1
+listeners: [{address: "127.0.0.1:1"}]
+upstreams:
+  a: {servers: ["127.0.0.1:10", "127.0.0.1:11", "127.0.0.1:12"]}
+  b: {servers: ["127.0.0.1:20"]}
+routes:
+  - {match: {path_prefix: /}, upstream: a}
+  - {match: {path_prefix: /mcp/special}, upstream: b}
+"#;
+
+    #[test]
+    fn longest_prefix_wins_and_misses_are_none() {
+        let table = RouteTable::build(&config(TWO_ROUTES)).unwrap();
+        assert_eq!(table.route("/mcp/special/x").unwrap().upstream.name, "b");
+        assert_eq!(table.route("/mcp").unwrap().upstream.name, "a");
+        let only_mcp = TWO_ROUTES.replace("path_prefix: /}", "path_prefix: /mcp}");
+        let table = RouteTable::build(&config(&only_mcp)).unwrap();
+        assert!(table.route("/other").is_none());
+    }
+
+    #[test]
+    fn round_robin_rotates_the_first_attempt_and_covers_all_servers() {
+        let table = RouteTable::build(&config(TWO_ROUTES)).unwrap();
+        let group = &table.route("/").unwrap().upstream;
+        let firsts: Vec<_> = (0..4)
+            .map(|_| group.attempt_order().next().unwrap().address.clone())
+            .collect();
+        assert_eq!(
+            firsts,
+            ["127.0.0.1:10", "127.0.0.1:11", "127.0.0.1:12", "127.0.0.1:10"]
+        );
+        let all: Vec<_> = group.attempt_order().map(|s| s.address.clone()).collect();
+        assert_eq!(all, ["127.0.0.1:11", "127.0.0.1:12", "127.0.0.1:10"]);
+    }
+
+    #[test]
+    fn unknown_upstream_is_an_error() {
+        let broken = TWO_ROUTES.replace("upstream: b}", "upstream: nope}");
+        let errors = RouteTable::build(&config(&broken)).unwrap_err();
+        assert!(errors[0].contains("routes[1].upstream"), "{errors:?}");
+    }
+}

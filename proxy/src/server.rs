@@ -1,0 +1,126 @@
+//! Builds the Pingora server from a validated config and runs it.
+
+use crate::admin::AdminApp;
+use crate::config::LoadedConfig;
+use crate::generation::{Generation, LiveConfig};
+use crate::lifecycle::Lifecycle;
+use crate::metrics::Metrics;
+use crate::reload::Reloader;
+use crate::service::EdgeProxy;
+use pingora_core::apps::HttpServerOptions;
+use pingora_core::server::configuration::{Opt, ServerConf};
+use pingora_core::server::Server;
+use pingora_core::services::background::background_service;
+use pingora_core::services::listening::Service;
+use pingora_proxy::ProxyServiceBuilder;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// How the process was asked to run.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// The config file, reloaded on SIGHUP; `None` for an in-memory config.
+    pub config_path: Option<PathBuf>,
+    /// Take the listening sockets over from a running process (`-u`).
+    pub upgrade: bool,
+    /// Detach and run in the background (`-d`).
+    pub daemon: bool,
+}
+
+/// Runs the proxy until it is told to stop. Never returns.
+pub fn run(loaded: LoadedConfig, options: RunOptions) -> Result<std::convert::Infallible, String> {
+    let config = loaded.config.clone();
+    let first = Generation::build(1, loaded).map_err(|errors| errors.join("\n"))?;
+    let metrics = Arc::new(Metrics::new());
+    metrics.config_generation.set(1);
+    let live = Arc::new(LiveConfig::new(first));
+
+    let mut server = Server::new_with_opt_and_conf(
+        Opt {
+            upgrade: options.upgrade,
+            daemon: options.daemon,
+            ..Opt::default()
+        },
+        server_conf(&config),
+    );
+    server.bootstrap();
+
+    let reloader = Reloader::new(options.config_path.clone(), live.clone(), metrics.clone());
+    let lifecycle = Arc::new(Lifecycle::new(reloader, config.server.pid_file.clone()));
+
+    // One proxy service per h2c setting: HTTP/2 prior knowledge is a service option.
+    for h2c in [false, true] {
+        let listeners: Vec<_> = config
+            .listeners
+            .iter()
+            .filter(|listener| listener.h2c == h2c)
+            .collect();
+        if listeners.is_empty() {
+            continue;
+        }
+        let mut options = HttpServerOptions::default();
+        options.h2c = h2c;
+        let mut proxy = ProxyServiceBuilder::new(
+            &server.configuration,
+            EdgeProxy::new(live.clone(), metrics.clone()),
+        )
+        .name(if h2c { "mcp-edge proxy (h2c)" } else { "mcp-edge proxy" })
+        .server_options(options)
+        .build();
+        for listener in listeners {
+            match &listener.tls {
+                Some(tls) => proxy
+                    .add_tls(
+                        &listener.address,
+                        &tls.cert.to_string_lossy(),
+                        &tls.key.to_string_lossy(),
+                    )
+                    .map_err(|e| format!("listener {}: TLS setup failed: {e}", listener.address))?,
+                None => proxy.add_tcp(&listener.address),
+            }
+        }
+        server.add_service(proxy);
+    }
+
+    if let Some(admin) = &config.admin {
+        let mut service = Service::new(
+            "mcp-edge admin".to_string(),
+            AdminApp::new(live.clone(), metrics.clone(), lifecycle.clone()),
+        );
+        service.add_tcp(&admin.address);
+        service.threads = Some(1);
+        server.add_service(service);
+    }
+
+    server.add_service(background_service("mcp-edge lifecycle", SharedLifecycle(lifecycle)));
+    tracing::info!(
+        listeners = ?config.listeners.iter().map(|l| l.address.as_str()).collect::<Vec<_>>(),
+        admin = ?config.admin.as_ref().map(|a| a.address.as_str()),
+        "mcp-edge starting"
+    );
+    server.run_forever()
+}
+
+/// Lets the shared lifecycle run as a Pingora background service.
+struct SharedLifecycle(Arc<Lifecycle>);
+
+#[async_trait::async_trait]
+impl pingora_core::services::background::BackgroundService for SharedLifecycle {
+    /// Runs the lifecycle loop until shutdown starts.
+    async fn start(&self, shutdown: pingora_core::server::ShutdownWatch) {
+        self.0.run(shutdown).await
+    }
+}
+
+/// Pingora's process settings from ours.
+fn server_conf(config: &crate::config::model::Config) -> ServerConf {
+    let server = &config.server;
+    ServerConf {
+        threads: server.threads,
+        pid_file: server.pid_file.to_string_lossy().into_owned(),
+        upgrade_sock: server.upgrade_sock.to_string_lossy().into_owned(),
+        grace_period_seconds: Some(server.grace_period_seconds.ceil() as u64),
+        graceful_shutdown_timeout_seconds: Some(5),
+        ..ServerConf::default()
+    }
+}

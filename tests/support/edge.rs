@@ -1,0 +1,203 @@
+//! Spawns the real `mcp-edge` binary on ephemeral ports and waits until it is ready.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// How long a proxy gets to become ready.
+const READY_DEADLINE: Duration = Duration::from_secs(20);
+
+/// A free loopback port, chosen by the kernel.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .map(|addr| addr.port())
+        .expect("bind an ephemeral port")
+}
+
+/// A running `mcp-edge` process; killed on drop.
+pub struct Edge {
+    child: Child,
+    /// The proxy listener.
+    pub listen: SocketAddr,
+    /// The admin listener.
+    pub admin: SocketAddr,
+    /// Working directory holding the config, pid file, upgrade socket and log.
+    pub dir: tempfile::TempDir,
+}
+
+impl Edge {
+    /// Starts mcp-edge routing `/` to `upstream`, with `filters_yaml` (list items, indented
+    /// by two spaces, or "") under `filters:`.
+    pub fn start(upstream: SocketAddr, filters_yaml: &str) -> Edge {
+        let filters = filters_yaml.to_string();
+        Edge::start_yaml(move |ports| {
+            format!(
+                "{}upstreams:\n  main:\n    servers: [\"{upstream}\"]\nroutes:\n  - match: {{path_prefix: /}}\n    upstream: main\nfilters:\n{filters}",
+                ports.preamble()
+            )
+        })
+    }
+
+    /// Starts mcp-edge with the config `make_config` returns for the chosen ports and
+    /// working directory.
+    pub fn start_yaml(make_config: impl FnOnce(&Ports) -> String) -> Edge {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let ports = Ports {
+            listen: SocketAddr::from(([127, 0, 0, 1], free_port())),
+            admin: SocketAddr::from(([127, 0, 0, 1], free_port())),
+            dir: dir.path().to_path_buf(),
+        };
+        let config_path = dir.path().join("mcp-edge.yaml");
+        std::fs::write(&config_path, make_config(&ports)).expect("write config");
+        let log = std::fs::File::create(dir.path().join("mcp-edge.log")).expect("log file");
+        let child = Command::new(binary())
+            .arg("-c")
+            .arg(&config_path)
+            .env("MCP_EDGE_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn mcp-edge");
+        let mut edge = Edge {
+            child,
+            listen: ports.listen,
+            admin: ports.admin,
+            dir,
+        };
+        edge.wait_ready();
+        edge
+    }
+
+    fn wait_ready(&mut self) {
+        let deadline = Instant::now() + READY_DEADLINE;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("mcp-edge exited with {status} before it was ready:\n{}", self.log());
+            }
+            if admin_get(self.admin, "/readyz").is_some_and(|(status, _)| status == 200) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("mcp-edge was not ready within {READY_DEADLINE:?}:\n{}", self.log());
+    }
+
+    /// `http://127.0.0.1:PORT` of the proxy listener.
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.listen)
+    }
+
+    /// `http://127.0.0.1:PORT` of the admin listener.
+    pub fn admin_url(&self) -> String {
+        format!("http://{}", self.admin)
+    }
+
+    /// GET on the admin listener: status and body.
+    pub fn admin_get(&self, path: &str) -> (u16, String) {
+        admin_get(self.admin, path).unwrap_or_else(|| panic!("admin GET {path} failed"))
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Path of the config file (rewrite it, then signal, to test reloads).
+    pub fn config_path(&self) -> PathBuf {
+        self.dir.path().join("mcp-edge.yaml")
+    }
+
+    /// Everything the process logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("mcp-edge.log")).unwrap_or_default()
+    }
+
+    /// Sends `signal` to the process.
+    pub fn signal(&self, signal: i32) {
+        // SAFETY: kill(2) on a child pid we own.
+        let result = unsafe { libc::kill(self.child.id() as i32, signal) };
+        assert_eq!(result, 0, "kill({signal}) failed");
+    }
+
+    /// Waits for the process to exit, up to `limit`; returns whether it did.
+    pub fn wait_exit(&mut self, limit: Duration) -> bool {
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        false
+    }
+
+    /// The value of a counter or gauge line in `/metrics` (sum over matching lines whose
+    /// name-and-labels start with `prefix`).
+    pub fn metric(&self, prefix: &str) -> f64 {
+        let (_, body) = self.admin_get("/metrics");
+        body.lines()
+            .filter(|line| line.starts_with(prefix))
+            .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    }
+}
+
+impl Drop for Edge {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Ports and directory chosen for one proxy; [`Ports::preamble`] renders the common part of
+/// a config (version, server, listeners, admin).
+pub struct Ports {
+    /// The proxy listener.
+    pub listen: SocketAddr,
+    /// The admin listener.
+    pub admin: SocketAddr,
+    /// The working directory.
+    pub dir: PathBuf,
+}
+
+impl Ports {
+    /// `version`, `server`, `listeners` and `admin`, ready to be followed by upstreams.
+    pub fn preamble(&self) -> String {
+        self.preamble_with("")
+    }
+
+    /// Like [`Ports::preamble`], with `extra` lines (indented by 2) added under `server:`.
+    pub fn preamble_with(&self, extra_server: &str) -> String {
+        let dir = self.dir.display();
+        format!(
+            "version: 1\nserver:\n  threads: 2\n  pid_file: {dir}/mcp-edge.pid\n  upgrade_sock: {dir}/upgrade.sock\n  grace_period_seconds: 5\n{extra_server}listeners:\n  - address: \"{}\"\nadmin:\n  address: \"{}\"\n",
+            self.listen, self.admin
+        )
+    }
+}
+
+/// The built binary under test.
+pub fn binary() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_mcp-edge"))
+}
+
+/// A one-shot GET on a plain HTTP/1.1 listener: status and body, or `None` when the
+/// connection fails.
+pub fn admin_get(addr: SocketAddr, path: &str) -> Option<(u16, String)> {
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(1)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).ok()?;
+    let text = String::from_utf8_lossy(&raw);
+    let status = text.split(' ').nth(1)?.parse().ok()?;
+    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string())?;
+    Some((status, body))
+}

@@ -1,0 +1,8 @@
+//! Shared harness of the end-to-end tests: the real `mcp-edge` binary, scripted upstreams
+//! and raw clients, all on ephemeral loopback ports.
+#![allow(dead_code)]
+
+pub mod edge;
+pub mod http;
+pub mod python;
+pub mod upstream;
