@@ -32,10 +32,14 @@ impl Edge {
     /// Starts mcp-edge routing `/` to `upstream`, with `filters_yaml` (list items, indented
     /// by two spaces, or "") under `filters:`.
     pub fn start(upstream: SocketAddr, filters_yaml: &str) -> Edge {
-        let filters = filters_yaml.to_string();
+        let filters = if filters_yaml.trim().is_empty() {
+            " []\n".to_string()
+        } else {
+            format!("\n{filters_yaml}")
+        };
         Edge::start_yaml(move |ports| {
             format!(
-                "{}upstreams:\n  main:\n    servers: [\"{upstream}\"]\nroutes:\n  - match: {{path_prefix: /}}\n    upstream: main\nfilters:\n{filters}",
+                "{}upstreams:\n  main:\n    servers: [\"{upstream}\"]\nroutes:\n  - match: {{path_prefix: /}}\n    upstream: main\nfilters:{filters}",
                 ports.preamble()
             )
         })

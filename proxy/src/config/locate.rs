@@ -20,8 +20,6 @@ struct NodeLines {
     key: Option<usize>,
     /// Line where the node itself starts.
     value: usize,
-    /// True for mappings and sequences.
-    collection: bool,
 }
 
 /// Line numbers of the nodes of the first document of a YAML text.
@@ -42,16 +40,13 @@ impl LineIndex {
         }
     }
 
-    /// The line to report for `path`: the key's line for a mapping value that is a mapping
-    /// or a sequence (and for an unknown key), the value's line otherwise. Falls back to
-    /// the nearest indexed ancestor.
+    /// The line to report for `path`: the key's line for a mapping value (an empty value
+    /// has no line of its own, and a nested mapping starts on the line below its key), the
+    /// node's own line otherwise. Falls back to the nearest indexed ancestor.
     pub fn line_of(&self, path: &[Seg]) -> Option<usize> {
-        (0..=path.len()).rev().find_map(|len| {
-            self.nodes.get(&path[..len]).map(|node| match node.key {
-                Some(key) if node.collection => key,
-                _ => node.value,
-            })
-        })
+        (0..=path.len())
+            .rev()
+            .find_map(|len| self.nodes.get(&path[..len]).map(|node| node.key.unwrap_or(node.value)))
     }
 }
 
@@ -82,7 +77,7 @@ struct Builder {
 impl Builder {
     /// Handles the start of a node (scalar, alias or collection); returns the node's path
     /// when it is indexed, `None` otherwise.
-    fn node(&mut self, line: usize, scalar: Option<&str>, collection: bool) -> Option<NodePath> {
+    fn node(&mut self, line: usize, scalar: Option<&str>) -> Option<NodePath> {
         let depth = self.stack.len();
         let (path, key_line) = match self.stack.last_mut() {
             None => (Some(Vec::new()), None),
@@ -107,7 +102,6 @@ impl Builder {
         self.nodes.entry(path.clone()).or_insert(NodeLines {
             key: key_line,
             value: line,
-            collection,
         });
         Some(path)
     }
@@ -125,17 +119,17 @@ impl MarkedEventReceiver for Builder {
         let line = mark.line();
         match event {
             Event::Scalar(value, ..) => {
-                self.node(line, Some(&value), false);
+                self.node(line, Some(&value));
             }
             Event::Alias(_) => {
-                self.node(line, None, false);
+                self.node(line, None);
             }
             Event::MappingStart(..) => {
-                let path = self.node(line, None, true);
+                let path = self.node(line, None);
                 self.stack.push(Frame::Map { path, key: None });
             }
             Event::SequenceStart(..) => {
-                let path = self.node(line, None, true);
+                let path = self.node(line, None);
                 self.stack.push(Frame::Seq { path, next: 0 });
             }
             Event::MappingEnd | Event::SequenceEnd => {

@@ -163,7 +163,10 @@ fn alternatives(
                         format!("unexpected {what} `{one}`")
                     }
                     [] => match map.keys().next() {
-                        None => format!("empty entry (expected one {what} of: {})", kinds.join(", ")),
+                        None => format!(
+                            "expected one {what}, found an empty mapping (one of: {})",
+                            kinds.join(", ")
+                        ),
                         Some(first) => describe::unknown(what, first, &kinds),
                     },
                     several => format!(
