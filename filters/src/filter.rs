@@ -53,6 +53,10 @@ pub struct StreamPlan {
     pub small_send_buffer: bool,
     /// Upstream silence after which an SSE comment is written to the client.
     pub keepalive_interval: Option<Duration>,
+    /// When the process drains, how long this stream may keep running before it is
+    /// closed (with a `retry:` hint when it is an event stream). `None`: no bound of its
+    /// own (the process's grace period applies).
+    pub pool_drain_deadline: Option<Duration>,
 }
 
 /// How the proxy should wind down an upstream exchange whose client went away.

@@ -8,9 +8,12 @@
 //! `sse_guard` (prevention), `cleanup_deadline` (containment), `cancel_cap` (last resort)
 //! and `worker_recycle` (recovery). See `docs/filters/` for each one.
 
+mod cancel_cap;
 mod chain;
+mod cleanup_deadline;
 mod filter;
 mod settings;
+mod sse_guard;
 
 use std::sync::Arc;
 
@@ -19,13 +22,24 @@ pub use filter::{
     CloseReason, DrainOutcome, DrainPlan, FilterFactory, ResponseHead, StreamEnd, StreamFilter,
     StreamPlan, Verdict,
 };
+pub use cancel_cap::CancelCapFactory;
+pub use cleanup_deadline::CleanupDeadlineFactory;
+pub use sse_guard::{EventBoundaryScanner, SseGuardFactory, YieldWindow};
 pub use settings::{
     seconds, CancelCapSettings, CleanupDeadlineSettings, FilterSpec, SseGuardSettings,
     WorkerRecycleSettings,
 };
 
 /// Returns the per-stream factory for a spec, or `None` when the filter has no per-stream
-/// part or is not built yet.
-fn factory_for(_spec: &FilterSpec) -> Option<Arc<dyn FilterFactory>> {
-    None
+/// part (`worker_recycle` acts on the process) or is disabled (`cancel_cap` off).
+fn factory_for(spec: &FilterSpec) -> Option<Arc<dyn FilterFactory>> {
+    match spec {
+        FilterSpec::SseGuard(settings) => Some(Arc::new(SseGuardFactory::new(settings))),
+        FilterSpec::CleanupDeadline(settings) => {
+            Some(Arc::new(CleanupDeadlineFactory::new(settings)))
+        }
+        FilterSpec::CancelCap(settings) => CancelCapFactory::new(settings)
+            .map(|factory| Arc::new(factory) as Arc<dyn FilterFactory>),
+        FilterSpec::WorkerRecycle(_) => None,
+    }
 }

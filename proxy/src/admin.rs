@@ -10,6 +10,7 @@
 use crate::generation::LiveConfig;
 use crate::lifecycle::Lifecycle;
 use crate::metrics::Metrics;
+use crate::streams::StreamRegistry;
 use async_trait::async_trait;
 use http::{Response, StatusCode};
 use pingora_core::apps::http_app::ServeHttp;
@@ -21,15 +22,22 @@ pub struct AdminApp {
     live: Arc<LiveConfig>,
     metrics: Arc<Metrics>,
     lifecycle: Arc<Lifecycle>,
+    streams: Arc<StreamRegistry>,
 }
 
 impl AdminApp {
     /// Creates the admin app over the process's shared state.
-    pub fn new(live: Arc<LiveConfig>, metrics: Arc<Metrics>, lifecycle: Arc<Lifecycle>) -> Self {
+    pub fn new(
+        live: Arc<LiveConfig>,
+        metrics: Arc<Metrics>,
+        lifecycle: Arc<Lifecycle>,
+        streams: Arc<StreamRegistry>,
+    ) -> Self {
         Self {
             live,
             metrics,
             lifecycle,
+            streams,
         }
     }
 
@@ -53,6 +61,10 @@ impl AdminApp {
                 document["last_reload"] = self.lifecycle.last_reload();
                 document["pid"] = std::process::id().into();
                 let body = serde_json::to_vec_pretty(&document).unwrap_or_default();
+                respond(StatusCode::OK, "application/json", body)
+            }
+            "/streams" => {
+                let body = serde_json::to_vec_pretty(&self.streams.describe()).unwrap_or_default();
                 respond(StatusCode::OK, "application/json", body)
             }
             _ => text(StatusCode::NOT_FOUND, "not found\n"),

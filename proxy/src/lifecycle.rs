@@ -4,16 +4,18 @@
 //! the process, so `main` ignores it from the first instruction and this background
 //! service takes it over once the runtime runs.
 
+use crate::drain::{DrainSignal, DrainTrigger};
 use crate::reload::{ReloadStatus, Reloader};
 use pingora_core::server::ShutdownWatch;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use tokio::signal::unix::{signal, SignalKind};
 
 /// Process-wide lifecycle state, shared with the admin listener.
 pub struct Lifecycle {
-    draining: AtomicBool,
+    trigger: DrainTrigger,
+    signal: DrainSignal,
     reloader: Reloader,
     pid_file: PathBuf,
     attempts: AtomicU64,
@@ -23,8 +25,10 @@ pub struct Lifecycle {
 impl Lifecycle {
     /// Creates the lifecycle; the pid file is written when the service starts.
     pub fn new(reloader: Reloader, pid_file: PathBuf) -> Self {
+        let (trigger, signal) = crate::drain::drain_channel();
         Self {
-            draining: AtomicBool::new(false),
+            trigger,
+            signal,
             reloader,
             pid_file,
             attempts: AtomicU64::new(0),
@@ -34,7 +38,12 @@ impl Lifecycle {
 
     /// True once the process started to shut down, upgrade or recycle.
     pub fn is_draining(&self) -> bool {
-        self.draining.load(Ordering::Acquire)
+        self.signal.is_draining()
+    }
+
+    /// A signal that resolves when the process starts to drain.
+    pub fn drain_signal(&self) -> DrainSignal {
+        self.signal.clone()
     }
 
     /// The outcome of the last reload, as JSON for `/config`.
@@ -85,7 +94,7 @@ impl Lifecycle {
                     self.reload();
                 }
                 _ = shutdown.changed() => {
-                    self.draining.store(true, Ordering::Release);
+                    self.trigger.start();
                     tracing::info!("shutdown started: draining");
                     return;
                 }

@@ -7,6 +7,7 @@ use crate::lifecycle::Lifecycle;
 use crate::metrics::Metrics;
 use crate::reload::Reloader;
 use crate::service::EdgeProxy;
+use crate::streams::StreamRegistry;
 use pingora_core::apps::HttpServerOptions;
 use pingora_core::server::configuration::{Opt, ServerConf};
 use pingora_core::server::Server;
@@ -47,6 +48,7 @@ pub fn run(loaded: LoadedConfig, options: RunOptions) -> Result<std::convert::In
 
     let reloader = Reloader::new(options.config_path.clone(), live.clone(), metrics.clone());
     let lifecycle = Arc::new(Lifecycle::new(reloader, config.server.pid_file.clone()));
+    let streams = Arc::new(StreamRegistry::default());
 
     // One proxy service per h2c setting: HTTP/2 prior knowledge is a service option.
     for h2c in [false, true] {
@@ -62,7 +64,12 @@ pub fn run(loaded: LoadedConfig, options: RunOptions) -> Result<std::convert::In
         options.h2c = h2c;
         let mut proxy = ProxyServiceBuilder::new(
             &server.configuration,
-            EdgeProxy::new(live.clone(), metrics.clone()),
+            EdgeProxy::new(
+                live.clone(),
+                metrics.clone(),
+                streams.clone(),
+                lifecycle.drain_signal(),
+            ),
         )
         .name(if h2c { "mcp-edge proxy (h2c)" } else { "mcp-edge proxy" })
         .server_options(options)
@@ -85,7 +92,12 @@ pub fn run(loaded: LoadedConfig, options: RunOptions) -> Result<std::convert::In
     if let Some(admin) = &config.admin {
         let mut service = Service::new(
             "mcp-edge admin".to_string(),
-            AdminApp::new(live.clone(), metrics.clone(), lifecycle.clone()),
+            AdminApp::new(
+                live.clone(),
+                metrics.clone(),
+                lifecycle.clone(),
+                streams.clone(),
+            ),
         );
         service.add_tcp(&admin.address);
         service.threads = Some(1);
@@ -112,6 +124,22 @@ impl pingora_core::services::background::BackgroundService for SharedLifecycle {
     }
 }
 
+/// Seconds a retiring process keeps serving before its runtimes stop.
+///
+/// With `cleanup_deadline`, nothing may outlive `session_pool_cleanup_timeout`: the grace
+/// period is that bound plus one second for the final writes, capped by
+/// `server.grace_period_seconds`. Pingora fixes it at start-up; a reload cannot change it.
+fn grace_period_seconds(config: &crate::config::model::Config) -> u64 {
+    let configured = config.server.grace_period_seconds.ceil() as u64;
+    let pool_bound = config.filters.iter().find_map(|spec| match spec {
+        mcp_edge_filters::FilterSpec::CleanupDeadline(settings) => {
+            Some(settings.session_pool_cleanup_timeout.ceil() as u64 + 1)
+        }
+        _ => None,
+    });
+    pool_bound.map_or(configured, |bound| bound.min(configured))
+}
+
 /// Pingora's process settings from ours.
 fn server_conf(config: &crate::config::model::Config) -> ServerConf {
     let server = &config.server;
@@ -119,7 +147,7 @@ fn server_conf(config: &crate::config::model::Config) -> ServerConf {
         threads: server.threads,
         pid_file: server.pid_file.to_string_lossy().into_owned(),
         upgrade_sock: server.upgrade_sock.to_string_lossy().into_owned(),
-        grace_period_seconds: Some(server.grace_period_seconds.ceil() as u64),
+        grace_period_seconds: Some(grace_period_seconds(config)),
         graceful_shutdown_timeout_seconds: Some(5),
         ..ServerConf::default()
     }

@@ -4,5 +4,6 @@
 
 pub mod edge;
 pub mod http;
+pub mod process;
 pub mod python;
 pub mod upstream;

@@ -1,1 +1,273 @@
-//! PLACEHOLDER so the harness compiles; replaced entirely by the Python harness author.
+//! The official Python MCP SDK, for interop tests: a venv with it, and the scripts in
+//! `tests/python/` (`sdk_server.py`, `sdk_client.py`) run as child processes.
+//!
+//! The venv lives at `target/mcp-edge-test-venv`, made on first use from
+//! `tests/python/requirements.txt` and remade when that file changes. An exclusive file
+//! lock serialises its set-up across test processes (nextest runs each test in its own).
+//! `MCP_EDGE_TEST_PYTHON=/path/to/python` uses an existing interpreter instead, e.g. one
+//! with `mcp<2` installed to test the 1.x SDK.
+
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use std::fs::{self, File};
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{mpsc, OnceLock};
+use std::time::{Duration, Instant};
+
+/// Names an interpreter to use instead of the managed venv.
+const PYTHON_OVERRIDE: &str = "MCP_EDGE_TEST_PYTHON";
+/// How long `sdk_server.py` gets to print `READY`.
+const SERVER_READY_DEADLINE: Duration = Duration::from_secs(30);
+/// How long one `sdk_client.py` run may take (it gives up by itself after 30 s).
+const CLIENT_DEADLINE: Duration = Duration::from_secs(45);
+/// Proxy settings the SDK's httpx client would obey even for loopback addresses.
+const PROXY_VARIABLES: [&str; 6] = [
+    "http_proxy",
+    "https_proxy",
+    "all_proxy",
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "ALL_PROXY",
+];
+
+/// The workspace root.
+pub fn workspace() -> PathBuf {
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+}
+
+/// `tests/python/<name>`.
+pub fn script(name: &str) -> PathBuf {
+    workspace().join("tests/python").join(name)
+}
+
+/// A Python interpreter with the MCP SDK: `$MCP_EDGE_TEST_PYTHON`, or the managed venv,
+/// created (or refreshed) on first use. Panics when the venv cannot be set up.
+pub fn python() -> PathBuf {
+    if let Some(python) = std::env::var_os(PYTHON_OVERRIDE) {
+        return PathBuf::from(python);
+    }
+    static PYTHON: OnceLock<PathBuf> = OnceLock::new();
+    PYTHON.get_or_init(ensure_venv).clone()
+}
+
+/// Creates the venv unless it is there and was made from the current requirements.
+fn ensure_venv() -> PathBuf {
+    let target = workspace().join("target");
+    let venv = target.join("mcp-edge-test-venv");
+    let python = venv.join("bin/python");
+    let requirements = script("requirements.txt");
+    let marker = venv.join(".requirements.sha256");
+    let wanted = fs::read(&requirements)
+        .map(|content| hex::encode(Sha256::digest(content)))
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", requirements.display()));
+
+    fs::create_dir_all(&target).expect("create target/");
+    let lock = File::create(target.join("mcp-edge-test-venv.lock")).expect("create the venv lock");
+    // Held until `lock` drops at the end of this function. Called through the trait: newer
+    // std has an inherent `File::lock` that the workspace's rust-version predates.
+    lock.lock().expect("lock the venv");
+
+    let current = fs::read_to_string(&marker).ok();
+    if python.exists() && current.as_deref() == Some(wanted.as_str()) {
+        return python;
+    }
+    eprintln!("setting up the Python MCP SDK venv at {}", venv.display());
+    if venv.exists() {
+        fs::remove_dir_all(&venv).expect("remove the stale venv");
+    }
+    run_setup(Command::new("python3").arg("-m").arg("venv").arg(&venv));
+    run_setup(
+        Command::new(&python)
+            .args(["-m", "pip", "install", "--disable-pip-version-check", "--quiet"])
+            .arg("-r")
+            .arg(&requirements),
+    );
+    fs::write(&marker, wanted).expect("write the venv marker");
+    python
+}
+
+/// Runs one set-up step, panicking with its output when it fails.
+fn run_setup(command: &mut Command) {
+    let shown = format!("{command:?}");
+    let output = command
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {shown}: {e} (is python3 installed?)"));
+    if !output.status.success() {
+        panic!(
+            "Python MCP SDK set-up failed: {shown} exited with {}\n{}",
+            output.status,
+            output_text(&output)
+        );
+    }
+}
+
+fn output_text(output: &Output) -> String {
+    format!(
+        "--- stdout\n{}\n--- stderr\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+/// The two HTTP transports of MCP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    /// Streamable HTTP, one endpoint at `/mcp`.
+    StreamableHttp,
+    /// Legacy HTTP+SSE: `GET /sse`, then `POST /messages/`.
+    Sse,
+}
+
+impl Transport {
+    /// The `--transport` argument of the scripts.
+    pub fn arg(self) -> &'static str {
+        match self {
+            Transport::StreamableHttp => "streamable-http",
+            Transport::Sse => "sse",
+        }
+    }
+
+    /// The endpoint a client connects to.
+    pub fn path(self) -> &'static str {
+        match self {
+            Transport::StreamableHttp => "/mcp",
+            Transport::Sse => "/sse",
+        }
+    }
+}
+
+/// A running `sdk_server.py`; killed on drop.
+pub struct SdkServer {
+    child: KillOnDrop,
+    /// Where it listens.
+    pub addr: SocketAddr,
+    stderr: tempfile::NamedTempFile,
+}
+
+impl SdkServer {
+    /// Starts the SDK's server on an ephemeral loopback port and waits for its `READY`.
+    pub fn start(transport: Transport) -> SdkServer {
+        let stderr = tempfile::NamedTempFile::new().expect("temp file");
+        let mut child = Command::new(python())
+            .arg(script("sdk_server.py"))
+            .args(["--transport", transport.arg(), "--port", "0"])
+            .env_remove_all(PROXY_VARIABLES)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(stderr.reopen().expect("reopen temp file"))
+            .spawn()
+            .expect("spawn sdk_server.py");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let child = KillOnDrop(child);
+
+        // A thread reads stdout, so waiting for READY can have a deadline.
+        let (ready_tx, ready_rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(port) = line.strip_prefix("READY ") {
+                    let _ = ready_tx.send(port.trim().parse::<u16>());
+                }
+            }
+        });
+        let failed = |why: &str| -> ! {
+            let log = fs::read_to_string(stderr.path()).unwrap_or_default();
+            panic!("sdk_server.py ({}) {why}; its stderr:\n{log}", transport.arg())
+        };
+        match ready_rx.recv_timeout(SERVER_READY_DEADLINE) {
+            Ok(Ok(port)) => SdkServer {
+                child,
+                addr: SocketAddr::from(([127, 0, 0, 1], port)),
+                stderr,
+            },
+            Ok(Err(e)) => failed(&format!("printed a bad READY line: {e}")),
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                failed(&format!("was not READY within {SERVER_READY_DEADLINE:?}"))
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => failed("exited before READY"),
+        }
+    }
+
+    /// What the server logged so far.
+    pub fn log(&self) -> String {
+        fs::read_to_string(self.stderr.path()).unwrap_or_default()
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.0.id()
+    }
+}
+
+/// Runs `sdk_client.py` against `url` and returns the JSON summary it prints:
+/// `{"tools": [...], "add": "5", "progress": 3, "ping": true, "sdk": "2.3.0", "protocol": ...}`.
+/// `mode` is `legacy` (always the `initialize` handshake) or `auto` (the 2.x SDK's default:
+/// probe `server/discover` first). Panics with the client's output when it fails.
+pub fn sdk_client(transport: Transport, url: &str, mode: &str) -> Value {
+    let stdout = tempfile::NamedTempFile::new().expect("temp file");
+    let stderr = tempfile::NamedTempFile::new().expect("temp file");
+    let child = Command::new(python())
+        .arg(script("sdk_client.py"))
+        .args(["--transport", transport.arg(), "--url", url, "--mode", mode])
+        .env_remove_all(PROXY_VARIABLES)
+        .stdin(Stdio::null())
+        .stdout(stdout.reopen().expect("reopen temp file"))
+        .stderr(stderr.reopen().expect("reopen temp file"))
+        .spawn()
+        .expect("spawn sdk_client.py");
+    let mut child = KillOnDrop(child);
+    let status = child.wait_until(Instant::now() + CLIENT_DEADLINE);
+    let out = fs::read_to_string(stdout.path()).unwrap_or_default();
+    let err = fs::read_to_string(stderr.path()).unwrap_or_default();
+    let report = format!("sdk_client.py {} {url} --mode {mode}", transport.arg());
+    match status {
+        Some(status) if status.success() => {}
+        Some(status) => panic!("{report} exited with {status}\n--- stdout\n{out}\n--- stderr\n{err}"),
+        None => panic!("{report} ran past {CLIENT_DEADLINE:?}\n--- stdout\n{out}\n--- stderr\n{err}"),
+    }
+    let line = out.lines().last().unwrap_or_default();
+    serde_json::from_str(line)
+        .unwrap_or_else(|e| panic!("{report} printed no JSON summary ({e}):\n{out}\n{err}"))
+}
+
+/// A child process that is killed and reaped when dropped.
+struct KillOnDrop(Child);
+
+impl KillOnDrop {
+    /// Waits for the child to exit until `deadline`; `None` when it is still running.
+    fn wait_until(&mut self, deadline: Instant) -> Option<std::process::ExitStatus> {
+        loop {
+            if let Some(status) = self.0.try_wait().expect("wait for child") {
+                return Some(status);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `Command::env_remove` for several variables.
+trait EnvRemoveAll {
+    fn env_remove_all(&mut self, names: impl IntoIterator<Item = &'static str>) -> &mut Self;
+}
+
+impl EnvRemoveAll for Command {
+    fn env_remove_all(&mut self, names: impl IntoIterator<Item = &'static str>) -> &mut Self {
+        for name in names {
+            self.env_remove(name);
+        }
+        self
+    }
+}
+

@@ -56,7 +56,10 @@ fn check_durations(config: &Config, out: &mut Vec<Problem>) {
                 ("keepalive_interval", s.keepalive_interval),
             ],
             FilterSpec::CleanupDeadline(c) => vec![
-                ("session_pool_cleanup_timeout", c.session_pool_cleanup_timeout),
+                (
+                    "session_pool_cleanup_timeout",
+                    c.session_pool_cleanup_timeout,
+                ),
                 ("task_group_cleanup_timeout", c.task_group_cleanup_timeout),
             ],
             FilterSpec::CancelCap(_) | FilterSpec::WorkerRecycle(_) => Vec::new(),
@@ -147,9 +150,11 @@ fn check_upstreams(config: &Config, out: &mut Vec<Problem>) {
 
 /// Checks `host:port` (`[v6]:port` for IPv6).
 pub(crate) fn host_port(text: &str) -> Result<(), String> {
-    let expected = "expected host:port like 127.0.0.1:4444, gateway.internal:4444 or [::1]:4444";
+    let problem = |why: &str| {
+        format!("expected host:port like 127.0.0.1:4444 or [::1]:4444, found \"{text}\" ({why})")
+    };
     let Some((host, port)) = text.rsplit_once(':') else {
-        return Err(format!("{expected}, found \"{text}\" (no port)"));
+        return Err(problem("no port"));
     };
     let host_ok = match host.strip_prefix('[') {
         Some(v6) => v6
@@ -163,13 +168,11 @@ pub(crate) fn host_port(text: &str) -> Result<(), String> {
         }
     };
     if !host_ok {
-        return Err(format!("{expected}, found \"{text}\" (bad host)"));
+        return Err(problem("not a valid host name or IP address"));
     }
     match port.parse::<u16>() {
         Ok(p) if p > 0 => Ok(()),
-        _ => Err(format!(
-            "{expected}, found \"{text}\" (the port must be a number from 1 to 65535)"
-        )),
+        _ => Err(problem("the port must be a number from 1 to 65535")),
     }
 }
 

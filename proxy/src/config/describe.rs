@@ -61,13 +61,23 @@ pub(crate) fn either(items: &[&str]) -> String {
     }
 }
 
-/// The closest of `candidates` to `word`, when it is close enough to be a likely typo.
+/// The closest of `candidates` to `word`, when it is close enough to be a likely typo or
+/// a shortening (`keepalive` for `keepalive_interval`).
 pub(crate) fn suggestion<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str> {
     let limit = (word.chars().count() / 3).clamp(1, 3);
     candidates
         .iter()
-        .map(|c| (distance(word, c), *c))
-        .filter(|(d, _)| *d <= limit)
+        .filter_map(|c| {
+            let d = distance(word, c);
+            let shortened = word.len() >= 4 && (c.starts_with(word) || word.starts_with(c));
+            if d <= limit {
+                Some((d, *c))
+            } else if shortened {
+                Some((limit + 1, *c))
+            } else {
+                None
+            }
+        })
         .min_by_key(|(d, _)| *d)
         .map(|(_, c)| c)
 }
@@ -117,8 +127,13 @@ mod tests {
         assert_eq!(number(&json!(-1.0)), "-1");
         assert_eq!(number(&json!(0.25)), "0.25");
         assert_eq!(either(&["a", "b", "c"]), "a, b or c");
-        assert_eq!(suggestion("send_timout", &["send_timeout", "x"]), Some("send_timeout"));
+        assert_eq!(
+            suggestion("send_timout", &["send_timeout", "x"]),
+            Some("send_timeout")
+        );
         assert_eq!(suggestion("bogus", &["threads", "pid_file"]), None);
+        let kinds = ["keepalive_interval", "send_timeout"];
+        assert_eq!(suggestion("keepalive", &kinds), Some("keepalive_interval"));
         assert_eq!(
             unknown("key", "thread", &["threads", "pid_file"]),
             "unknown key `thread`, did you mean `threads`? (expected one of: threads, pid_file)"

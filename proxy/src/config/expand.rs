@@ -86,7 +86,10 @@ fn expand_code(
             let Some(close) = rest.find('}') else {
                 problems.push(Problem::at_line(
                     Some(line),
-                    format!("unterminated `${{` in `{}` (expected `}}`)", rest.trim_end()),
+                    format!(
+                        "unterminated `${{` in `{}` (expected `}}`)",
+                        rest.trim_end()
+                    ),
                 ));
                 out.push_str(rest);
                 return;
@@ -192,7 +195,10 @@ mod tests {
             run("a: \"x # ${SET}\" # ${UNSET}\n").unwrap(),
             "a: \"x # 42\" # ${UNSET}\n"
         );
-        assert_eq!(run("a: it's ${SET} # ${UNSET}\n").unwrap(), "a: it's 42 # ${UNSET}\n");
+        assert_eq!(
+            run("a: it's ${SET} # ${UNSET}\n").unwrap(),
+            "a: it's 42 # ${UNSET}\n"
+        );
         assert_eq!(run("a: b#${SET}\n").unwrap(), "a: b#42\n");
     }
 
@@ -204,14 +210,25 @@ mod tests {
         assert_eq!(lines, vec![Some(1), Some(3), Some(3), Some(4), Some(5)]);
         assert!(problems[0].message.contains("`UNSET` is not set"));
         assert!(problems[1].message.contains("`ALSO_UNSET`"));
-        assert!(problems[2].message.contains("invalid variable reference `${1BAD}`"));
+        assert!(problems[2]
+            .message
+            .contains("invalid variable reference `${1BAD}`"));
         assert!(problems[3].message.contains("unterminated"));
         assert!(problems[4].message.contains("line break"));
     }
 
     #[test]
     fn survives_odd_text() {
-        for input in ["", "$", "${", "${}", "${:-x}", "$$$${{}}", "\u{0}${\u{1}}", "é${SET}ü"] {
+        for input in [
+            "",
+            "$",
+            "${",
+            "${}",
+            "${:-x}",
+            "$$$${{}}",
+            "\u{0}${\u{1}}",
+            "é${SET}ü",
+        ] {
             let _ = run(input);
         }
         assert_eq!(run("é${SET}ü").unwrap(), "é42ü");

@@ -10,7 +10,7 @@ use super::diagnostics::{is_under, render_path, ConfigError, ConfigErrors, Probl
 use super::expand::{expand, Lookup};
 use super::locate::LineIndex;
 use super::model::Config;
-use super::{checks, convert, validate};
+use super::{checks, convert, typed, validate};
 use mcp_edge_filters::ChainFactory;
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
@@ -79,18 +79,21 @@ pub(crate) fn load_with_env(
         .map_err(|error| report(vec![yaml_problem("invalid YAML: ", &error)], &no_index))?;
     let index = LineIndex::build(&expanded);
 
-    let converted = convert::to_json(&yaml);
-    let mut problems = converted.problems;
+    let convert::Converted {
+        json,
+        mut problems,
+        masked,
+    } = convert::to_json(&yaml);
     problems.extend(
-        validate::validate(&converted.json)
+        validate::validate(&json)
             .into_iter()
-            .filter(|p| !converted.masked.iter().any(|m| is_under(&p.path, m))),
+            .filter(|p| !masked.iter().any(|m| is_under(&p.path, m))),
     );
     if !problems.is_empty() {
         return Err(report(problems, &index));
     }
 
-    let config = typed(yaml, &expanded).map_err(|problem| report(vec![problem], &index))?;
+    let config = typed::deserialize(&json).map_err(|problems| report(problems, &index))?;
 
     let mut problems = checks::check(&config);
     let chain = match ChainFactory::build(&config.filters) {
@@ -120,18 +123,6 @@ pub(crate) fn load_with_env(
     }
 }
 
-/// Deserializes the typed config. The schema already passed, so this fails only on what
-/// it cannot express (such as an integer too large for its field); then the text is
-/// deserialized again, which gives serde_yaml's path and line for the error.
-fn typed(yaml: serde_yaml::Value, expanded: &str) -> Result<Config, Problem> {
-    serde_yaml::from_value::<Config>(yaml).map_err(|error| {
-        match serde_yaml::from_str::<Config>(expanded) {
-            Err(located) => yaml_problem("", &located),
-            Ok(_) => Problem::at_line(None, error.to_string()),
-        }
-    })
-}
-
 /// A serde_yaml error, at its line.
 fn yaml_problem(prefix: &str, error: &serde_yaml::Error) -> Problem {
     let line = error.location().map(|l| l.line());
@@ -139,7 +130,11 @@ fn yaml_problem(prefix: &str, error: &serde_yaml::Error) -> Problem {
 }
 
 fn single(path: &Path, line: Option<usize>, message: String) -> ConfigErrors {
-    finish(path, vec![Problem::at_line(line, message)], &LineIndex::default())
+    finish(
+        path,
+        vec![Problem::at_line(line, message)],
+        &LineIndex::default(),
+    )
 }
 
 /// Ties problems to the file and their lines, drops duplicates, and sorts by line.

@@ -44,9 +44,11 @@ impl LineIndex {
     /// has no line of its own, and a nested mapping starts on the line below its key), the
     /// node's own line otherwise. Falls back to the nearest indexed ancestor.
     pub fn line_of(&self, path: &[Seg]) -> Option<usize> {
-        (0..=path.len())
-            .rev()
-            .find_map(|len| self.nodes.get(&path[..len]).map(|node| node.key.unwrap_or(node.value)))
+        (0..=path.len()).rev().find_map(|len| {
+            self.nodes
+                .get(&path[..len])
+                .map(|node| node.key.unwrap_or(node.value))
+        })
     }
 }
 
@@ -60,10 +62,7 @@ enum Frame {
         key: Option<(Option<String>, usize)>,
     },
     /// A sequence and the index of its next item.
-    Seq {
-        path: Option<NodePath>,
-        next: usize,
-    },
+    Seq { path: Option<NodePath>, next: usize },
 }
 
 #[derive(Debug, Default)]
@@ -92,9 +91,10 @@ impl Builder {
                     *key = Some((scalar.map(str::to_owned), line));
                     return None;
                 }
-                Some((Some(name), key_line)) => {
-                    (path.as_ref().map(|p| child(p, Seg::Key(name))), Some(key_line))
-                }
+                Some((Some(name), key_line)) => (
+                    path.as_ref().map(|p| child(p, Seg::Key(name))),
+                    Some(key_line),
+                ),
                 Some((None, key_line)) => (None, Some(key_line)),
             },
         };
@@ -185,7 +185,12 @@ filters:
             key("send_timeout"),
         ];
         assert_eq!(index.line_of(&send_timeout), Some(12));
-        let bogus = [key("filters"), Seg::Index(0), key("sse_guard"), key("bogus")];
+        let bogus = [
+            key("filters"),
+            Seg::Index(0),
+            key("sse_guard"),
+            key("bogus"),
+        ];
         assert_eq!(index.line_of(&bogus), Some(13));
         // Unknown paths fall back to the nearest ancestor.
         let missing = [key("filters"), Seg::Index(0), key("sse_guard"), key("nope")];

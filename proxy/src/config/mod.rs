@@ -18,6 +18,7 @@ mod load;
 mod locate;
 pub mod model;
 mod schema;
+mod typed;
 mod validate;
 
 #[cfg(test)]

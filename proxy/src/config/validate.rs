@@ -22,7 +22,12 @@ pub(crate) fn validate(instance: &Value) -> Vec<Problem> {
 }
 
 /// Translates one error (recursing into `oneOf`/`anyOf` alternatives) into `out`.
-fn translate(error: &ValidationError<'_>, root: &Value, schema: &CompiledSchema, out: &mut Vec<Problem>) {
+fn translate(
+    error: &ValidationError<'_>,
+    root: &Value,
+    schema: &CompiledSchema,
+    out: &mut Vec<Problem>,
+) {
     let path = node_path(error.instance_path().as_str(), root);
     let value: &Value = error.instance();
     let message = match error.kind() {
@@ -32,7 +37,10 @@ fn translate(error: &ValidationError<'_>, root: &Value, schema: &CompiledSchema,
             for key in unexpected {
                 let mut key_path = path.clone();
                 key_path.push(Seg::Key(key.clone()));
-                out.push(Problem::at(key_path, describe::unknown("key", key, &allowed)));
+                out.push(Problem::at(
+                    key_path,
+                    describe::unknown("key", key, &allowed),
+                ));
             }
             return;
         }
@@ -48,7 +56,10 @@ fn translate(error: &ValidationError<'_>, root: &Value, schema: &CompiledSchema,
             type_message(&path, &expected, value)
         }
         Kind::Required { property } => {
-            format!("missing required key `{}`", property.as_str().unwrap_or("?"))
+            format!(
+                "missing required key `{}`",
+                property.as_str().unwrap_or("?")
+            )
         }
         Kind::Minimum { limit } | Kind::Maximum { limit } if is_version(&path) => format!(
             "unsupported version {} (this mcp-edge reads version {})",
@@ -115,7 +126,11 @@ fn type_message(path: &[Seg], expected: &[&str], value: &Value) -> String {
     } else {
         ""
     };
-    format!("expected {}, found {}{hint}", either(expected), found(value))
+    format!(
+        "expected {}, found {}{hint}",
+        either(expected),
+        found(value)
+    )
 }
 
 /// Explains why none of the alternatives of a `oneOf`/`anyOf` matched.
@@ -210,7 +225,10 @@ fn alternatives(
                     }
                 }
             }
-            out.push(Problem::at(path.clone(), type_message(&path, &expected, value)));
+            out.push(Problem::at(
+                path.clone(),
+                type_message(&path, &expected, value),
+            ));
         }
     }
 }
@@ -282,9 +300,15 @@ fn variant_names(schema: &CompiledSchema, evaluation_path: &str) -> Option<Vec<S
     let branches = schema_node(schema, evaluation_path)?.as_array()?;
     branches
         .iter()
-        .map(|branch| match deref(schema, branch).get("required")?.as_array()?.as_slice() {
-            [Value::String(name)] => Some(name.clone()),
-            _ => None,
+        .map(|branch| {
+            match deref(schema, branch)
+                .get("required")?
+                .as_array()?
+                .as_slice()
+            {
+                [Value::String(name)] => Some(name.clone()),
+                _ => None,
+            }
         })
         .collect()
 }

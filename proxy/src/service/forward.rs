@@ -11,16 +11,19 @@
 //! upstream connection to the pool, or wind the exchange down when the client left.
 
 use super::headers;
-use super::relay::{relay_response, RelayEnd};
+use super::relay::{relay_response, RelayContext, RelayEnd};
 use super::responses::{jsonrpc_id, refusal, ProxyRefusal};
+use crate::drain::DrainSignal;
 use crate::metrics::Metrics;
 use crate::routing::{Route, UpstreamGroup, UpstreamServer};
+use crate::streams::StreamRegistry;
 use bytes::{Bytes, BytesMut};
 use mcp_edge_filters::StreamChain;
 use pingora_core::connectors::http::Connector;
 use pingora_core::protocols::http::client::HttpSession as UpstreamSession;
 use pingora_error::{Error, ErrorType, Result};
 use pingora_proxy::Session;
+use std::sync::Arc;
 
 /// What a forwarder needs besides the request: shared, per-process parts.
 pub struct Forwarder<'a> {
@@ -30,6 +33,10 @@ pub struct Forwarder<'a> {
     pub metrics: &'a Metrics,
     /// Largest accepted request body.
     pub max_request_body_bytes: u64,
+    /// The registry of open event streams.
+    pub streams: &'a Arc<StreamRegistry>,
+    /// Whether the process is draining.
+    pub drain: &'a DrainSignal,
 }
 
 /// How many times a request is re-sent on a fresh connection after a pooled (reused)
@@ -68,7 +75,14 @@ impl Forwarder<'_> {
             }
         };
 
-        match relay_response(session, &mut upstream, group, chain, self.metrics).await {
+        let context = RelayContext {
+            route,
+            server,
+            metrics: self.metrics,
+            streams: self.streams,
+            drain: self.drain.clone(),
+        };
+        match relay_response(session, &mut upstream, chain, context).await {
             RelayEnd::Reusable => {
                 self.connector
                     .release_http_session(upstream, &server.peer, server.peer.options.idle_timeout)

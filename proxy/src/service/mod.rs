@@ -10,9 +10,13 @@ mod forward;
 mod headers;
 mod relay;
 mod responses;
+mod socket_tuning;
+mod wind_down;
 
+use crate::drain::DrainSignal;
 use crate::generation::LiveConfig;
 use crate::metrics::Metrics;
+use crate::streams::StreamRegistry;
 use async_trait::async_trait;
 use forward::Forwarder;
 use pingora_core::connectors::http::Connector;
@@ -27,15 +31,24 @@ use tokio::time::Instant;
 pub struct EdgeProxy {
     live: Arc<LiveConfig>,
     metrics: Arc<Metrics>,
+    streams: Arc<StreamRegistry>,
+    drain: DrainSignal,
     connector: Connector,
 }
 
 impl EdgeProxy {
-    /// Creates the proxy over the live config and the process's metrics.
-    pub fn new(live: Arc<LiveConfig>, metrics: Arc<Metrics>) -> Self {
+    /// Creates the proxy over the process's shared parts.
+    pub fn new(
+        live: Arc<LiveConfig>,
+        metrics: Arc<Metrics>,
+        streams: Arc<StreamRegistry>,
+        drain: DrainSignal,
+    ) -> Self {
         Self {
             live,
             metrics,
+            streams,
+            drain,
             connector: Connector::new(None),
         }
     }
@@ -90,6 +103,8 @@ impl ProxyHttp for EdgeProxy {
             connector: &self.connector,
             metrics: &self.metrics,
             max_request_body_bytes: generation.loaded.config.server.max_request_body_bytes,
+            streams: &self.streams,
+            drain: &self.drain,
         };
         forwarder
             .forward(session, &route, generation.loaded.chain.new_stream())

@@ -1,28 +1,53 @@
-//! Relays one upstream response to the client through the stream's filter chain, and
-//! winds the exchange down when the client leaves (or a filter closes the stream).
+//! Relays one upstream response to the client through the stream's filter chain.
+//!
+//! The loop waits on four things at once: the upstream's next chunk, the client going
+//! away, the keepalive timer of a silent event stream, and the process draining. When the
+//! client leaves or a filter closes the stream, the exchange is handed to
+//! [`wind_down`](super::wind_down::wind_down).
 
 use super::headers;
+use super::socket_tuning::keep_client_buffers_small;
+use super::wind_down::wind_down;
+use crate::drain::DrainSignal;
 use crate::metrics::Metrics;
-use crate::routing::UpstreamGroup;
+use crate::routing::{Route, UpstreamServer};
+use crate::streams::{StreamHandle, StreamRegistry};
 use bytes::Bytes;
 use mcp_edge_filters::{
-    CloseReason, DrainOutcome, DrainPlan, ResponseHead, StreamChain, StreamEnd, StreamPlan,
+    CloseReason, EventBoundaryScanner, ResponseHead, StreamChain, StreamEnd, StreamPlan,
     Verdict,
 };
 use pingora_core::protocols::http::client::HttpSession as UpstreamSession;
 use pingora_error::{Error, ErrorType};
 use pingora_proxy::Session;
 use prometheus::IntGauge;
-use tokio::time::{sleep_until, timeout_at, Instant};
+use std::sync::Arc;
+use tokio::time::{sleep_until, Instant};
 
 /// The SSE comment written on a silent stream. Keepalives are not events.
 const KEEPALIVE_COMMENT: &[u8] = b": keepalive\n\n";
+/// The reconnection hint sent to event-stream clients when the process drains.
+const RETRY_HINT: &[u8] = b"retry: 1000\n\n";
+
+/// Everything a relay needs besides the two sessions.
+pub struct RelayContext<'a> {
+    /// The matched route.
+    pub route: &'a Route,
+    /// The server the request went to.
+    pub server: &'a UpstreamServer,
+    /// Where outcomes are counted.
+    pub metrics: &'a Metrics,
+    /// The registry of open event streams.
+    pub streams: &'a Arc<StreamRegistry>,
+    /// Whether the process is draining.
+    pub drain: DrainSignal,
+}
 
 /// How a relay ended.
 pub enum RelayEnd {
     /// The response was relayed whole; the upstream connection may go back to the pool.
     Reusable,
-    /// The response was relayed whole; the upstream connection cannot be reused.
+    /// The response ended cleanly for the client; the upstream connection is closed.
     Finished,
     /// The upstream failed before a response head: nothing was sent to the client yet.
     NoResponse(Box<Error>),
@@ -37,25 +62,27 @@ enum Wake {
     Upstream(pingora_error::Result<Option<Bytes>>),
     ClientGone,
     Keepalive,
+    Draining,
+    DrainDeadline,
 }
 
 /// Relays the response of `upstream` to the client of `session`.
 pub async fn relay_response(
     session: &mut Session,
     upstream: &mut UpstreamSession,
-    group: &UpstreamGroup,
     mut chain: StreamChain,
-    metrics: &Metrics,
+    mut context: RelayContext<'_>,
 ) -> RelayEnd {
     let mut watch_client = true;
+    let timeouts = context.route.upstream.timeouts;
 
     // Phase 1: the response head, racing the client's departure.
     let head = tokio::select! {
         biased;
         result = upstream.read_response_header() => result,
-        gone = client_gone(session), if watch_client => {
+        gone = client_gone(session) => {
             if gone {
-                let outcome = wind_down(upstream, &mut chain, metrics, false).await;
+                let outcome = wind_down(upstream, &mut chain, context.metrics, false).await;
                 chain.end(StreamEnd::ClientGone(outcome));
                 return RelayEnd::ClientGone;
             }
@@ -81,10 +108,10 @@ pub async fn relay_response(
     };
     let is_event_stream = view.is_event_stream();
     let plan = chain.on_response_headers(&view);
-    let _active = is_event_stream.then(|| ActiveStream::open(&metrics.sse_streams_active));
-    if is_event_stream {
-        upstream.set_read_timeout(group.timeouts.sse_idle);
-    }
+    let mut event_stream = is_event_stream.then(|| {
+        upstream.set_read_timeout(timeouts.sse_idle);
+        EventStream::open(session, &context)
+    });
     apply_client_plan(session, &plan);
 
     if session
@@ -92,31 +119,38 @@ pub async fn relay_response(
         .await
         .is_err()
     {
-        return client_left(upstream, &mut chain, metrics, None).await;
+        return client_left(upstream, &mut chain, context.metrics, None).await;
     }
 
     // Phase 2: the body.
     let keepalive = plan.keepalive_interval.filter(|_| is_event_stream);
     let mut last_activity = Instant::now();
+    let mut drain_deadline: Option<Instant> = None;
     loop {
         let keepalive_at = keepalive.map(|interval| last_activity + interval);
+        let watch_drain = is_event_stream && drain_deadline.is_none();
         let wake = tokio::select! {
             biased;
             result = upstream.read_response_body() => Wake::Upstream(result),
             gone = client_gone(session), if watch_client => {
                 if gone { Wake::ClientGone } else { watch_client = false; continue }
             }
+            _ = context.drain.draining(), if watch_drain => Wake::Draining,
+            _ = sleep_until_opt(drain_deadline), if drain_deadline.is_some() => Wake::DrainDeadline,
             _ = sleep_until_opt(keepalive_at), if keepalive_at.is_some() => Wake::Keepalive,
         };
         match wake {
             Wake::Upstream(Ok(Some(chunk))) => {
                 last_activity = Instant::now();
                 if let Verdict::Close(reason) = chain.on_response_chunk(&chunk, last_activity) {
-                    return client_left(upstream, &mut chain, metrics, Some(reason)).await;
+                    return client_left(upstream, &mut chain, context.metrics, Some(reason)).await;
+                }
+                if let Some(stream) = event_stream.as_mut() {
+                    stream.record(&chunk);
                 }
                 if let Err(error) = session.write_response_body(Some(chunk), false).await {
                     let reason = send_timeout_reason(&error, &plan);
-                    return client_left(upstream, &mut chain, metrics, reason).await;
+                    return client_left(upstream, &mut chain, context.metrics, reason).await;
                 }
             }
             Wake::Upstream(Ok(None)) => {
@@ -136,11 +170,63 @@ pub async fn relay_response(
                 let comment = Bytes::from_static(KEEPALIVE_COMMENT);
                 if let Err(error) = session.write_response_body(Some(comment), false).await {
                     let reason = send_timeout_reason(&error, &plan);
-                    return client_left(upstream, &mut chain, metrics, reason).await;
+                    return client_left(upstream, &mut chain, context.metrics, reason).await;
                 }
             }
-            Wake::ClientGone => return client_left(upstream, &mut chain, metrics, None).await,
+            Wake::Draining => {
+                // Tell the client when to reconnect (to the successor process). A standing
+                // stream (GET) never ends on its own: close it now. A stream answering a
+                // request gets `session_pool_cleanup_timeout` to finish.
+                let hint = session
+                    .write_response_body(Some(Bytes::from_static(RETRY_HINT)), false)
+                    .await;
+                let standing = session.req_header().method == http::Method::GET;
+                match plan.pool_drain_deadline {
+                    _ if hint.is_err() => {
+                        return client_left(upstream, &mut chain, context.metrics, None).await
+                    }
+                    Some(grace) if !standing && !grace.is_zero() => {
+                        drain_deadline = Some(Instant::now() + grace);
+                    }
+                    None if !standing => drain_deadline = Some(far_future()),
+                    _ => return close_for_drain(session, &mut chain, context.metrics, "standing_stream").await,
+                }
+            }
+            Wake::DrainDeadline => {
+                return close_for_drain(session, &mut chain, context.metrics, "deadline").await;
+            }
+            Wake::ClientGone => {
+                return client_left(upstream, &mut chain, context.metrics, None).await;
+            }
         }
+    }
+}
+
+/// An open event stream: counted in the active gauge and listed in `/streams`.
+struct EventStream {
+    _active: ActiveGauge,
+    handle: StreamHandle,
+    scanner: EventBoundaryScanner,
+}
+
+impl EventStream {
+    fn open(session: &Session, context: &RelayContext<'_>) -> Self {
+        let handle = context.streams.open(
+            context.route.prefix.clone(),
+            &context.route.upstream.name,
+            &context.server.address,
+            session.req_header().method.as_str(),
+        );
+        Self {
+            _active: ActiveGauge::open(&context.metrics.sse_streams_active),
+            handle,
+            scanner: EventBoundaryScanner::new(),
+        }
+    }
+
+    fn record(&mut self, chunk: &[u8]) {
+        let events = self.scanner.feed(chunk);
+        self.handle.stats().record(events, chunk.len());
     }
 }
 
@@ -157,10 +243,23 @@ async fn sleep_until_opt(at: Option<Instant>) {
     }
 }
 
+fn far_future() -> Instant {
+    Instant::now() + std::time::Duration::from_secs(86_400 * 365)
+}
+
 /// Applies the client-side half of the plan: write timeout and socket buffering.
 fn apply_client_plan(session: &mut Session, plan: &StreamPlan) {
-    if plan.send_timeout.is_some() {
-        session.set_write_timeout(plan.send_timeout);
+    let Some(send_timeout) = plan.send_timeout else {
+        return;
+    };
+    session.set_write_timeout(Some(send_timeout));
+    if plan.small_send_buffer {
+        // HTTP/2 multiplexes streams on one socket: only an HTTP/1 socket is tuned.
+        if let Some(stream) = session.stream() {
+            if let Err(error) = keep_client_buffers_small(stream.id(), send_timeout) {
+                tracing::debug!(%error, "could not shrink the client socket's buffers");
+            }
+        }
     }
 }
 
@@ -193,76 +292,38 @@ async fn client_left(
     RelayEnd::ClientGone
 }
 
-/// Winds down an exchange whose client went away: keeps reading and discarding the
-/// upstream response within the chain's drain plan, so the upstream's handler can finish
-/// instead of being cancelled mid-flight. The caller drops (closes) the connection after.
-async fn wind_down(
-    upstream: &mut UpstreamSession,
+/// Ends an event stream cleanly because the process drains; the upstream connection is
+/// closed by the caller.
+async fn close_for_drain(
+    session: &mut Session,
     chain: &mut StreamChain,
     metrics: &Metrics,
-    head_received: bool,
-) -> DrainOutcome {
-    let plan = chain.on_client_gone();
-    let outcome = drain(upstream, chain, &plan, head_received).await;
-    tracing::info!(outcome = outcome.label(), "wound down an exchange whose client left");
+    why: &'static str,
+) -> RelayEnd {
+    tracing::info!(why, "closed an event stream for the process drain");
     metrics
         .cleanup_total
-        .with_label_values(&[outcome.label()])
+        .with_label_values(&[match why {
+            "deadline" => "pool_deadline_exceeded",
+            _ => "pool_standing_stream_closed",
+        }])
         .inc();
-    if outcome == DrainOutcome::CapExceeded {
-        metrics.cancel_cap_terminated_total.inc();
-    }
-    outcome
-}
-
-async fn drain(
-    upstream: &mut UpstreamSession,
-    chain: &mut StreamChain,
-    plan: &DrainPlan,
-    head_received: bool,
-) -> DrainOutcome {
-    let Some(deadline) = plan.deadline else {
-        return DrainOutcome::ClosedAtOnce;
-    };
-    let until = Instant::now() + deadline;
-    // The drain is bounded by its own deadline, not by the group's read timeouts.
-    upstream.set_read_timeout(None);
-    if !head_received {
-        match timeout_at(until, upstream.read_response_header()).await {
-            Err(_) => return DrainOutcome::DeadlineExceeded,
-            Ok(Err(_)) => return DrainOutcome::Completed,
-            Ok(Ok(())) => {}
-        }
-    }
-    let mut reads = 0u64;
-    loop {
-        match timeout_at(until, upstream.read_response_body()).await {
-            Err(_) => return DrainOutcome::DeadlineExceeded,
-            Ok(Ok(Some(_discarded))) => {
-                reads += 1;
-                if plan.max_iterations.is_some_and(|cap| reads >= cap)
-                    || chain.on_drain_read(reads) != Verdict::Continue
-                {
-                    return DrainOutcome::CapExceeded;
-                }
-            }
-            // The upstream finished (or gave up) on its own: either way it was not cut.
-            Ok(Ok(None)) | Ok(Err(_)) => return DrainOutcome::Completed,
-        }
-    }
+    let _ = session.write_response_body(None, true).await;
+    chain.end(StreamEnd::Closed(CloseReason::Draining));
+    RelayEnd::Finished
 }
 
 /// Counts an open SSE stream for as long as it lives.
-struct ActiveStream(IntGauge);
+struct ActiveGauge(IntGauge);
 
-impl ActiveStream {
+impl ActiveGauge {
     fn open(gauge: &IntGauge) -> Self {
         gauge.inc();
         Self(gauge.clone())
     }
 }
 
-impl Drop for ActiveStream {
+impl Drop for ActiveGauge {
     fn drop(&mut self) {
         self.0.dec();
     }

@@ -114,8 +114,8 @@ fn call_tool(params: &Map<String, Value>) -> Result<ToolCall, RpcError> {
 
 #[cfg(test)]
 mod tests {
+    use super::jsonrpc::INVALID_PARAMS;
     use super::*;
-    use crate::demo::mcp_server::jsonrpc::INVALID_PARAMS;
 
     fn reply(method: &str, params: Value) -> Value {
         match handle(json!(1), method, &params) {
@@ -138,8 +138,14 @@ mod tests {
 
     #[test]
     fn unknown_methods_and_bad_params_are_errors() {
-        assert_eq!(reply("server/discover", Value::Null)["error"]["code"], -32601);
-        assert_eq!(reply("tools/call", json!({}))["error"]["code"], INVALID_PARAMS);
+        assert_eq!(
+            reply("server/discover", Value::Null)["error"]["code"],
+            -32601
+        );
+        assert_eq!(
+            reply("tools/call", json!({}))["error"]["code"],
+            INVALID_PARAMS
+        );
         assert_eq!(reply("ping", json!([1]))["error"]["code"], INVALID_PARAMS);
         assert_eq!(reply("ping", Value::Null)["result"], json!({}));
     }

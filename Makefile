@@ -1,0 +1,32 @@
+# mcp-edge developer entry points. `make demo` and `make test` work on a fresh machine:
+# `setup` installs what the build needs and the machine may lack.
+
+CARGO ?= cargo
+
+.PHONY: setup demo test lint build
+
+## Installs build prerequisites that are missing (cmake, for pingora's zlib-ng).
+setup:
+	@command -v cmake >/dev/null 2>&1 || { \
+		echo "installing cmake (needed by pingora's zlib-ng)"; \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq cmake >/dev/null; \
+	}
+	@command -v python3 >/dev/null 2>&1 || { echo "python3 is required for the MCP SDK interop tests"; exit 1; }
+
+## Runs the proxy on 127.0.0.1:8080 in front of the built-in MCP server.
+demo: setup
+	$(CARGO) run --release -p mcp-edge -- demo
+
+build: setup
+	$(CARGO) build --workspace --all-targets
+
+## Formatting and lints, warnings denied.
+lint: setup
+	$(CARGO) fmt --all --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+## The whole test suite: lints, unit tests, end-to-end tests (real binary, real sockets,
+## the official Python MCP SDK installed from PyPI into target/ on first use).
+test: lint
+	$(CARGO) test --workspace

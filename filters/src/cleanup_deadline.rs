@@ -1,0 +1,89 @@
+//! `cleanup_deadline` (layer 2, containment): bounds every cleanup wait.
+//!
+//! - `task_group_cleanup_timeout`: when the client leaves mid-response, the proxy keeps the
+//!   upstream exchange running (read and discarded) for at most this long, so the
+//!   upstream's handler finishes instead of being cancelled mid-flight. 0 closes at once.
+//! - `session_pool_cleanup_timeout`: when the process drains, streams answering a request
+//!   get at most this long to finish before they are closed.
+
+use crate::filter::{DrainPlan, FilterFactory, ResponseHead, StreamFilter, StreamPlan};
+use crate::settings::{seconds, CleanupDeadlineSettings};
+use std::time::Duration;
+
+/// Builds the (stateless) per-stream part of `cleanup_deadline`.
+#[derive(Debug, Clone)]
+pub struct CleanupDeadlineFactory {
+    task_group: Option<Duration>,
+    session_pool: Option<Duration>,
+}
+
+impl CleanupDeadlineFactory {
+    /// Converts validated settings; 0 means "close at once".
+    pub fn new(settings: &CleanupDeadlineSettings) -> Self {
+        Self {
+            task_group: seconds(settings.task_group_cleanup_timeout),
+            session_pool: seconds(settings.session_pool_cleanup_timeout),
+        }
+    }
+
+    /// The bound on a process drain, used to size the process's grace period.
+    pub fn session_pool_timeout(&self) -> Duration {
+        self.session_pool.unwrap_or_default()
+    }
+}
+
+impl FilterFactory for CleanupDeadlineFactory {
+    fn kind(&self) -> &'static str {
+        "cleanup_deadline"
+    }
+
+    fn new_stream(&self) -> Box<dyn StreamFilter> {
+        Box::new(self.clone())
+    }
+}
+
+impl StreamFilter for CleanupDeadlineFactory {
+    /// Sets how long the stream may keep running once the process drains.
+    fn on_response_headers(&mut self, _head: &ResponseHead<'_>, plan: &mut StreamPlan) {
+        plan.pool_drain_deadline = Some(self.session_pool.unwrap_or_default());
+    }
+
+    /// Sets the drain deadline to `task_group_cleanup_timeout` (none when 0).
+    fn on_client_gone(&mut self, plan: &mut DrainPlan) {
+        plan.deadline = self.task_group;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn filter(task_group: f64, pool: f64) -> Box<dyn StreamFilter> {
+        CleanupDeadlineFactory::new(&CleanupDeadlineSettings {
+            session_pool_cleanup_timeout: pool,
+            task_group_cleanup_timeout: task_group,
+        })
+        .new_stream()
+    }
+
+    #[test]
+    fn client_gone_drains_for_the_task_group_timeout() {
+        let mut plan = DrainPlan::default();
+        filter(5.0, 0.5).on_client_gone(&mut plan);
+        assert_eq!(plan.deadline, Some(Duration::from_secs(5)));
+    }
+
+    #[test]
+    fn zero_closes_at_once() {
+        let mut plan = DrainPlan::default();
+        filter(0.0, 0.0).on_client_gone(&mut plan);
+        assert_eq!(plan.deadline, None);
+        let mut stream_plan = StreamPlan::default();
+        let head = ResponseHead {
+            status: 200,
+            content_type: None,
+        };
+        filter(0.0, 0.0).on_response_headers(&head, &mut stream_plan);
+        assert_eq!(stream_plan.pool_drain_deadline, Some(Duration::ZERO));
+    }
+}

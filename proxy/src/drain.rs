@@ -1,0 +1,52 @@
+//! The process-wide "draining" signal: set once when the process starts to shut down,
+//! upgrade or recycle; watched by `/readyz` and by every open SSE stream.
+
+use tokio::sync::watch;
+
+/// Sets the process draining. Held by the lifecycle.
+pub struct DrainTrigger(watch::Sender<bool>);
+
+/// Observes whether the process is draining. Cheap to clone.
+#[derive(Clone)]
+pub struct DrainSignal(watch::Receiver<bool>);
+
+/// A new, not yet draining, signal pair.
+pub fn drain_channel() -> (DrainTrigger, DrainSignal) {
+    let (sender, receiver) = watch::channel(false);
+    (DrainTrigger(sender), DrainSignal(receiver))
+}
+
+impl DrainTrigger {
+    /// Marks the process draining; idempotent.
+    pub fn start(&self) {
+        self.0.send_replace(true);
+    }
+}
+
+impl DrainSignal {
+    /// True once the process is draining.
+    pub fn is_draining(&self) -> bool {
+        *self.0.borrow()
+    }
+
+    /// Resolves once the process is draining (at once if it already is).
+    pub async fn draining(&mut self) {
+        // An error means the trigger is gone: the process is exiting, which is draining.
+        let _ = self.0.wait_for(|draining| *draining).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn draining_resolves_after_start_and_stays_set() {
+        let (trigger, mut signal) = drain_channel();
+        assert!(!signal.is_draining());
+        trigger.start();
+        signal.draining().await;
+        assert!(signal.is_draining());
+        signal.draining().await;
+    }
+}

@@ -1,0 +1,39 @@
+//! Keeps a client socket's own buffering small, so a stuck reader is found in about
+//! `send_timeout` instead of after megabytes of kernel buffer.
+//!
+//! - `SO_SNDBUF` capped: the kernel holds little unsent data for the client.
+//! - `TCP_NOTSENT_LOWAT`: the socket reports writable only when little is left unsent.
+//! - `TCP_USER_TIMEOUT` = `send_timeout`: a peer that stops acknowledging altogether is
+//!   dropped by the kernel in the same time.
+
+use std::os::fd::{BorrowedFd, RawFd};
+use std::time::Duration;
+
+/// The send buffer requested for a guarded stream (the kernel doubles it).
+const SEND_BUFFER_BYTES: usize = 16 * 1024;
+/// Unsent bytes below which the socket reports writable.
+const NOT_SENT_LOW_WATER_BYTES: libc::c_int = 4 * 1024;
+
+/// Applies the small-buffer settings to the client socket `fd`.
+pub fn keep_client_buffers_small(fd: RawFd, send_timeout: Duration) -> std::io::Result<()> {
+    // SAFETY: `fd` is the live client socket of the session that called us; it outlives
+    // this borrow, which ends before we return.
+    let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
+    let socket = socket2::SockRef::from(&borrowed);
+    socket.set_send_buffer_size(SEND_BUFFER_BYTES)?;
+    socket.set_tcp_user_timeout(Some(send_timeout))?;
+    // SAFETY: setsockopt with a valid fd, a c_int option value and its exact size.
+    let result = unsafe {
+        libc::setsockopt(
+            fd,
+            libc::IPPROTO_TCP,
+            libc::TCP_NOTSENT_LOWAT,
+            (&NOT_SENT_LOW_WATER_BYTES as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if result != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
