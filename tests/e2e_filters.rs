@@ -79,7 +79,10 @@ fn open_sse(addr: SocketAddr, method: &str) -> Client {
     client.send(
         method,
         "/mcp",
-        &[("Accept", "application/json, text/event-stream"), ("Content-Type", "application/json")],
+        &[
+            ("Accept", "application/json, text/event-stream"),
+            ("Content-Type", "application/json"),
+        ],
         body,
     );
     let head = client.read_head();
@@ -115,10 +118,15 @@ fn stuck_reader_is_cut_within_send_timeout() {
         .expect("the proxy closed the upstream connection");
     let cut_after = end.closed_at - stopped;
     println!("stuck reader: upstream closed {cut_after:?} after the client stopped reading");
-    assert!(cut_after < Duration::from_secs(5), "upstream closed after {cut_after:?}");
+    assert!(
+        cut_after < Duration::from_secs(5),
+        "upstream closed after {cut_after:?}"
+    );
 
     // The client side was closed too: draining what the kernel holds ends in EOF/reset.
-    stuck.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    stuck
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
     let mut sink = vec![0u8; 1 << 16];
     let client_closed = loop {
         match stuck.read(&mut sink) {
@@ -127,7 +135,10 @@ fn stuck_reader_is_cut_within_send_timeout() {
         }
     };
     assert!(client_closed - stopped < Duration::from_secs(5 + 2));
-    assert_eq!(edge.metric("mcp_edge_sse_guard_closed_total{reason=\"send_timeout\"}"), 1.0);
+    assert_eq!(
+        edge.metric("mcp_edge_sse_guard_closed_total{reason=\"send_timeout\"}"),
+        1.0
+    );
     assert_idle(edge.pid(), "stuck reader");
 }
 
@@ -152,9 +163,18 @@ fn rapid_yield_closes_a_runaway_stream_within_one_window() {
     let mut client = open_sse(edge.listen, "GET");
     let (events, elapsed) = count_events_until_close(&mut client);
     println!("rapid yield: closed after {events} events, {elapsed:?}");
-    assert!(events <= 50, "at most max events reach the client, got {events}");
-    assert!(elapsed < Duration::from_millis(1500), "closed within one window: {elapsed:?}");
-    assert_eq!(edge.metric("mcp_edge_sse_guard_closed_total{reason=\"rapid_yield\"}"), 1.0);
+    assert!(
+        events <= 50,
+        "at most max events reach the client, got {events}"
+    );
+    assert!(
+        elapsed < Duration::from_millis(1500),
+        "closed within one window: {elapsed:?}"
+    );
+    assert_eq!(
+        edge.metric("mcp_edge_sse_guard_closed_total{reason=\"rapid_yield\"}"),
+        1.0
+    );
     assert_idle(edge.pid(), "rapid yield");
 }
 
@@ -167,7 +187,10 @@ fn rapid_yield_zero_disables_the_check() {
     );
     let mut client = open_sse(edge.listen, "GET");
     let (events, _) = count_events_until_close(&mut client);
-    assert_eq!(events, 1000, "every event arrives and the stream ends normally");
+    assert_eq!(
+        events, 1000,
+        "every event arrives and the stream ends normally"
+    );
     assert_eq!(edge.metric("mcp_edge_sse_guard_closed_total"), 0.0);
 }
 
@@ -205,7 +228,10 @@ fn silent_stream_gets_keepalive_comments() {
     }
     for pair in arrivals.windows(2) {
         let gap = pair[1] - pair[0];
-        assert!(gap >= Duration::from_millis(400), "keepalives {gap:?} apart");
+        assert!(
+            gap >= Duration::from_millis(400),
+            "keepalives {gap:?} apart"
+        );
     }
     release.send(()).unwrap();
 }
@@ -230,12 +256,23 @@ fn cleanup_deadline_lets_the_upstream_finish_after_the_client_left() {
         "  - cleanup_deadline: {task_group_cleanup_timeout: 5, session_pool_cleanup_timeout: 5}\n",
     );
     let left = post_then_disconnect(&edge);
-    let end = reports.recv_timeout(Duration::from_secs(10)).expect("upstream done");
-    println!("cleanup 5 s: upstream finished {:?} after the client left", end.closed_at - left);
+    let end = reports
+        .recv_timeout(Duration::from_secs(10))
+        .expect("upstream done");
+    println!(
+        "cleanup 5 s: upstream finished {:?} after the client left",
+        end.closed_at - left
+    );
     assert!(end.response_complete, "the upstream completed its response");
-    assert!(end.clean_close, "the upstream saw a clean close, not a reset");
+    assert!(
+        end.clean_close,
+        "the upstream saw a clean close, not a reset"
+    );
     assert_eq!(end.events_written, 20);
-    assert_eq!(edge.metric("mcp_edge_cleanup_total{outcome=\"completed\"}"), 1.0);
+    assert_eq!(
+        edge.metric("mcp_edge_cleanup_total{outcome=\"completed\"}"),
+        1.0
+    );
     assert_idle(edge.pid(), "cleanup completed");
 }
 
@@ -247,12 +284,20 @@ fn cleanup_deadline_zero_closes_the_upstream_at_once() {
         "  - cleanup_deadline: {task_group_cleanup_timeout: 0, session_pool_cleanup_timeout: 0}\n",
     );
     let left = post_then_disconnect(&edge);
-    let end = reports.recv_timeout(Duration::from_secs(10)).expect("upstream done");
+    let end = reports
+        .recv_timeout(Duration::from_secs(10))
+        .expect("upstream done");
     let after = end.closed_at - left;
     println!("cleanup 0: upstream saw the close {after:?} after the client left");
     assert!(!end.response_complete, "the upstream was cut mid-response");
-    assert!(after < Duration::from_millis(1000), "closed at once, got {after:?}");
-    assert_eq!(edge.metric("mcp_edge_cleanup_total{outcome=\"closed_at_once\"}"), 1.0);
+    assert!(
+        after < Duration::from_millis(1000),
+        "closed at once, got {after:?}"
+    );
+    assert_eq!(
+        edge.metric("mcp_edge_cleanup_total{outcome=\"closed_at_once\"}"),
+        1.0
+    );
 }
 
 #[test]
@@ -263,14 +308,19 @@ fn cleanup_deadline_closes_a_never_ending_upstream_at_the_deadline() {
         "  - cleanup_deadline: {task_group_cleanup_timeout: 5, session_pool_cleanup_timeout: 5}\n",
     );
     let left = post_then_disconnect(&edge);
-    let end = reports.recv_timeout(Duration::from_secs(15)).expect("upstream done");
+    let end = reports
+        .recv_timeout(Duration::from_secs(15))
+        .expect("upstream done");
     let after = end.closed_at - left;
     println!("cleanup 5 s, never-ending upstream: closed {after:?} after the client left");
     assert!(
         after >= Duration::from_secs(4) && after <= Duration::from_secs(6),
         "closed at 5 s ± 1, got {after:?}"
     );
-    assert_eq!(edge.metric("mcp_edge_cleanup_total{outcome=\"deadline_exceeded\"}"), 1.0);
+    assert_eq!(
+        edge.metric("mcp_edge_cleanup_total{outcome=\"deadline_exceeded\"}"),
+        1.0
+    );
     assert_idle(edge.pid(), "cleanup deadline exceeded");
 }
 
@@ -283,13 +333,24 @@ fn cancel_cap_terminates_a_spinning_upstream_long_before_the_deadline() {
         "  - cleanup_deadline: {task_group_cleanup_timeout: 5, session_pool_cleanup_timeout: 5}\n  - cancel_cap: {enabled: true, max_iterations: 100}\n",
     );
     let left = post_then_disconnect(&edge);
-    let end = reports.recv_timeout(Duration::from_secs(15)).expect("upstream done");
+    let end = reports
+        .recv_timeout(Duration::from_secs(15))
+        .expect("upstream done");
     let after = end.closed_at - left;
     println!("cancel_cap: upstream terminated {after:?} after the client left");
-    assert!(after < Duration::from_millis(2500), "terminated long before 5 s: {after:?}");
+    assert!(
+        after < Duration::from_millis(2500),
+        "terminated long before 5 s: {after:?}"
+    );
     assert_eq!(edge.metric("mcp_edge_cancel_cap_terminated_total"), 1.0);
-    assert_eq!(edge.metric("mcp_edge_cleanup_total{outcome=\"cap_exceeded\"}"), 1.0);
-    assert!(edge.log().contains("cancel_cap terminated"), "logged with its reason");
+    assert_eq!(
+        edge.metric("mcp_edge_cleanup_total{outcome=\"cap_exceeded\"}"),
+        1.0
+    );
+    assert!(
+        edge.log().contains("cancel_cap terminated"),
+        "logged with its reason"
+    );
     assert_idle(edge.pid(), "cancel cap");
 }
 
@@ -301,9 +362,14 @@ fn without_cancel_cap_a_spinning_upstream_runs_to_the_deadline() {
         "  - cleanup_deadline: {task_group_cleanup_timeout: 5, session_pool_cleanup_timeout: 5}\n  - cancel_cap: {enabled: false, max_iterations: 100}\n",
     );
     let left = post_then_disconnect(&edge);
-    let end = reports.recv_timeout(Duration::from_secs(15)).expect("upstream done");
+    let end = reports
+        .recv_timeout(Duration::from_secs(15))
+        .expect("upstream done");
     let after = end.closed_at - left;
-    assert!(after >= Duration::from_secs(4), "ran to the deadline: {after:?}");
+    assert!(
+        after >= Duration::from_secs(4),
+        "ran to the deadline: {after:?}"
+    );
     assert_eq!(edge.metric("mcp_edge_cancel_cap_terminated_total"), 0.0);
 }
 
@@ -337,7 +403,10 @@ fn sigterm_sends_retry_hints_closes_streams_and_exits() {
         let closed = signalled.elapsed();
         println!("SIGTERM: {name} stream closed after {closed:?}");
         assert!(saw_retry, "{name} stream got a retry: hint");
-        assert!(closed < Duration::from_secs(3), "{name} closed within 2 s + 1: {closed:?}");
+        assert!(
+            closed < Duration::from_secs(3),
+            "{name} closed within 2 s + 1: {closed:?}"
+        );
     }
     assert!(edge.wait_exit(Duration::from_secs(10)), "the process exits");
 }

@@ -81,8 +81,7 @@ fn delete_reaches_the_upstream_as_delete() {
     let upstream = echo_upstream();
     let edge = Edge::start(upstream.addr, "");
     let mut client = Client::connect(edge.listen);
-    let (head, response) =
-        client.exchange("DELETE", "/mcp", &[("Mcp-Session-Id", "gone")], b"");
+    let (head, response) = client.exchange("DELETE", "/mcp", &[("Mcp-Session-Id", "gone")], b"");
     assert_eq!(head.status, 200);
     let echo: serde_json::Value = serde_json::from_slice(&response).unwrap();
     assert_eq!(echo["method"], "DELETE");
@@ -92,7 +91,9 @@ fn delete_reaches_the_upstream_as_delete() {
 #[test]
 fn sse_post_answer_is_relayed_event_by_event() {
     let upstream = Upstream::start(|mut conn: Conn| {
-        let Some(request) = conn.read_request() else { return };
+        let Some(request) = conn.read_request() else {
+            return;
+        };
         assert_eq!(request.method, "POST");
         conn.start_event_stream().unwrap();
         for n in 1..=3 {
@@ -103,7 +104,12 @@ fn sse_post_answer_is_relayed_event_by_event() {
     });
     let edge = Edge::start(upstream.addr, "");
     let mut client = Client::connect(edge.listen);
-    client.send("POST", "/mcp", &[JSON, ACCEPT_BOTH], br#"{"jsonrpc":"2.0","id":1,"method":"tools/call"}"#);
+    client.send(
+        "POST",
+        "/mcp",
+        &[JSON, ACCEPT_BOTH],
+        br#"{"jsonrpc":"2.0","id":1,"method":"tools/call"}"#,
+    );
     let head = client.read_head();
     assert_eq!(head.status, 200);
     assert_eq!(head.header("content-type"), Some("text/event-stream"));
@@ -112,7 +118,10 @@ fn sse_post_answer_is_relayed_event_by_event() {
         let event = client.read_event(&mut pending).expect("event");
         assert_eq!(event, format!("event: message\ndata: {{\"n\":{n}}}\n\n"));
     }
-    assert!(client.read_event(&mut pending).is_none(), "stream ends after 3 events");
+    assert!(
+        client.read_event(&mut pending).is_none(),
+        "stream ends after 3 events"
+    );
 }
 
 #[test]
@@ -120,7 +129,9 @@ fn get_stream_is_not_buffered() {
     let (send_second, second) = mpsc::channel::<()>();
     let second = std::sync::Mutex::new(Some(second));
     let upstream = Upstream::start(move |mut conn: Conn| {
-        let Some(request) = conn.read_request() else { return };
+        let Some(request) = conn.read_request() else {
+            return;
+        };
         assert_eq!(request.method, "GET");
         let gate = second.lock().unwrap().take().expect("one stream");
         conn.start_event_stream().unwrap();
@@ -133,14 +144,25 @@ fn get_stream_is_not_buffered() {
     });
     let edge = Edge::start(upstream.addr, "");
     let mut client = Client::connect(edge.listen);
-    client.send("GET", "/mcp", &[("Accept", "text/event-stream"), ("Mcp-Session-Id", "s")], b"");
+    client.send(
+        "GET",
+        "/mcp",
+        &[("Accept", "text/event-stream"), ("Mcp-Session-Id", "s")],
+        b"",
+    );
     let head = client.read_head();
     assert_eq!(head.status, 200);
     let mut pending = Vec::new();
-    assert_eq!(client.read_event(&mut pending).unwrap(), "id: 1\ndata: first\n\n");
+    assert_eq!(
+        client.read_event(&mut pending).unwrap(),
+        "id: 1\ndata: first\n\n"
+    );
     assert_eq!(edge.metric("mcp_edge_sse_streams_active"), 1.0);
     send_second.send(()).unwrap();
-    assert_eq!(client.read_event(&mut pending).unwrap(), "id: 2\ndata: second\n\n");
+    assert_eq!(
+        client.read_event(&mut pending).unwrap(),
+        "id: 2\ndata: second\n\n"
+    );
 }
 
 #[test]
@@ -155,7 +177,8 @@ fn legacy_sse_flow_endpoint_then_messages() {
             if request.method == "GET" && request.target == "/sse" {
                 let posts = from_posts.lock().unwrap().take().expect("one stream");
                 conn.start_event_stream().unwrap();
-                conn.chunk(b"event: endpoint\ndata: /messages/?session_id=abc\n\n").unwrap();
+                conn.chunk(b"event: endpoint\ndata: /messages/?session_id=abc\n\n")
+                    .unwrap();
                 for message in posts {
                     let event = format!("event: message\ndata: {message}\n\n");
                     if conn.chunk(event.as_bytes()).is_err() {
@@ -176,11 +199,19 @@ fn legacy_sse_flow_endpoint_then_messages() {
     assert_eq!(stream.read_head().status, 200);
     let mut pending = Vec::new();
     let endpoint = stream.read_event(&mut pending).unwrap();
-    assert_eq!(endpoint, "event: endpoint\ndata: /messages/?session_id=abc\n\n");
+    assert_eq!(
+        endpoint,
+        "event: endpoint\ndata: /messages/?session_id=abc\n\n"
+    );
 
     let mut poster = Client::connect(edge.listen);
     let message = r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#;
-    let (head, _) = poster.exchange("POST", "/messages/?session_id=abc", &[JSON], message.as_bytes());
+    let (head, _) = poster.exchange(
+        "POST",
+        "/messages/?session_id=abc",
+        &[JSON],
+        message.as_bytes(),
+    );
     assert_eq!(head.status, 202);
     assert_eq!(
         stream.read_event(&mut pending).unwrap(),
@@ -202,18 +233,30 @@ fn refused_server_is_skipped_and_all_down_is_a_502_with_a_reason() {
     let mut client = Client::connect(edge.listen);
     for _ in 0..4 {
         let (head, _) = client.exchange("POST", "/mcp", &[JSON], b"{}");
-        assert_eq!(head.status, 200, "the live server answers whatever the rotation");
+        assert_eq!(
+            head.status, 200,
+            "the live server answers whatever the rotation"
+        );
     }
-    assert!(edge.metric("mcp_edge_upstream_errors_total{kind=\"connect_refused\",upstream=\"pair\"}") >= 1.0);
+    assert!(
+        edge.metric("mcp_edge_upstream_errors_total{kind=\"connect_refused\",upstream=\"pair\"}")
+            >= 1.0
+    );
 
     let rpc = br#"{"jsonrpc":"2.0","id":42,"method":"tools/list"}"#;
     let (head, body) = client.exchange("POST", "/down/mcp", &[JSON], rpc);
     assert_eq!(head.status, 502);
-    assert_eq!(head.header("x-mcp-edge-error"), Some("upstream_unavailable"));
+    assert_eq!(
+        head.header("x-mcp-edge-error"),
+        Some("upstream_unavailable")
+    );
     let error: serde_json::Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(error["id"], 42);
     let message = error["error"]["message"].as_str().unwrap();
-    assert!(message.contains("upstream `down` is unavailable"), "{message}");
+    assert!(
+        message.contains("upstream `down` is unavailable"),
+        "{message}"
+    );
     assert!(message.contains("connect_refused"), "{message}");
 
     let (head, body) = client.exchange("GET", "/down/x", &[], b"");
@@ -285,7 +328,10 @@ fn malformed_request_gets_a_400_and_the_proxy_keeps_serving() {
     let mut answer = Vec::new();
     let _ = raw.read_to_end(&mut answer);
     let answer = String::from_utf8_lossy(&answer);
-    assert!(answer.is_empty() || answer.starts_with("HTTP/1.1 400"), "{answer}");
+    assert!(
+        answer.is_empty() || answer.starts_with("HTTP/1.1 400"),
+        "{answer}"
+    );
     let mut client = Client::connect(edge.listen);
     let (head, _) = client.exchange("POST", "/mcp", &[JSON], b"{}");
     assert_eq!(head.status, 200);
@@ -299,7 +345,10 @@ fn admin_answers_health_metrics_and_config() {
     assert_eq!(edge.admin_get("/readyz").0, 200);
     let (status, metrics) = edge.admin_get("/metrics");
     assert_eq!(status, 200);
-    assert!(metrics.contains("mcp_edge_config_generation 1"), "{metrics}");
+    assert!(
+        metrics.contains("mcp_edge_config_generation 1"),
+        "{metrics}"
+    );
     let (status, config) = edge.admin_get("/config");
     assert_eq!(status, 200);
     let config: serde_json::Value = serde_json::from_str(&config).unwrap();
@@ -307,5 +356,8 @@ fn admin_answers_health_metrics_and_config() {
     let source = std::fs::read(edge.config_path()).unwrap();
     use sha2::Digest;
     assert_eq!(config["sha256"], hex::encode(sha2::Sha256::digest(&source)));
-    assert_eq!(config["config"]["upstreams"]["main"]["servers"][0], upstream.addr.to_string());
+    assert_eq!(
+        config["config"]["upstreams"]["main"]["servers"][0],
+        upstream.addr.to_string()
+    );
 }

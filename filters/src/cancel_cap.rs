@@ -74,6 +74,9 @@ mod tests {
         stream.on_client_gone(&mut plan);
         assert_eq!(plan.max_iterations, Some(100));
         assert_eq!(stream.on_drain_read(99), Verdict::Continue);
-        assert_eq!(stream.on_drain_read(100), Verdict::Close(CloseReason::CancelCap));
+        assert_eq!(
+            stream.on_drain_read(100),
+            Verdict::Close(CloseReason::CancelCap)
+        );
     }
 }

@@ -17,18 +17,18 @@ mod sse_guard;
 
 use std::sync::Arc;
 
+pub use cancel_cap::CancelCapFactory;
 pub use chain::{ChainError, ChainFactory, StreamChain};
+pub use cleanup_deadline::CleanupDeadlineFactory;
 pub use filter::{
     CloseReason, DrainOutcome, DrainPlan, FilterFactory, ResponseHead, StreamEnd, StreamFilter,
     StreamPlan, Verdict,
 };
-pub use cancel_cap::CancelCapFactory;
-pub use cleanup_deadline::CleanupDeadlineFactory;
-pub use sse_guard::{EventBoundaryScanner, SseGuardFactory, YieldWindow};
 pub use settings::{
     seconds, CancelCapSettings, CleanupDeadlineSettings, FilterSpec, SseGuardSettings,
     WorkerRecycleSettings,
 };
+pub use sse_guard::{EventBoundaryScanner, SseGuardFactory, YieldWindow};
 
 /// Returns the per-stream factory for a spec, or `None` when the filter has no per-stream
 /// part (`worker_recycle` acts on the process) or is disabled (`cancel_cap` off).

@@ -59,6 +59,7 @@ impl AdminApp {
             "/config" => {
                 let mut document = self.live.current().describe();
                 document["last_reload"] = self.lifecycle.last_reload();
+                document["reload_attempts"] = self.lifecycle.reload_attempts().into();
                 document["pid"] = std::process::id().into();
                 let body = serde_json::to_vec_pretty(&document).unwrap_or_default();
                 respond(StatusCode::OK, "application/json", body)
@@ -82,7 +83,11 @@ impl ServeHttp for AdminApp {
 }
 
 fn text(status: StatusCode, body: &str) -> Response<Vec<u8>> {
-    respond(status, "text/plain; charset=utf-8", body.as_bytes().to_vec())
+    respond(
+        status,
+        "text/plain; charset=utf-8",
+        body.as_bytes().to_vec(),
+    )
 }
 
 fn respond(status: StatusCode, content_type: &str, body: Vec<u8>) -> Response<Vec<u8>> {

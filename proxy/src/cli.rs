@@ -10,7 +10,12 @@ pub const DEFAULT_CONFIG: &str = "conf/mcp-edge.yaml";
 
 /// mcp-edge: an edge reverse proxy for MCP servers, on Pingora.
 #[derive(Debug, Parser)]
-#[command(name = "mcp-edge", version, about, args_conflicts_with_subcommands = true)]
+#[command(
+    name = "mcp-edge",
+    version,
+    about,
+    args_conflicts_with_subcommands = true
+)]
 pub struct Cli {
     /// What to do; without a subcommand, run the proxy.
     #[command(subcommand)]
@@ -48,6 +53,23 @@ pub enum Command {
     },
     /// Print the JSON Schema of the config file.
     Schema,
+    /// Validate a config file, then make the running process reload it (SIGHUP) and
+    /// report the outcome; exit 1 when it was rejected.
+    Reload {
+        /// The config file.
+        #[arg(short = 'c', long = "conf", default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+    },
+    /// Replace the running process with a new binary without dropping connections:
+    /// check, start the new one with `-u`, then SIGQUIT the old one.
+    Upgrade {
+        /// The new binary (default: this one).
+        #[arg(long)]
+        binary: Option<PathBuf>,
+        /// The config file.
+        #[arg(short = 'c', long = "conf", default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+    },
     /// Run the proxy in front of a small built-in MCP server.
     Demo {
         /// The proxy listener.

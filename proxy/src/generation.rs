@@ -4,6 +4,7 @@
 use crate::config::LoadedConfig;
 use crate::routing::RouteTable;
 use arc_swap::ArcSwap;
+use mcp_edge_filters::{FilterSpec, WorkerRecycleSettings};
 use std::sync::Arc;
 
 /// Everything built from one validated config. Requests hold an `Arc` of the generation
@@ -15,6 +16,8 @@ pub struct Generation {
     pub loaded: LoadedConfig,
     /// Routes and upstream groups.
     pub routes: RouteTable,
+    /// The `worker_recycle` settings, when the chain has the filter.
+    pub recycle: Option<WorkerRecycleSettings>,
 }
 
 impl Generation {
@@ -22,7 +25,16 @@ impl Generation {
     /// not resolve.
     pub fn build(id: u64, loaded: LoadedConfig) -> Result<Self, Vec<String>> {
         let routes = RouteTable::build(&loaded.config)?;
-        Ok(Self { id, loaded, routes })
+        let recycle = loaded.config.filters.iter().find_map(|spec| match spec {
+            FilterSpec::WorkerRecycle(settings) => Some(settings.clone()),
+            _ => None,
+        });
+        Ok(Self {
+            id,
+            loaded,
+            routes,
+            recycle,
+        })
     }
 
     /// The `/config` document: generation, sha256 of the source, effective config.

@@ -13,11 +13,13 @@
 pub mod admin;
 pub mod cli;
 pub mod config;
+pub mod control;
 pub mod demo;
 pub mod drain;
 pub mod generation;
 pub mod lifecycle;
 pub mod metrics;
+pub mod recycle;
 pub mod reload;
 pub mod routing;
 pub mod server;

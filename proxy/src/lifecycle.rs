@@ -1,36 +1,57 @@
-//! The process lifecycle: SIGHUP reloads, the pid file, and the draining state.
+//! The process lifecycle: SIGHUP reloads, worker recycles, the pid file, and the draining
+//! state.
 //!
 //! Pingora handles SIGINT, SIGTERM and SIGQUIT itself; SIGHUP's default action would kill
-//! the process, so `main` ignores it from the first instruction and this background
-//! service takes it over once the runtime runs.
+//! the process, so `main` ignores it from the first instruction and this loop takes it
+//! over once the runtime runs.
 
+use crate::control::upgrade::start_successor;
 use crate::drain::{DrainSignal, DrainTrigger};
+use crate::metrics::Metrics;
+use crate::recycle::{successor_args, RecycleCounter, RECYCLES_ENV};
 use crate::reload::{ReloadStatus, Reloader};
 use pingora_core::server::ShutdownWatch;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use tokio::signal::unix::{signal, SignalKind};
+
+/// Where the process keeps its pid and hands its sockets over.
+pub struct ProcessFiles {
+    /// The pid file, written at start-up.
+    pub pid_file: PathBuf,
+    /// The upgrade socket a successor waits on.
+    pub upgrade_sock: PathBuf,
+}
 
 /// Process-wide lifecycle state, shared with the admin listener.
 pub struct Lifecycle {
     trigger: DrainTrigger,
     signal: DrainSignal,
     reloader: Reloader,
-    pid_file: PathBuf,
+    files: ProcessFiles,
+    recycle: Arc<RecycleCounter>,
+    metrics: Arc<Metrics>,
     attempts: AtomicU64,
     last_reload: Mutex<ReloadStatus>,
 }
 
 impl Lifecycle {
-    /// Creates the lifecycle; the pid file is written when the service starts.
-    pub fn new(reloader: Reloader, pid_file: PathBuf) -> Self {
+    /// Creates the lifecycle; the pid file is written when [`Lifecycle::run`] starts.
+    pub fn new(
+        reloader: Reloader,
+        files: ProcessFiles,
+        recycle: Arc<RecycleCounter>,
+        metrics: Arc<Metrics>,
+    ) -> Self {
         let (trigger, signal) = crate::drain::drain_channel();
         Self {
             trigger,
             signal,
             reloader,
-            pid_file,
+            files,
+            recycle,
+            metrics,
             attempts: AtomicU64::new(0),
             last_reload: Mutex::new(ReloadStatus::None),
         }
@@ -46,6 +67,11 @@ impl Lifecycle {
         self.signal.clone()
     }
 
+    /// Reloads attempted since start-up.
+    pub fn reload_attempts(&self) -> u64 {
+        self.attempts.load(Ordering::Acquire)
+    }
+
     /// The outcome of the last reload, as JSON for `/config`.
     pub fn last_reload(&self) -> serde_json::Value {
         let status = self
@@ -58,7 +84,7 @@ impl Lifecycle {
 
     /// Reloads the config and records the outcome.
     pub fn reload(&self) {
-        let attempt = self.attempts.fetch_add(1, Ordering::AcqRel) + 1;
+        let attempt = self.attempts.load(Ordering::Acquire) + 1;
         let status = match self.reloader.reload() {
             Ok(generation) => ReloadStatus::Ok { generation },
             Err(errors) => ReloadStatus::Error { errors, attempt },
@@ -66,18 +92,12 @@ impl Lifecycle {
         if let Ok(mut last) = self.last_reload.lock() {
             *last = status;
         }
+        // Published after the status, so a reader that sees the count sees the outcome.
+        self.attempts.store(attempt, Ordering::Release);
     }
 
-    fn write_pid_file(&self) {
-        if let Err(error) = std::fs::write(&self.pid_file, format!("{}\n", std::process::id())) {
-            tracing::warn!(path = %self.pid_file.display(), %error, "cannot write the pid file");
-        }
-    }
-}
-
-impl Lifecycle {
-    /// Writes the pid file, then reloads on every SIGHUP until shutdown starts, at which
-    /// point the process is marked draining (`/readyz` answers 503).
+    /// Writes the pid file, then reloads on every SIGHUP and recycles when asked, until
+    /// shutdown starts; the process is then marked draining (`/readyz` answers 503).
     pub async fn run(&self, mut shutdown: ShutdownWatch) {
         self.write_pid_file();
         let mut hangups = match signal(SignalKind::hangup()) {
@@ -93,12 +113,56 @@ impl Lifecycle {
                     tracing::info!("SIGHUP: reloading the config");
                     self.reload();
                 }
+                _ = self.recycle.requested() => self.recycle_now().await,
                 _ = shutdown.changed() => {
                     self.trigger.start();
                     tracing::info!("shutdown started: draining");
                     return;
                 }
             }
+        }
+    }
+
+    /// Starts the successor in upgrade mode, then hands the sockets over to it by sending
+    /// this process SIGQUIT (Pingora's upgrade path). On failure this process keeps
+    /// serving and counting resumes.
+    async fn recycle_now(&self) {
+        let recycles = self.metrics.worker_recycles_total.get() + 1;
+        let upgrade_sock = self.files.upgrade_sock.clone();
+        let started = tokio::task::spawn_blocking(move || {
+            let binary =
+                std::env::current_exe().map_err(|e| format!("cannot find this binary: {e}"))?;
+            let mut command = std::process::Command::new(binary);
+            command
+                .args(successor_args())
+                .env(RECYCLES_ENV, recycles.to_string());
+            start_successor(command, &upgrade_sock)
+        })
+        .await
+        .map_err(|e| format!("recycle task failed: {e}"))
+        .and_then(|started| started);
+        match started {
+            Ok(successor) => {
+                self.metrics.worker_recycles_total.inc();
+                tracing::info!(
+                    served = self.recycle.served(),
+                    successor = successor.id(),
+                    "worker_recycle: successor waiting; handing the sockets over"
+                );
+                // SAFETY: kill(2) on our own pid.
+                unsafe { libc::kill(libc::getpid(), libc::SIGQUIT) };
+            }
+            Err(error) => {
+                tracing::error!(%error, "worker_recycle failed; this process keeps serving");
+                self.recycle.rearm();
+            }
+        }
+    }
+
+    fn write_pid_file(&self) {
+        let path = &self.files.pid_file;
+        if let Err(error) = std::fs::write(path, format!("{}\n", std::process::id())) {
+            tracing::warn!(path = %path.display(), %error, "cannot write the pid file");
         }
     }
 }

@@ -20,6 +20,10 @@ fn main() -> ExitCode {
             print!("{}", config::generated_schema());
             ExitCode::SUCCESS
         }
+        Some(Command::Reload { config }) => mcp_edge::control::reload::run(&config),
+        Some(Command::Upgrade { binary, config }) => {
+            mcp_edge::control::upgrade::run(binary, &config)
+        }
         Some(Command::Demo { listen, admin }) => {
             exit_on_error(demo::run(DemoOptions { listen, admin }))
         }

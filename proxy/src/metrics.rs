@@ -43,7 +43,10 @@ impl Metrics {
         let registry = Registry::new();
         let metrics = Self {
             requests_total: IntCounterVec::new(
-                Opts::new("mcp_edge_requests_total", "Requests served, by route and status."),
+                Opts::new(
+                    "mcp_edge_requests_total",
+                    "Requests served, by route and status.",
+                ),
                 &["route", "status"],
             )
             .expect("valid metric"),
@@ -53,8 +56,8 @@ impl Metrics {
                     "Time from request head to the end of the response, by route.",
                 )
                 .buckets(vec![
-                    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
-                    5.0, 10.0, 30.0, 60.0, 300.0,
+                    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+                    10.0, 30.0, 60.0, 300.0,
                 ]),
                 &["route"],
             )
@@ -172,9 +175,18 @@ mod tests {
     #[test]
     fn render_includes_design_metric_names() {
         let metrics = Metrics::new();
-        metrics.requests_total.with_label_values(&["/", "200"]).inc();
-        metrics.sse_guard_closed_total.with_label_values(&["rapid_yield"]).inc();
-        metrics.cleanup_total.with_label_values(&["completed"]).inc();
+        metrics
+            .requests_total
+            .with_label_values(&["/", "200"])
+            .inc();
+        metrics
+            .sse_guard_closed_total
+            .with_label_values(&["rapid_yield"])
+            .inc();
+        metrics
+            .cleanup_total
+            .with_label_values(&["completed"])
+            .inc();
         let text = String::from_utf8(metrics.render()).unwrap();
         for name in [
             "mcp_edge_requests_total",

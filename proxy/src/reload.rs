@@ -79,8 +79,13 @@ impl Reloader {
                     .to_string(),
             ]);
         };
-        let loaded = config::load_file(path)
-            .map_err(|errors| errors.to_string().lines().map(String::from).collect::<Vec<_>>())?;
+        let loaded = config::load_file(path).map_err(|errors| {
+            errors
+                .to_string()
+                .lines()
+                .map(String::from)
+                .collect::<Vec<_>>()
+        })?;
         let current = self.live.current();
         let refused = needs_upgrade(&current.loaded.config, &loaded.config);
         if !refused.is_empty() {

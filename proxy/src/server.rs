@@ -3,19 +3,21 @@
 use crate::admin::AdminApp;
 use crate::config::LoadedConfig;
 use crate::generation::{Generation, LiveConfig};
-use crate::lifecycle::Lifecycle;
+use crate::lifecycle::{Lifecycle, ProcessFiles};
 use crate::metrics::Metrics;
+use crate::recycle::{RecycleCounter, RECYCLES_ENV, SEED_ENV};
 use crate::reload::Reloader;
-use crate::service::EdgeProxy;
+use crate::service::{EdgeProxy, GracefulKeepalive};
 use crate::streams::StreamRegistry;
 use pingora_core::apps::HttpServerOptions;
 use pingora_core::server::configuration::{Opt, ServerConf};
 use pingora_core::server::Server;
 use pingora_core::services::background::background_service;
 use pingora_core::services::listening::Service;
-use pingora_proxy::ProxyServiceBuilder;
+use pingora_proxy::HttpProxy;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 /// How the process was asked to run.
 #[derive(Debug, Clone, Default)]
@@ -36,6 +38,7 @@ pub fn run(loaded: LoadedConfig, options: RunOptions) -> Result<std::convert::In
     metrics.config_generation.set(1);
     let live = Arc::new(LiveConfig::new(first));
 
+    let grace = grace_period_seconds(&config);
     let mut server = Server::new_with_opt_and_conf(
         Opt {
             upgrade: options.upgrade,
@@ -47,7 +50,19 @@ pub fn run(loaded: LoadedConfig, options: RunOptions) -> Result<std::convert::In
     server.bootstrap();
 
     let reloader = Reloader::new(options.config_path.clone(), live.clone(), metrics.clone());
-    let lifecycle = Arc::new(Lifecycle::new(reloader, config.server.pid_file.clone()));
+    let recycle = Arc::new(RecycleCounter::new(recycle_seed()));
+    if let Some(inherited) = env_u64(RECYCLES_ENV) {
+        metrics.worker_recycles_total.inc_by(inherited);
+    }
+    let lifecycle = Arc::new(Lifecycle::new(
+        reloader,
+        ProcessFiles {
+            pid_file: config.server.pid_file.clone(),
+            upgrade_sock: config.server.upgrade_sock.clone(),
+        },
+        recycle.clone(),
+        metrics.clone(),
+    ));
     let streams = Arc::new(StreamRegistry::default());
 
     // One proxy service per h2c setting: HTTP/2 prior knowledge is a service option.
@@ -62,18 +77,28 @@ pub fn run(loaded: LoadedConfig, options: RunOptions) -> Result<std::convert::In
         }
         let mut options = HttpServerOptions::default();
         options.h2c = h2c;
-        let mut proxy = ProxyServiceBuilder::new(
-            &server.configuration,
+        let mut proxy = HttpProxy::new(
             EdgeProxy::new(
                 live.clone(),
                 metrics.clone(),
                 streams.clone(),
                 lifecycle.drain_signal(),
+                recycle.clone(),
             ),
-        )
-        .name(if h2c { "mcp-edge proxy (h2c)" } else { "mcp-edge proxy" })
-        .server_options(options)
-        .build();
+            server.configuration.clone(),
+        );
+        proxy.server_options = Some(options);
+        proxy.handle_init_modules();
+        let idle_close_delay = Duration::from_secs(grace.saturating_sub(1));
+        let name = if h2c {
+            "mcp-edge proxy (h2c)"
+        } else {
+            "mcp-edge proxy"
+        };
+        let mut proxy = Service::new(
+            name.to_string(),
+            GracefulKeepalive::new(proxy, idle_close_delay),
+        );
         for listener in listeners {
             match &listener.tls {
                 Some(tls) => proxy
@@ -104,13 +129,34 @@ pub fn run(loaded: LoadedConfig, options: RunOptions) -> Result<std::convert::In
         server.add_service(service);
     }
 
-    server.add_service(background_service("mcp-edge lifecycle", SharedLifecycle(lifecycle)));
+    server.add_service(background_service(
+        "mcp-edge lifecycle",
+        SharedLifecycle(lifecycle),
+    ));
     tracing::info!(
         listeners = ?config.listeners.iter().map(|l| l.address.as_str()).collect::<Vec<_>>(),
         admin = ?config.admin.as_ref().map(|a| a.address.as_str()),
         "mcp-edge starting"
     );
     server.run_forever()
+}
+
+/// A numeric environment variable, if set and valid.
+fn env_u64(name: &str) -> Option<u64> {
+    std::env::var(name).ok()?.trim().parse().ok()
+}
+
+/// The recycle jitter seed: `MCP_EDGE_RECYCLE_SEED` mixed with the inherited recycle
+/// count, so each process in a chain of recycles draws a different jitter.
+fn recycle_seed() -> Option<u64> {
+    let seed = env_u64(SEED_ENV)?;
+    Some(
+        seed.wrapping_add(
+            env_u64(RECYCLES_ENV)
+                .unwrap_or(0)
+                .wrapping_mul(0x9E37_79B9_7F4A_7C15),
+        ),
+    )
 }
 
 /// Lets the shared lifecycle run as a Pingora background service.

@@ -45,7 +45,7 @@ except ImportError:
 
 @asynccontextmanager
 async def connect_v1(transport: str, url: str) -> AsyncIterator[Any]:
-    """Yield an initialized mcp 1.x `ClientSession` and the negotiated protocol version."""
+    """Yield an initialized mcp 1.x `ClientSession`, the protocol version and `True`."""
     from mcp import ClientSession
 
     if transport == "sse":
@@ -63,12 +63,13 @@ async def connect_v1(transport: str, url: str) -> AsyncIterator[Any]:
         read, write = streams[0], streams[1]
         async with ClientSession(read, write) as session:
             result = await session.initialize()
-            yield session, result.protocolVersion
+            yield session, result.protocolVersion, True
 
 
 @asynccontextmanager
 async def connect_v2(transport: str, url: str, mode: str) -> AsyncIterator[Any]:
-    """Yield an entered mcp 2.x `Client` and the negotiated protocol version."""
+    """Yield an entered mcp 2.x `Client`, the protocol version and whether it was reached
+    through the `initialize` handshake (else through `server/discover`, the stateless era)."""
     from mcp import Client
 
     if transport == "sse":
@@ -78,7 +79,9 @@ async def connect_v2(transport: str, url: str, mode: str) -> AsyncIterator[Any]:
     else:
         server = url
     async with Client(server, mode=mode) as client:
-        yield client, client.protocol_version
+        # `auto` settles either on the handshake or on a `server/discover` result.
+        handshake = getattr(client.session, "discover_result", None) is None
+        yield client, client.protocol_version, handshake
 
 
 def text_of(result: Any) -> str:
@@ -97,7 +100,7 @@ async def exercise(transport: str, url: str, mode: str) -> dict[str, Any]:
     async def on_progress(value: float, total: float | None, message: str | None) -> None:
         progress.append(value)
 
-    async with connect as (session, protocol):
+    async with connect as (session, protocol, handshake):
         tools = sorted(tool.name for tool in (await session.list_tools()).tools)
         added = text_of(await session.call_tool("add", {"a": 2, "b": 3}))
         text_of(
@@ -106,7 +109,7 @@ async def exercise(transport: str, url: str, mode: str) -> dict[str, Any]:
             )
         )
         pinged = None
-        if protocol < "2026":  # `ping` was removed from the stateless protocol
+        if handshake:  # the stateless protocol has no `ping`
             await session.send_ping()
             pinged = True
     return {

@@ -79,14 +79,20 @@ impl Edge {
         let deadline = Instant::now() + READY_DEADLINE;
         while Instant::now() < deadline {
             if let Ok(Some(status)) = self.child.try_wait() {
-                panic!("mcp-edge exited with {status} before it was ready:\n{}", self.log());
+                panic!(
+                    "mcp-edge exited with {status} before it was ready:\n{}",
+                    self.log()
+                );
             }
             if admin_get(self.admin, "/readyz").is_some_and(|(status, _)| status == 200) {
                 return;
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        panic!("mcp-edge was not ready within {READY_DEADLINE:?}:\n{}", self.log());
+        panic!(
+            "mcp-edge was not ready within {READY_DEADLINE:?}:\n{}",
+            self.log()
+        );
     }
 
     /// `http://127.0.0.1:PORT` of the proxy listener.

@@ -67,7 +67,9 @@ impl Client {
     /// Reads a response head.
     pub fn read_head(&mut self) -> Head {
         let mut status_line = String::new();
-        self.reader.read_line(&mut status_line).expect("status line");
+        self.reader
+            .read_line(&mut status_line)
+            .expect("status line");
         let status = status_line
             .split(' ')
             .nth(1)
@@ -94,7 +96,11 @@ impl Client {
             self.reader.read_exact(&mut body).expect("body");
             return body;
         }
-        assert_eq!(head.header("transfer-encoding"), Some("chunked"), "{head:?}");
+        assert_eq!(
+            head.header("transfer-encoding"),
+            Some("chunked"),
+            "{head:?}"
+        );
         let mut body = Vec::new();
         while let Some(chunk) = self.read_chunk() {
             body.extend_from_slice(&chunk);

@@ -68,7 +68,7 @@ fn ensure_venv() -> PathBuf {
     let lock = File::create(target.join("mcp-edge-test-venv.lock")).expect("create the venv lock");
     // Held until `lock` drops at the end of this function. Called through the trait: newer
     // std has an inherent `File::lock` that the workspace's rust-version predates.
-    lock.lock().expect("lock the venv");
+    fs4::FileExt::lock(&lock).expect("lock the venv");
 
     let current = fs::read_to_string(&marker).ok();
     if python.exists() && current.as_deref() == Some(wanted.as_str()) {
@@ -81,7 +81,13 @@ fn ensure_venv() -> PathBuf {
     run_setup(Command::new("python3").arg("-m").arg("venv").arg(&venv));
     run_setup(
         Command::new(&python)
-            .args(["-m", "pip", "install", "--disable-pip-version-check", "--quiet"])
+            .args([
+                "-m",
+                "pip",
+                "install",
+                "--disable-pip-version-check",
+                "--quiet",
+            ])
             .arg("-r")
             .arg(&requirements),
     );
@@ -174,7 +180,10 @@ impl SdkServer {
         });
         let failed = |why: &str| -> ! {
             let log = fs::read_to_string(stderr.path()).unwrap_or_default();
-            panic!("sdk_server.py ({}) {why}; its stderr:\n{log}", transport.arg())
+            panic!(
+                "sdk_server.py ({}) {why}; its stderr:\n{log}",
+                transport.arg()
+            )
         };
         match ready_rx.recv_timeout(SERVER_READY_DEADLINE) {
             Ok(Ok(port)) => SdkServer {
@@ -224,8 +233,12 @@ pub fn sdk_client(transport: Transport, url: &str, mode: &str) -> Value {
     let report = format!("sdk_client.py {} {url} --mode {mode}", transport.arg());
     match status {
         Some(status) if status.success() => {}
-        Some(status) => panic!("{report} exited with {status}\n--- stdout\n{out}\n--- stderr\n{err}"),
-        None => panic!("{report} ran past {CLIENT_DEADLINE:?}\n--- stdout\n{out}\n--- stderr\n{err}"),
+        Some(status) => {
+            panic!("{report} exited with {status}\n--- stdout\n{out}\n--- stderr\n{err}")
+        }
+        None => {
+            panic!("{report} ran past {CLIENT_DEADLINE:?}\n--- stdout\n{out}\n--- stderr\n{err}")
+        }
     }
     let line = out.lines().last().unwrap_or_default();
     serde_json::from_str(line)
@@ -270,4 +283,3 @@ impl EnvRemoveAll for Command {
         self
     }
 }
-

@@ -16,9 +16,7 @@ mod yield_window;
 pub use event_boundary::EventBoundaryScanner;
 pub use yield_window::YieldWindow;
 
-use crate::filter::{
-    CloseReason, FilterFactory, ResponseHead, StreamFilter, StreamPlan, Verdict,
-};
+use crate::filter::{CloseReason, FilterFactory, ResponseHead, StreamFilter, StreamPlan, Verdict};
 use crate::settings::{seconds, SseGuardSettings};
 use std::time::Duration;
 use tokio::time::Instant;
@@ -135,7 +133,10 @@ mod tests {
         assert_eq!(plan.keepalive_interval, Some(Duration::from_secs(15)));
         let now = Instant::now();
         for _ in 0..50 {
-            assert_eq!(stream.on_response_chunk(b"data: x\n\n", now), Verdict::Continue);
+            assert_eq!(
+                stream.on_response_chunk(b"data: x\n\n", now),
+                Verdict::Continue
+            );
         }
         assert_eq!(
             stream.on_response_chunk(b"data: x\n\n", now),
@@ -149,7 +150,14 @@ mod tests {
         stream.on_response_headers(&SSE, &mut StreamPlan::default());
         let now = Instant::now();
         // Many small chunks making up two events stay within a limit of 2.
-        for piece in [&b"da"[..], b"ta: 1", b"\n", b"\ndata: 2\n", b"\n", b": partial"] {
+        for piece in [
+            &b"da"[..],
+            b"ta: 1",
+            b"\n",
+            b"\ndata: 2\n",
+            b"\n",
+            b": partial",
+        ] {
             assert_eq!(stream.on_response_chunk(piece, now), Verdict::Continue);
         }
         // One chunk holding a third event trips it.
@@ -164,7 +172,10 @@ mod tests {
         let mut stream = guard(0, 1000);
         stream.on_response_headers(&SSE, &mut StreamPlan::default());
         for _ in 0..10_000 {
-            assert_eq!(stream.on_response_chunk(b"data: x\n\n", Instant::now()), Verdict::Continue);
+            assert_eq!(
+                stream.on_response_chunk(b"data: x\n\n", Instant::now()),
+                Verdict::Continue
+            );
         }
         let mut stream = guard(1, 1000);
         let mut plan = StreamPlan::default();
@@ -175,7 +186,10 @@ mod tests {
         stream.on_response_headers(&json, &mut plan);
         assert_eq!(plan, StreamPlan::default());
         for _ in 0..10 {
-            assert_eq!(stream.on_response_chunk(b"\n\nx\n\n", Instant::now()), Verdict::Continue);
+            assert_eq!(
+                stream.on_response_chunk(b"\n\nx\n\n", Instant::now()),
+                Verdict::Continue
+            );
         }
     }
 
@@ -184,7 +198,10 @@ mod tests {
         let mut stream = guard(50, 1000);
         stream.on_response_headers(&SSE, &mut StreamPlan::default());
         for _ in 0..1000 {
-            assert_eq!(stream.on_response_chunk(b"data: x\n\n", Instant::now()), Verdict::Continue);
+            assert_eq!(
+                stream.on_response_chunk(b"data: x\n\n", Instant::now()),
+                Verdict::Continue
+            );
             tokio::time::advance(Duration::from_millis(100)).await;
         }
     }

@@ -55,7 +55,10 @@ mod tests {
         for _ in 0..50 {
             assert!(!window.record(1, start));
         }
-        assert!(window.record(1, start), "the 51st event within the window trips");
+        assert!(
+            window.record(1, start),
+            "the 51st event within the window trips"
+        );
     }
 
     #[tokio::test(start_paused = true)]
@@ -64,12 +67,18 @@ mod tests {
         let start = Instant::now();
         assert!(!window.record(3, start));
         tokio::time::advance(Duration::from_millis(999)).await;
-        assert!(window.record(1, Instant::now()), "still inside the window at 999 ms");
+        assert!(
+            window.record(1, Instant::now()),
+            "still inside the window at 999 ms"
+        );
 
         let mut window = YieldWindow::new(Duration::from_millis(1000), 3);
         assert!(!window.record(3, Instant::now()));
         tokio::time::advance(Duration::from_millis(1000)).await;
-        assert!(!window.record(3, Instant::now()), "the first three slid out at 1000 ms");
+        assert!(
+            !window.record(3, Instant::now()),
+            "the first three slid out at 1000 ms"
+        );
     }
 
     #[tokio::test(start_paused = true)]

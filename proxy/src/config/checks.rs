@@ -128,12 +128,13 @@ fn check_addresses(config: &Config, out: &mut Vec<Problem>) {
     }
 }
 
-/// Two addresses collide when they share a port and either the IPs are equal or one is
-/// a wildcard of the same family.
+/// Two addresses collide when they share a port and either the IPs are equal or one is a
+/// wildcard covering the other: `0.0.0.0` covers IPv4, `[::]` covers both families (a
+/// dual-stack socket, the Linux default).
 fn overlaps(a: SocketAddr, b: SocketAddr) -> bool {
-    a.port() == b.port()
-        && (a.ip() == b.ip()
-            || (a.is_ipv4() == b.is_ipv4() && (a.ip().is_unspecified() || b.ip().is_unspecified())))
+    let covers =
+        |w: SocketAddr, x: SocketAddr| w.ip().is_unspecified() && (w.is_ipv6() || x.is_ipv4());
+    a.port() == b.port() && (a.ip() == b.ip() || covers(a, b) || covers(b, a))
 }
 
 /// Every upstream server is `host:port` with a port in 1..=65535.
@@ -233,5 +234,79 @@ fn readable(file: &Path) -> Result<(), String> {
             Err(e) => Err(format!("cannot read \"{}\": {e}", file.display())),
         },
         Err(e) => Err(format!("cannot read \"{}\": {e}", file.display())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::diagnostics::render_path;
+    use mcp_edge_filters::SseGuardSettings;
+
+    #[test]
+    fn durations_must_be_finite_and_not_negative() {
+        assert!(duration_problem(0.0).is_none());
+        assert!(duration_problem(0.5).is_none());
+        assert!(duration_problem(f64::NAN).unwrap().contains("NaN"));
+        assert!(duration_problem(f64::INFINITY).unwrap().contains("finite"));
+        assert!(duration_problem(f64::NEG_INFINITY)
+            .unwrap()
+            .contains("-infinity"));
+        assert!(duration_problem(-1.0).unwrap().contains("minimum of 0"));
+        assert!(duration_problem(1e300).unwrap().contains("too large"));
+    }
+
+    #[test]
+    fn non_finite_durations_in_a_config_are_named() {
+        let source = "version: 1\nlisteners: [{address: '127.0.0.1:1'}]\nupstreams: {u: {servers: ['a:1']}}\nroutes: [{match: {path_prefix: /}, upstream: u}]\n";
+        let mut config: Config = serde_yaml::from_str(source).unwrap();
+        assert!(check(&config).is_empty());
+        config.server.grace_period_seconds = f64::NAN;
+        config.filters.push(FilterSpec::SseGuard(SseGuardSettings {
+            send_timeout: f64::INFINITY,
+            ..SseGuardSettings::default()
+        }));
+        let found: Vec<String> = check(&config)
+            .iter()
+            .map(|p| render_path(&p.path))
+            .collect();
+        assert_eq!(
+            found,
+            [
+                "server.grace_period_seconds",
+                "filters[0].sse_guard.send_timeout"
+            ]
+        );
+    }
+
+    #[test]
+    fn host_port_forms() {
+        for good in ["127.0.0.1:4444", "gw.internal:80", "[::1]:65535", "a_b-c:1"] {
+            assert!(host_port(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "",
+            "host",
+            ":80",
+            "host:0",
+            "host:65536",
+            "host:x",
+            "[::1:80",
+            "[zz]:80",
+            "a b:1",
+        ] {
+            assert!(host_port(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn wildcards_overlap_their_port() {
+        let addr = |s: &str| s.parse::<SocketAddr>().unwrap();
+        assert!(overlaps(addr("0.0.0.0:80"), addr("127.0.0.1:80")));
+        assert!(overlaps(addr("127.0.0.1:80"), addr("127.0.0.1:80")));
+        assert!(!overlaps(addr("127.0.0.1:80"), addr("127.0.0.2:80")));
+        assert!(!overlaps(addr("127.0.0.1:80"), addr("127.0.0.1:81")));
+        assert!(overlaps(addr("[::]:80"), addr("127.0.0.1:80")));
+        assert!(!overlaps(addr("0.0.0.0:80"), addr("[::1]:80")));
     }
 }

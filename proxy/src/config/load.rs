@@ -6,7 +6,7 @@
 //! Every stage reports all of its problems; a stage runs only when the ones before it
 //! succeeded (conversion and schema problems are reported together).
 
-use super::diagnostics::{is_under, render_path, ConfigError, ConfigErrors, Problem};
+use super::diagnostics::{is_under, render_path, ConfigError, ConfigErrors, Problem, Seg};
 use super::expand::{expand, Lookup};
 use super::locate::LineIndex;
 use super::model::Config;
@@ -101,13 +101,8 @@ pub(crate) fn load_with_env(
         Err(errors) => {
             problems.extend(errors.iter().map(|error| {
                 let mcp_edge_filters::ChainError::DuplicateKind { repeat, .. } = error;
-                Problem::at(
-                    vec![
-                        super::diagnostics::Seg::Key("filters".into()),
-                        super::diagnostics::Seg::Index(*repeat),
-                    ],
-                    error.to_string(),
-                )
+                let at = vec![Seg::Key("filters".into()), Seg::Index(*repeat)];
+                Problem::at(at, error.to_string())
             }));
             None
         }

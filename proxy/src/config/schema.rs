@@ -29,6 +29,64 @@ pub(crate) struct CompiledSchema {
     pub validator: Validator,
 }
 
+impl CompiledSchema {
+    /// The schema node an evaluation path leads to, following `$ref`s.
+    fn node(&self, evaluation_path: &str) -> Option<&Value> {
+        let doc = &self.document;
+        let mut node = doc;
+        for raw in evaluation_path.split('/').skip(1) {
+            let token = raw.replace("~1", "/").replace("~0", "~");
+            node = if token == "$ref" {
+                let target = node.get("$ref")?.as_str()?;
+                doc.pointer(target.strip_prefix('#')?)?
+            } else {
+                match node {
+                    Value::Array(items) => items.get(token.parse::<usize>().ok()?)?,
+                    _ => node.get(token.as_str())?,
+                }
+            };
+        }
+        Some(node)
+    }
+
+    /// Follows a `$ref` at `node`, if it has one.
+    fn deref<'a>(&'a self, node: &'a Value) -> &'a Value {
+        node.get("$ref")
+            .and_then(Value::as_str)
+            .and_then(|target| target.strip_prefix('#'))
+            .and_then(|pointer| self.document.pointer(pointer))
+            .unwrap_or(node)
+    }
+
+    /// The keys allowed where an `additionalProperties` error was raised.
+    pub fn keys_allowed(&self, evaluation_path: &str) -> Vec<String> {
+        let parent = evaluation_path
+            .rsplit_once('/')
+            .map_or("", |(parent, _)| parent);
+        self.node(parent)
+            .map(|node| self.deref(node))
+            .and_then(|node| node.get("properties"))
+            .and_then(Value::as_object)
+            .map(|props| props.keys().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// When a `oneOf`/`anyOf` is an externally tagged enum (each alternative requires exactly
+    /// one key), the names of its variants, in order.
+    pub fn variant_names(&self, evaluation_path: &str) -> Option<Vec<String>> {
+        let branches = self.node(evaluation_path)?.as_array()?;
+        branches
+            .iter()
+            .map(
+                |branch| match self.deref(branch).get("required")?.as_array()?.as_slice() {
+                    [Value::String(name)] => Some(name.clone()),
+                    _ => None,
+                },
+            )
+            .collect()
+    }
+}
+
 static COMPILED: Lazy<Result<CompiledSchema, String>> = Lazy::new(|| {
     let document: Value = serde_json::from_str(COMMITTED_SCHEMA)
         .map_err(|error| format!("the built-in schema is not valid JSON: {error}"))?;

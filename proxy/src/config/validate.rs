@@ -32,7 +32,7 @@ fn translate(
     let value: &Value = error.instance();
     let message = match error.kind() {
         Kind::AdditionalProperties { unexpected } => {
-            let allowed = keys_allowed(schema, error.evaluation_path().as_str());
+            let allowed = schema.keys_allowed(error.evaluation_path().as_str());
             let allowed: Vec<&str> = allowed.iter().map(String::as_str).collect();
             for key in unexpected {
                 let mut key_path = path.clone();
@@ -149,7 +149,7 @@ fn alternatives(
 ) {
     let value: &Value = error.instance();
     let pointer = error.instance_path().as_str();
-    if let Some(kinds) = variant_names(schema, error.evaluation_path().as_str()) {
+    if let Some(kinds) = schema.variant_names(error.evaluation_path().as_str()) {
         let what = match path.iter().rev().nth(1) {
             Some(Seg::Key(k)) if k == "filters" => "filter kind",
             _ => "kind",
@@ -251,64 +251,4 @@ fn node_path(pointer: &str, root: &Value) -> NodePath {
         path.push(seg);
     }
     path
-}
-
-/// The schema node an evaluation path leads to, following `$ref`s.
-fn schema_node<'a>(schema: &'a CompiledSchema, evaluation_path: &str) -> Option<&'a Value> {
-    let doc = &schema.document;
-    let mut node = doc;
-    for raw in evaluation_path.split('/').skip(1) {
-        let token = raw.replace("~1", "/").replace("~0", "~");
-        node = if token == "$ref" {
-            let target = node.get("$ref")?.as_str()?;
-            doc.pointer(target.strip_prefix('#')?)?
-        } else {
-            match node {
-                Value::Array(items) => items.get(token.parse::<usize>().ok()?)?,
-                _ => node.get(token.as_str())?,
-            }
-        };
-    }
-    Some(node)
-}
-
-/// Follows a `$ref` at `node`, if it has one.
-fn deref<'a>(schema: &'a CompiledSchema, node: &'a Value) -> &'a Value {
-    node.get("$ref")
-        .and_then(Value::as_str)
-        .and_then(|target| target.strip_prefix('#'))
-        .and_then(|pointer| schema.document.pointer(pointer))
-        .unwrap_or(node)
-}
-
-/// The keys allowed where an `additionalProperties` error was raised.
-fn keys_allowed(schema: &CompiledSchema, evaluation_path: &str) -> Vec<String> {
-    let parent = evaluation_path
-        .rsplit_once('/')
-        .map_or("", |(parent, _)| parent);
-    schema_node(schema, parent)
-        .map(|node| deref(schema, node))
-        .and_then(|node| node.get("properties"))
-        .and_then(Value::as_object)
-        .map(|props| props.keys().cloned().collect())
-        .unwrap_or_default()
-}
-
-/// When a `oneOf`/`anyOf` is an externally tagged enum (each alternative requires exactly
-/// one key), the names of its variants, in order.
-fn variant_names(schema: &CompiledSchema, evaluation_path: &str) -> Option<Vec<String>> {
-    let branches = schema_node(schema, evaluation_path)?.as_array()?;
-    branches
-        .iter()
-        .map(|branch| {
-            match deref(schema, branch)
-                .get("required")?
-                .as_array()?
-                .as_slice()
-            {
-                [Value::String(name)] => Some(name.clone()),
-                _ => None,
-            }
-        })
-        .collect()
 }

@@ -107,10 +107,9 @@ impl Forwarder<'_> {
                 self.count_error(group, "body_error");
                 Err(error)
             }
-            RelayEnd::ClientGone => Error::e_explain(
-                ErrorType::ConnectionClosed,
-                "client went away mid-response",
-            ),
+            RelayEnd::ClientGone => {
+                Error::e_explain(ErrorType::ConnectionClosed, "client went away mid-response")
+            }
         }
     }
 

@@ -107,7 +107,11 @@ mod tests {
             "authorization",
             "accept",
         ] {
-            assert_eq!(upstream.headers.get(name), client.headers.get(name), "{name}");
+            assert_eq!(
+                upstream.headers.get(name),
+                client.headers.get(name),
+                "{name}"
+            );
         }
         for name in ["connection", "x-private", "keep-alive", "transfer-encoding"] {
             assert!(upstream.headers.get(name).is_none(), "{name} leaked");

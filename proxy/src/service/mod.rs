@@ -7,6 +7,7 @@
 //! own upstream phases (`upstream_peer` onwards) are therefore never reached.
 
 mod forward;
+mod graceful_keepalive;
 mod headers;
 mod relay;
 mod responses;
@@ -14,11 +15,13 @@ mod socket_tuning;
 mod wind_down;
 
 use crate::drain::DrainSignal;
-use crate::generation::LiveConfig;
+use crate::generation::{Generation, LiveConfig};
 use crate::metrics::Metrics;
+use crate::recycle::RecycleCounter;
 use crate::streams::StreamRegistry;
 use async_trait::async_trait;
 use forward::Forwarder;
+pub use graceful_keepalive::GracefulKeepalive;
 use pingora_core::connectors::http::Connector;
 use pingora_core::upstreams::peer::HttpPeer;
 use pingora_error::{Error, ErrorType, Result};
@@ -33,6 +36,7 @@ pub struct EdgeProxy {
     metrics: Arc<Metrics>,
     streams: Arc<StreamRegistry>,
     drain: DrainSignal,
+    recycle: Arc<RecycleCounter>,
     connector: Connector,
 }
 
@@ -43,12 +47,14 @@ impl EdgeProxy {
         metrics: Arc<Metrics>,
         streams: Arc<StreamRegistry>,
         drain: DrainSignal,
+        recycle: Arc<RecycleCounter>,
     ) -> Self {
         Self {
             live,
             metrics,
             streams,
             drain,
+            recycle,
             connector: Connector::new(None),
         }
     }
@@ -60,6 +66,8 @@ pub struct RequestCtx {
     route: Option<Arc<str>>,
     /// When the request head was read.
     started: Instant,
+    /// The generation the request runs on.
+    generation: Option<Arc<Generation>>,
 }
 
 /// The `route` label used for requests no route matched.
@@ -74,12 +82,17 @@ impl ProxyHttp for EdgeProxy {
         RequestCtx {
             route: None,
             started: Instant::now(),
+            generation: None,
         }
     }
 
     /// Never reached: [`Self::request_filter`] answers every request. Returns an internal
     /// error so that a future change that falls through is loud, not silently proxied.
-    async fn upstream_peer(&self, _session: &mut Session, _ctx: &mut RequestCtx) -> Result<Box<HttpPeer>> {
+    async fn upstream_peer(
+        &self,
+        _session: &mut Session,
+        _ctx: &mut RequestCtx,
+    ) -> Result<Box<HttpPeer>> {
         Error::e_explain(
             ErrorType::InternalError,
             "mcp-edge forwards in request_filter; upstream_peer must not be reached",
@@ -90,6 +103,7 @@ impl ProxyHttp for EdgeProxy {
     /// response was written) or an error when the client connection must be closed.
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
         let generation = self.live.current();
+        ctx.generation = Some(generation.clone());
         let path = session.req_header().uri.path();
         let Some(route) = generation.routes.route(path).cloned() else {
             let reason = format!("no route matches path `{path}`");
@@ -114,7 +128,12 @@ impl ProxyHttp for EdgeProxy {
 
     /// Answers a request that failed before any response was written with a refusal that
     /// states the reason; writes nothing when a response was already started.
-    async fn fail_to_proxy(&self, session: &mut Session, error: &Error, _ctx: &mut RequestCtx) -> FailToProxy {
+    async fn fail_to_proxy(
+        &self,
+        session: &mut Session,
+        error: &Error,
+        _ctx: &mut RequestCtx,
+    ) -> FailToProxy {
         let client_side = matches!(
             error.etype(),
             ErrorType::ReadError | ErrorType::WriteError | ErrorType::ConnectionClosed
@@ -127,7 +146,11 @@ impl ProxyHttp for EdgeProxy {
         }
         let (head, body) = refusal(ProxyRefusal::UpstreamFailed, &error.to_string(), None);
         let code = head.status.as_u16();
-        if session.write_response_header(Box::new(head), false).await.is_ok() {
+        if session
+            .write_response_header(Box::new(head), false)
+            .await
+            .is_ok()
+        {
             let _ = session.write_response_body(Some(body), true).await;
         }
         FailToProxy {
@@ -136,8 +159,11 @@ impl ProxyHttp for EdgeProxy {
         }
     }
 
-    /// Counts the request by route and status, and observes its duration.
+    /// Counts the request by route and status, observes its duration, and counts it
+    /// towards `worker_recycle`.
     async fn logging(&self, session: &mut Session, _error: Option<&Error>, ctx: &mut RequestCtx) {
+        let recycle = ctx.generation.as_ref().and_then(|g| g.recycle.as_ref());
+        self.recycle.record_request(recycle);
         let status = session
             .response_written()
             .map(|head| head.status.as_u16())

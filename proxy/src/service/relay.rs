@@ -14,8 +14,7 @@ use crate::routing::{Route, UpstreamServer};
 use crate::streams::{StreamHandle, StreamRegistry};
 use bytes::Bytes;
 use mcp_edge_filters::{
-    CloseReason, EventBoundaryScanner, ResponseHead, StreamChain, StreamEnd, StreamPlan,
-    Verdict,
+    CloseReason, EventBoundaryScanner, ResponseHead, StreamChain, StreamEnd, StreamPlan, Verdict,
 };
 use pingora_core::protocols::http::client::HttpSession as UpstreamSession;
 use pingora_error::{Error, ErrorType};
@@ -189,7 +188,15 @@ pub async fn relay_response(
                         drain_deadline = Some(Instant::now() + grace);
                     }
                     None if !standing => drain_deadline = Some(far_future()),
-                    _ => return close_for_drain(session, &mut chain, context.metrics, "standing_stream").await,
+                    _ => {
+                        return close_for_drain(
+                            session,
+                            &mut chain,
+                            context.metrics,
+                            "standing_stream",
+                        )
+                        .await
+                    }
                 }
             }
             Wake::DrainDeadline => {

@@ -68,8 +68,8 @@ pub fn refusal(
         ),
         None => ("text/plain; charset=utf-8", format!("{message}\n")),
     };
-    let mut head = ResponseHeader::build(refusal.status(), Some(4))
-        .expect("static status codes are valid");
+    let mut head =
+        ResponseHeader::build(refusal.status(), Some(4)).expect("static status codes are valid");
     // Header names and values below are static or ASCII digits; insertion cannot fail.
     let _ = head.insert_header("content-type", content_type);
     let _ = head.insert_header("content-length", body.len().to_string());
@@ -107,7 +107,10 @@ mod tests {
         let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
         assert_eq!(json["id"], 7);
         assert_eq!(json["error"]["code"], JSONRPC_PROXY_ERROR);
-        assert!(json["error"]["message"].as_str().unwrap().contains("all down"));
+        assert!(json["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("all down"));
     }
 
     #[test]

@@ -77,7 +77,9 @@ pub fn classify(message: &Value) -> Result<Incoming, RpcError> {
     if object.get("jsonrpc").and_then(Value::as_str) != Some("2.0") {
         return Err(invalid(r#""jsonrpc" must be "2.0""#));
     }
-    let id = object.get("id").filter(|id| id.is_string() || id.is_number());
+    let id = object
+        .get("id")
+        .filter(|id| id.is_string() || id.is_number());
     match (object.get("method"), id) {
         (Some(Value::String(method)), Some(id)) => Ok(Incoming::Request {
             id: id.clone(),
@@ -156,10 +158,9 @@ mod tests {
     #[test]
     fn error_responses_carry_the_id() {
         let error = RpcError::new(METHOD_NOT_FOUND, "Method not found: x");
-        assert_eq!(
-            error.to_response(&json!("r1")),
-            json!({"jsonrpc": "2.0", "id": "r1", "error": {"code": -32601, "message": "Method not found: x"}})
-        );
+        let expected = json!({"jsonrpc": "2.0", "id": "r1",
+            "error": {"code": -32601, "message": "Method not found: x"}});
+        assert_eq!(error.to_response(&json!("r1")), expected);
         assert_eq!(id_of(&json!({"id": {"no": 1}})), Value::Null);
     }
 }

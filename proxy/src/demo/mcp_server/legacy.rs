@@ -112,3 +112,66 @@ async fn post_message(
     }
     (StatusCode::ACCEPTED, "Accepted").into_response()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    async fn post(sessions: &Arc<Sessions>, session: Option<&str>, body: Value) -> StatusCode {
+        let target = Target {
+            session_id: session.map(str::to_owned),
+        };
+        let body = Bytes::from(body.to_string());
+        post_message(State(sessions.clone()), Query(target), body)
+            .await
+            .status()
+    }
+
+    #[tokio::test]
+    async fn replies_arrive_on_the_stream_named_by_the_endpoint_event() {
+        let sessions = Arc::new(Sessions::default());
+        let mut events = open_session(State(sessions.clone()))
+            .await
+            .into_body()
+            .into_data_stream();
+        let endpoint = events.next().await.unwrap().unwrap();
+        let endpoint = std::str::from_utf8(&endpoint).unwrap();
+        let session = endpoint
+            .strip_prefix("event: endpoint\ndata: /messages/?session_id=")
+            .and_then(|rest| rest.strip_suffix("\n\n"))
+            .unwrap_or_else(|| panic!("not an endpoint event: {endpoint:?}"));
+
+        let ping = json!({"jsonrpc": "2.0", "id": "p", "method": "ping"});
+        assert_eq!(
+            post(&sessions, Some(session), ping).await,
+            StatusCode::ACCEPTED
+        );
+        let reply = events.next().await.unwrap().unwrap();
+        assert_eq!(
+            reply,
+            "event: message\ndata: {\"id\":\"p\",\"jsonrpc\":\"2.0\",\"result\":{}}\n\n"
+        );
+
+        drop(events);
+        let ping = json!({"jsonrpc": "2.0", "id": 2, "method": "ping"});
+        assert_eq!(
+            post(&sessions, Some(session), ping).await,
+            StatusCode::NOT_FOUND
+        );
+    }
+
+    #[tokio::test]
+    async fn posts_need_a_session() {
+        let sessions = Arc::new(Sessions::default());
+        let ping = json!({"jsonrpc": "2.0", "id": 1, "method": "ping"});
+        assert_eq!(
+            post(&sessions, None, ping.clone()).await,
+            StatusCode::BAD_REQUEST
+        );
+        assert_eq!(
+            post(&sessions, Some("feed"), ping).await,
+            StatusCode::NOT_FOUND
+        );
+    }
+}

@@ -54,17 +54,18 @@ impl Sessions {
         id: &Value,
     ) -> Result<(String, watch::Receiver<()>), Refusal> {
         let Some(session) = headers.get(SESSION_ID) else {
-            return Err(error(
+            let why = "Bad Request: missing Mcp-Session-Id header";
+            return Err(Refusal::new(
                 StatusCode::BAD_REQUEST,
                 id,
                 INVALID_REQUEST,
-                "Bad Request: missing Mcp-Session-Id header",
+                why,
             ));
         };
         let session = session.to_str().unwrap_or_default();
         match lock(&self.live).get(session) {
             Some(ended) => Ok((session.to_owned(), ended.subscribe())),
-            None => Err(error(
+            None => Err(Refusal::new(
                 StatusCode::NOT_FOUND,
                 id,
                 INVALID_REQUEST,
@@ -82,24 +83,16 @@ async fn post_message(
     accepts(&headers, &["application/json", "text/event-stream"])?;
     if media_type(&headers, header::CONTENT_TYPE).as_deref() != Some("application/json") {
         let why = "Unsupported Media Type: Content-Type must be application/json";
-        return Err(error(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            &Value::Null,
-            INVALID_REQUEST,
-            why,
-        ));
+        let status = StatusCode::UNSUPPORTED_MEDIA_TYPE;
+        return Err(Refusal::new(status, &Value::Null, INVALID_REQUEST, why));
     }
     let message: Value = serde_json::from_slice(&body).map_err(|e| {
-        error(
-            StatusCode::BAD_REQUEST,
-            &Value::Null,
-            PARSE_ERROR,
-            &format!("Parse error: {e}"),
-        )
+        let why = format!("Parse error: {e}");
+        Refusal::new(StatusCode::BAD_REQUEST, &Value::Null, PARSE_ERROR, why)
     })?;
     let id = jsonrpc::id_of(&message);
     let incoming = jsonrpc::classify(&message)
-        .map_err(|e| error(StatusCode::BAD_REQUEST, &id, e.code, &e.message))?;
+        .map_err(|e| Refusal::new(StatusCode::BAD_REQUEST, &id, e.code, e.message))?;
     let (id, method, params) = match incoming {
         Incoming::Request { id, method, params } => (id, method, params),
         Incoming::Notification { .. } | Incoming::Response => {
@@ -166,14 +159,26 @@ async fn end_session(
 /// `400` when the request names a protocol version this server does not speak. A request
 /// without the header is taken as 2025-03-26, as the specification says.
 fn check_version(headers: &HeaderMap, id: &Value) -> Result<(), Refusal> {
-    match headers.get(PROTOCOL_VERSION).map(HeaderValue::to_str) {
-        None => Ok(()),
-        Some(Ok(version)) if SUPPORTED_VERSIONS.contains(&version) => Ok(()),
-        Some(version) => {
-            let why = format!("Bad Request: unsupported protocol version {version:?}; supported: {SUPPORTED_VERSIONS:?}");
-            Err(error(StatusCode::BAD_REQUEST, id, INVALID_REQUEST, &why))
-        }
+    let Some(version) = headers.get(PROTOCOL_VERSION) else {
+        return Ok(());
+    };
+    if version
+        .to_str()
+        .is_ok_and(|version| SUPPORTED_VERSIONS.contains(&version))
+    {
+        return Ok(());
     }
+    let why = format!(
+        "Bad Request: unsupported protocol version {:?} (supported: {})",
+        String::from_utf8_lossy(version.as_bytes()),
+        SUPPORTED_VERSIONS.join(", ")
+    );
+    Err(Refusal::new(
+        StatusCode::BAD_REQUEST,
+        id,
+        INVALID_REQUEST,
+        why,
+    ))
 }
 
 /// `406` unless the `Accept` header admits each of `wanted`.
@@ -205,12 +210,8 @@ fn accepts(headers: &HeaderMap, wanted: &[&str]) -> Result<(), Refusal> {
         "Not Acceptable: the Accept header must admit {}",
         wanted.join(" and ")
     );
-    Err(error(
-        StatusCode::NOT_ACCEPTABLE,
-        &Value::Null,
-        INVALID_REQUEST,
-        &why,
-    ))
+    let status = StatusCode::NOT_ACCEPTABLE;
+    Err(Refusal::new(status, &Value::Null, INVALID_REQUEST, why))
 }
 
 /// The media type of header `name`, lower-cased, without parameters.
@@ -226,16 +227,18 @@ struct Refusal {
     reply: Value,
 }
 
+impl Refusal {
+    /// Refuses request `id` (`null` when unknown) with HTTP `status` and a JSON-RPC error.
+    fn new(status: StatusCode, id: &Value, code: i64, message: impl Into<String>) -> Self {
+        let reply = RpcError::new(code, message).to_response(id);
+        Refusal { status, reply }
+    }
+}
+
 impl IntoResponse for Refusal {
     fn into_response(self) -> Response {
         (self.status, Json(self.reply)).into_response()
     }
-}
-
-/// Refuses request `id` (`null` when unknown) with HTTP `status` and a JSON-RPC error.
-fn error(status: StatusCode, id: &Value, code: i64, message: &str) -> Refusal {
-    let reply = RpcError::new(code, message).to_response(id);
-    Refusal { status, reply }
 }
 
 #[cfg(test)]

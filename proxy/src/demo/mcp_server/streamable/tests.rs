@@ -116,7 +116,8 @@ async fn countdown_streams_progress_then_the_result() {
     let sessions = Arc::new(Sessions::default());
     let session = initialize(&sessions).await;
     let call = json!({"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {
-        "name": "countdown", "arguments": {"from": 2, "interval_ms": 1}, "_meta": {"progressToken": 7}}});
+        "name": "countdown", "arguments": {"from": 2, "interval_ms": 1},
+        "_meta": {"progressToken": 7}}});
     let response = post(&sessions, Some(&session), call).await;
     assert_eq!(content_type(&response), "text/event-stream");
     let events = body(response).await;

@@ -1,0 +1,47 @@
+//! Reads the running process's state from its admin listener.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// What `/config` says about the process that answered.
+#[derive(Debug, Clone)]
+pub struct ConfigView {
+    /// The pid of the process that answered.
+    pub pid: u32,
+    /// Its serving config generation.
+    pub generation: u64,
+    /// Reloads attempted so far.
+    pub reload_attempts: u64,
+    /// The outcome of the last reload (`{"result": "ok" | "error", ...}`).
+    pub last_reload: serde_json::Value,
+}
+
+/// GETs `/config` from the admin listener at `admin`.
+pub fn config(admin: SocketAddr) -> Result<ConfigView, String> {
+    let url = format!("http://{admin}/config");
+    let document: serde_json::Value = ureq::get(&url)
+        .timeout(Duration::from_secs(2))
+        .call()
+        .map_err(|e| format!("GET {url}: {e}"))?
+        .into_json()
+        .map_err(|e| format!("GET {url}: invalid JSON: {e}"))?;
+    let number = |key: &str| {
+        document[key]
+            .as_u64()
+            .ok_or_else(|| format!("GET {url}: no `{key}` in the answer"))
+    };
+    Ok(ConfigView {
+        pid: number("pid")? as u32,
+        generation: number("generation")?,
+        reload_attempts: number("reload_attempts")?,
+        last_reload: document["last_reload"].clone(),
+    })
+}
+
+/// True when `/readyz` answers 200.
+pub fn ready(admin: SocketAddr) -> bool {
+    ureq::get(&format!("http://{admin}/readyz"))
+        .timeout(Duration::from_secs(2))
+        .call()
+        .is_ok_and(|response| response.status() == 200)
+}
