@@ -107,11 +107,19 @@ impl Lifecycle {
                 None
             }
         };
+        // Pingora also handles SIGQUIT (the upgrade), but keeps serving for 5 s after the
+        // hand-over before it tells its services; draining starts at the signal instead, so
+        // keep-alive clients and SSE streams move to the new process at once.
+        let mut quits = signal(SignalKind::quit()).ok();
         loop {
             tokio::select! {
                 Some(()) = async { match hangups.as_mut() { Some(h) => h.recv().await, None => None } } => {
                     tracing::info!("SIGHUP: reloading the config");
                     self.reload();
+                }
+                Some(()) = async { match quits.as_mut() { Some(q) => q.recv().await, None => None } } => {
+                    tracing::info!("SIGQUIT: handing over to the new process; draining");
+                    self.trigger.start();
                 }
                 _ = self.recycle.requested() => self.recycle_now().await,
                 _ = shutdown.changed() => {

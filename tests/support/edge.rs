@@ -48,6 +48,14 @@ impl Edge {
     /// Starts mcp-edge with the config `make_config` returns for the chosen ports and
     /// working directory.
     pub fn start_yaml(make_config: impl FnOnce(&Ports) -> String) -> Edge {
+        Edge::start_yaml_env(make_config, &[])
+    }
+
+    /// Like [`Edge::start_yaml`], with extra environment variables for the process.
+    pub fn start_yaml_env(
+        make_config: impl FnOnce(&Ports) -> String,
+        env: &[(&str, &str)],
+    ) -> Edge {
         let dir = tempfile::tempdir().expect("temp dir");
         let ports = Ports {
             listen: SocketAddr::from(([127, 0, 0, 1], free_port())),
@@ -61,6 +69,7 @@ impl Edge {
             .arg("-c")
             .arg(&config_path)
             .env("MCP_EDGE_LOG", "info")
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -187,6 +196,22 @@ impl Ports {
             self.listen, self.admin
         )
     }
+}
+
+/// Waits until no process `pid` exists (or it is a zombie), up to `limit`.
+pub fn wait_for_exit(pid: u32, limit: Duration) -> bool {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        let state = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let zombie = state
+            .rfind(')')
+            .is_some_and(|end| state[end + 2..].starts_with('Z'));
+        if state.is_empty() || zombie {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    false
 }
 
 /// The built binary under test.

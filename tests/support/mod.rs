@@ -4,6 +4,7 @@
 
 pub mod edge;
 pub mod http;
+pub mod load;
 pub mod process;
 pub mod python;
 pub mod upstream;

@@ -72,13 +72,15 @@ impl Conn {
 
     /// Writes a complete response with a Content-Length body.
     pub fn respond(&mut self, status: u16, content_type: &str, body: &[u8]) -> std::io::Result<()> {
-        let head = format!(
+        let mut response = format!(
             "HTTP/1.1 {status} X\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\r\n",
             body.len()
-        );
+        )
+        .into_bytes();
+        response.extend_from_slice(body);
+        // One write: head and body in separate small writes meet Nagle and delayed ACKs.
         let stream = self.reader.get_mut();
-        stream.write_all(head.as_bytes())?;
-        stream.write_all(body)?;
+        stream.write_all(&response)?;
         stream.flush()
     }
 
@@ -143,6 +145,7 @@ impl Upstream {
         std::thread::spawn(move || {
             for stream in listener.incoming().flatten() {
                 counter.fetch_add(1, Ordering::SeqCst);
+                let _ = stream.set_nodelay(true);
                 let handler = handler.clone();
                 std::thread::spawn(move || {
                     handler(Conn {

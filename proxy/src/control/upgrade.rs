@@ -93,8 +93,11 @@ pub fn start_successor(mut command: Command, upgrade_sock: &Path) -> Result<Chil
     // A stale socket would look like a waiting successor.
     let _ = std::fs::remove_file(upgrade_sock);
     let program = command.get_program().to_string_lossy().into_owned();
+    // The successor logs to the inherited stderr; it writes nothing to stdout, and must
+    // not hold a caller's stdout pipe open for its whole life.
     let mut child = command
         .stdin(Stdio::null())
+        .stdout(Stdio::null())
         .spawn()
         .map_err(|e| format!("cannot start {program}: {e}"))?;
     let mut exited = None;

@@ -102,6 +102,11 @@ impl ProxyHttp for EdgeProxy {
     /// Routes the request and runs the whole exchange. Always returns `Ok(true)` (the
     /// response was written) or an error when the client connection must be closed.
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
+        if self.drain.is_draining() {
+            // A successor serves new connections: answer this one, then let the client
+            // reconnect there, instead of racing a close of an idle connection later.
+            session.set_keepalive(None);
+        }
         let generation = self.live.current();
         ctx.generation = Some(generation.clone());
         let path = session.req_header().uri.path();
@@ -157,6 +162,13 @@ impl ProxyHttp for EdgeProxy {
             error_code: code,
             can_reuse_downstream: false,
         }
+    }
+
+    /// Keeps Pingora from logging an error for a client that left mid-response: that is
+    /// an ordinary ending (MCP clients hang up after a streamed result), already logged
+    /// and counted by the wind-down.
+    fn suppress_error_log(&self, _session: &Session, _ctx: &RequestCtx, error: &Error) -> bool {
+        error.etype() == &ErrorType::ConnectionClosed
     }
 
     /// Counts the request by route and status, observes its duration, and counts it

@@ -25,6 +25,8 @@ use tokio::time::{sleep_until, Instant};
 
 /// The SSE comment written on a silent stream. Keepalives are not events.
 const KEEPALIVE_COMMENT: &[u8] = b": keepalive\n\n";
+/// How long closing a client's side may take (a stuck client cannot take a flush).
+const CLIENT_CLOSE_LIMIT: std::time::Duration = std::time::Duration::from_millis(100);
 /// The reconnection hint sent to event-stream clients when the process drains.
 const RETRY_HINT: &[u8] = b"retry: 1000\n\n";
 
@@ -118,7 +120,7 @@ pub async fn relay_response(
         .await
         .is_err()
     {
-        return client_left(upstream, &mut chain, context.metrics, None).await;
+        return client_left(session, upstream, &mut chain, context.metrics, None).await;
     }
 
     // Phase 2: the body.
@@ -142,14 +144,22 @@ pub async fn relay_response(
             Wake::Upstream(Ok(Some(chunk))) => {
                 last_activity = Instant::now();
                 if let Verdict::Close(reason) = chain.on_response_chunk(&chunk, last_activity) {
-                    return client_left(upstream, &mut chain, context.metrics, Some(reason)).await;
+                    return client_left(
+                        session,
+                        upstream,
+                        &mut chain,
+                        context.metrics,
+                        Some(reason),
+                    )
+                    .await;
                 }
                 if let Some(stream) = event_stream.as_mut() {
                     stream.record(&chunk);
                 }
                 if let Err(error) = session.write_response_body(Some(chunk), false).await {
                     let reason = send_timeout_reason(&error, &plan);
-                    return client_left(upstream, &mut chain, context.metrics, reason).await;
+                    return client_left(session, upstream, &mut chain, context.metrics, reason)
+                        .await;
                 }
             }
             Wake::Upstream(Ok(None)) => {
@@ -169,7 +179,8 @@ pub async fn relay_response(
                 let comment = Bytes::from_static(KEEPALIVE_COMMENT);
                 if let Err(error) = session.write_response_body(Some(comment), false).await {
                     let reason = send_timeout_reason(&error, &plan);
-                    return client_left(upstream, &mut chain, context.metrics, reason).await;
+                    return client_left(session, upstream, &mut chain, context.metrics, reason)
+                        .await;
                 }
             }
             Wake::Draining => {
@@ -182,7 +193,8 @@ pub async fn relay_response(
                 let standing = session.req_header().method == http::Method::GET;
                 match plan.pool_drain_deadline {
                     _ if hint.is_err() => {
-                        return client_left(upstream, &mut chain, context.metrics, None).await
+                        return client_left(session, upstream, &mut chain, context.metrics, None)
+                            .await
                     }
                     Some(grace) if !standing && !grace.is_zero() => {
                         drain_deadline = Some(Instant::now() + grace);
@@ -203,7 +215,7 @@ pub async fn relay_response(
                 return close_for_drain(session, &mut chain, context.metrics, "deadline").await;
             }
             Wake::ClientGone => {
-                return client_left(upstream, &mut chain, context.metrics, None).await;
+                return client_left(session, upstream, &mut chain, context.metrics, None).await;
             }
         }
     }
@@ -277,8 +289,10 @@ fn send_timeout_reason(error: &Error, plan: &StreamPlan) -> Option<CloseReason> 
         .then_some(CloseReason::SendTimeout)
 }
 
-/// The client is gone or was closed for `reason`: count it, wind the exchange down.
+/// The client is gone or was closed for `reason`: count it, close the client's side at
+/// once, then wind the exchange down.
 async fn client_left(
+    session: &mut Session,
     upstream: &mut UpstreamSession,
     chain: &mut StreamChain,
     metrics: &Metrics,
@@ -290,6 +304,9 @@ async fn client_left(
             .sse_guard_closed_total
             .with_label_values(&[reason.label()])
             .inc();
+        // The client must not wait for the wind-down. A stuck client cannot take a flush,
+        // so the close is bounded; the socket itself is released when the request ends.
+        let _ = tokio::time::timeout(CLIENT_CLOSE_LIMIT, session.shutdown()).await;
     }
     let outcome = wind_down(upstream, chain, metrics, true).await;
     chain.end(match reason {
