@@ -41,6 +41,24 @@ impl AdminApp {
         }
     }
 
+    /// Sets the per-server gauges from the live generation's health records.
+    fn refresh_server_gauges(&self) {
+        let generation = self.live.current();
+        for group in generation.routes.groups() {
+            for server in &group.servers {
+                let labels = [group.name.as_str(), server.address.as_str()];
+                self.metrics
+                    .upstream_server_available
+                    .with_label_values(&labels)
+                    .set(i64::from(server.health.available()));
+                self.metrics
+                    .upstream_server_streams_active
+                    .with_label_values(&labels)
+                    .set(server.health.active_streams());
+            }
+        }
+    }
+
     fn route(&self, method: &http::Method, path: &str) -> Response<Vec<u8>> {
         if method != http::Method::GET && method != http::Method::HEAD {
             return text(StatusCode::METHOD_NOT_ALLOWED, "only GET is supported\n");
@@ -51,11 +69,14 @@ impl AdminApp {
                 text(StatusCode::SERVICE_UNAVAILABLE, "draining\n")
             }
             "/readyz" => text(StatusCode::OK, "ready\n"),
-            "/metrics" => respond(
-                StatusCode::OK,
-                "text/plain; version=0.0.4; charset=utf-8",
-                self.metrics.render(),
-            ),
+            "/metrics" => {
+                self.refresh_server_gauges();
+                respond(
+                    StatusCode::OK,
+                    "text/plain; version=0.0.4; charset=utf-8",
+                    self.metrics.render(),
+                )
+            }
             "/config" => {
                 let mut document = self.live.current().describe();
                 document["last_reload"] = self.lifecycle.last_reload();

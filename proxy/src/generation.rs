@@ -2,6 +2,7 @@
 //! whole on start-up and on reload.
 
 use crate::config::LoadedConfig;
+use crate::health::HealthBook;
 use crate::routing::RouteTable;
 use arc_swap::ArcSwap;
 use mcp_edge_filters::{FilterSpec, WorkerRecycleSettings};
@@ -23,8 +24,8 @@ pub struct Generation {
 impl Generation {
     /// Builds generation `id` from a validated config. Fails when an upstream server does
     /// not resolve.
-    pub fn build(id: u64, loaded: LoadedConfig) -> Result<Self, Vec<String>> {
-        let routes = RouteTable::build(&loaded.config)?;
+    pub fn build(id: u64, loaded: LoadedConfig, health: &HealthBook) -> Result<Self, Vec<String>> {
+        let routes = RouteTable::build(&loaded.config, health)?;
         let recycle = loaded.config.filters.iter().find_map(|spec| match spec {
             FilterSpec::WorkerRecycle(settings) => Some(settings.clone()),
             _ => None,

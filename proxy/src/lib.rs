@@ -11,12 +11,14 @@
 //! [`lifecycle`] and [`reload`] handle signals.
 
 pub mod admin;
+pub mod affinity;
 pub mod cli;
 pub mod config;
 pub mod control;
 pub mod demo;
 pub mod drain;
 pub mod generation;
+pub mod health;
 pub mod lifecycle;
 pub mod metrics;
 pub mod recycle;

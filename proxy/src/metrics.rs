@@ -6,8 +6,8 @@
 //! bounded.
 
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts,
-    Registry, TextEncoder,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 /// Every metric mcp-edge exports.
@@ -35,6 +35,14 @@ pub struct Metrics {
     pub config_generation: IntGauge,
     /// Time to connect to an upstream server.
     pub upstream_connect_seconds: Histogram,
+    /// Passive ejections, by upstream group and server.
+    pub upstream_ejections_total: IntCounterVec,
+    /// Sessions created (initialize answers carrying a session id), by group and server.
+    pub upstream_sessions_created_total: IntCounterVec,
+    /// 1 when a server may take new sessions (healthy, not ejected), by group and server.
+    pub upstream_server_available: IntGaugeVec,
+    /// Open SSE streams per server, by group and server.
+    pub upstream_server_streams_active: IntGaugeVec,
 }
 
 impl Metrics {
@@ -122,6 +130,38 @@ impl Metrics {
                 .buckets(vec![0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0]),
             )
             .expect("valid metric"),
+            upstream_ejections_total: IntCounterVec::new(
+                Opts::new(
+                    "mcp_edge_upstream_ejections_total",
+                    "Servers ejected after consecutive connect failures, by group and server.",
+                ),
+                &["upstream", "server"],
+            )
+            .expect("valid metric"),
+            upstream_sessions_created_total: IntCounterVec::new(
+                Opts::new(
+                    "mcp_edge_upstream_sessions_created_total",
+                    "MCP sessions created, by upstream group and server.",
+                ),
+                &["upstream", "server"],
+            )
+            .expect("valid metric"),
+            upstream_server_available: IntGaugeVec::new(
+                Opts::new(
+                    "mcp_edge_upstream_server_available",
+                    "1 when the server takes new sessions (healthy and not ejected).",
+                ),
+                &["upstream", "server"],
+            )
+            .expect("valid metric"),
+            upstream_server_streams_active: IntGaugeVec::new(
+                Opts::new(
+                    "mcp_edge_upstream_server_streams_active",
+                    "Open SSE streams to the server through this process.",
+                ),
+                &["upstream", "server"],
+            )
+            .expect("valid metric"),
             registry,
         };
         metrics.register_all();
@@ -129,7 +169,11 @@ impl Metrics {
     }
 
     fn register_all(&self) {
-        let collectors: [Box<dyn prometheus::core::Collector>; 11] = [
+        let collectors: [Box<dyn prometheus::core::Collector>; 15] = [
+            Box::new(self.upstream_server_available.clone()),
+            Box::new(self.upstream_server_streams_active.clone()),
+            Box::new(self.upstream_ejections_total.clone()),
+            Box::new(self.upstream_sessions_created_total.clone()),
             Box::new(self.requests_total.clone()),
             Box::new(self.request_duration_seconds.clone()),
             Box::new(self.sse_streams_active.clone()),

@@ -7,6 +7,7 @@
 
 use crate::config::{self, model::Config};
 use crate::generation::{Generation, LiveConfig};
+use crate::health::HealthBook;
 use crate::metrics::Metrics;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -36,15 +37,22 @@ pub struct Reloader {
     path: Option<PathBuf>,
     live: Arc<LiveConfig>,
     metrics: Arc<Metrics>,
+    health: Arc<HealthBook>,
 }
 
 impl Reloader {
     /// A reloader of `path` (`None` for an in-memory config such as the demo's).
-    pub fn new(path: Option<PathBuf>, live: Arc<LiveConfig>, metrics: Arc<Metrics>) -> Self {
+    pub fn new(
+        path: Option<PathBuf>,
+        live: Arc<LiveConfig>,
+        metrics: Arc<Metrics>,
+        health: Arc<HealthBook>,
+    ) -> Self {
         Self {
             path,
             live,
             metrics,
+            health,
         }
     }
 
@@ -99,7 +107,7 @@ impl Reloader {
                 })
                 .collect());
         }
-        let next = Generation::build(current.id + 1, loaded)?;
+        let next = Generation::build(current.id + 1, loaded, &self.health)?;
         let id = next.id;
         self.live.swap(next);
         Ok(id)

@@ -5,7 +5,9 @@
 //! yields every server once, starting at the next one in turn, so a caller can skip a
 //! server that refuses the connection and try the next.
 
-use crate::config::model::{Config, UpstreamConfig};
+use crate::affinity::AffinityKey;
+use crate::config::model::{Balance, Config, HealthConfig, UpstreamConfig};
+use crate::health::{HealthBook, ServerHealth};
 use mcp_edge_filters::seconds;
 use pingora_core::upstreams::peer::HttpPeer;
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -23,6 +25,10 @@ pub struct UpstreamServer {
     pub address: String,
     /// The Pingora peer used to connect, with the group's timeouts.
     pub peer: HttpPeer,
+    /// The resolved address.
+    pub socket: SocketAddr,
+    /// Health and stream count, shared across generations by address.
+    pub health: Arc<ServerHealth>,
 }
 
 /// Timeouts that apply to every exchange with a group's servers.
@@ -45,11 +51,17 @@ pub struct UpstreamGroup {
     pub servers: Vec<UpstreamServer>,
     /// The group's timeouts.
     pub timeouts: UpstreamTimeouts,
+    /// How new sessions pick a server.
+    pub balance: Balance,
+    /// The session affinity key, when affinity is on.
+    pub affinity: Option<AffinityKey>,
+    /// Health checking settings.
+    pub health: Option<HealthConfig>,
     next: AtomicUsize,
 }
 
 impl UpstreamGroup {
-    fn build(name: &str, config: &UpstreamConfig) -> Result<Self, String> {
+    fn build(name: &str, config: &UpstreamConfig, book: &HealthBook) -> Result<Self, String> {
         let servers = config
             .servers
             .iter()
@@ -62,6 +74,8 @@ impl UpstreamGroup {
                 Ok(UpstreamServer {
                     address: address.clone(),
                     peer,
+                    socket,
+                    health: book.server(address),
                 })
             })
             .collect::<Result<Vec<_>, String>>()?;
@@ -73,6 +87,9 @@ impl UpstreamGroup {
                 sse_idle: seconds(config.sse_idle_timeout),
                 write: seconds(config.write_timeout),
             },
+            balance: config.balance,
+            affinity: config.affinity.as_ref().map(|a| AffinityKey::new(&a.key)),
+            health: config.health.clone(),
             next: AtomicUsize::new(0),
         })
     }
@@ -86,6 +103,23 @@ impl UpstreamGroup {
             0
         };
         (0..count).map(move |offset| &self.servers[(start + offset) % count])
+    }
+
+    /// The servers to try for a new session or a stateless request, best first: available
+    /// servers (healthy, not ejected) in balance order, then the others as a last resort.
+    pub fn new_session_order(&self) -> Vec<&UpstreamServer> {
+        let mut order: Vec<&UpstreamServer> = self.attempt_order().collect();
+        if self.balance == Balance::FewestStreams {
+            // Stable: round robin breaks ties.
+            order.sort_by_key(|server| server.health.active_streams());
+        }
+        order.sort_by_key(|server| !server.health.available());
+        order
+    }
+
+    /// The server with this config address, if the group has it.
+    pub fn server(&self, address: &str) -> Option<&UpstreamServer> {
+        self.servers.iter().find(|server| server.address == address)
     }
 }
 
@@ -111,17 +145,18 @@ pub struct Route {
 #[derive(Debug, Default)]
 pub struct RouteTable {
     routes: Vec<Route>,
+    groups: Vec<Arc<UpstreamGroup>>,
 }
 
 impl RouteTable {
     /// Builds the table from a validated config, resolving every server.
     ///
     /// Fails with a message naming the server when a name does not resolve.
-    pub fn build(config: &Config) -> Result<Self, Vec<String>> {
+    pub fn build(config: &Config, book: &HealthBook) -> Result<Self, Vec<String>> {
         let mut errors = Vec::new();
         let mut groups = std::collections::BTreeMap::new();
         for (name, upstream) in &config.upstreams {
-            match UpstreamGroup::build(name, upstream) {
+            match UpstreamGroup::build(name, upstream, book) {
                 Ok(group) => {
                     groups.insert(name.as_str(), Arc::new(group));
                 }
@@ -146,7 +181,15 @@ impl RouteTable {
         }
         // Longest prefix first; a stable sort keeps config order among equal lengths.
         routes.sort_by_key(|route| std::cmp::Reverse(route.prefix.len()));
-        Ok(Self { routes })
+        Ok(Self {
+            routes,
+            groups: groups.into_values().collect(),
+        })
+    }
+
+    /// Every upstream group of the generation.
+    pub fn groups(&self) -> &[Arc<UpstreamGroup>] {
+        &self.groups
     }
 
     /// The route for `path`: the longest prefix that matches, if any.
@@ -178,17 +221,17 @@ routes:
 
     #[test]
     fn longest_prefix_wins_and_misses_are_none() {
-        let table = RouteTable::build(&config(TWO_ROUTES)).unwrap();
+        let table = RouteTable::build(&config(TWO_ROUTES), &HealthBook::default()).unwrap();
         assert_eq!(table.route("/mcp/special/x").unwrap().upstream.name, "b");
         assert_eq!(table.route("/mcp").unwrap().upstream.name, "a");
         let only_mcp = TWO_ROUTES.replace("path_prefix: /}", "path_prefix: /mcp}");
-        let table = RouteTable::build(&config(&only_mcp)).unwrap();
+        let table = RouteTable::build(&config(&only_mcp), &HealthBook::default()).unwrap();
         assert!(table.route("/other").is_none());
     }
 
     #[test]
     fn round_robin_rotates_the_first_attempt_and_covers_all_servers() {
-        let table = RouteTable::build(&config(TWO_ROUTES)).unwrap();
+        let table = RouteTable::build(&config(TWO_ROUTES), &HealthBook::default()).unwrap();
         let group = &table.route("/").unwrap().upstream;
         let firsts: Vec<_> = (0..4)
             .map(|_| group.attempt_order().next().unwrap().address.clone())
@@ -209,7 +252,7 @@ routes:
     #[test]
     fn unknown_upstream_is_an_error() {
         let broken = TWO_ROUTES.replace("upstream: b}", "upstream: nope}");
-        let errors = RouteTable::build(&config(&broken)).unwrap_err();
+        let errors = RouteTable::build(&config(&broken), &HealthBook::default()).unwrap_err();
         assert!(errors[0].contains("routes[1].upstream"), "{errors:?}");
     }
 }

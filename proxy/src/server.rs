@@ -3,6 +3,8 @@
 use crate::admin::AdminApp;
 use crate::config::LoadedConfig;
 use crate::generation::{Generation, LiveConfig};
+use crate::health::checker::HealthChecker;
+use crate::health::HealthBook;
 use crate::lifecycle::{Lifecycle, ProcessFiles};
 use crate::metrics::Metrics;
 use crate::recycle::{RecycleCounter, RECYCLES_ENV, SEED_ENV};
@@ -33,7 +35,8 @@ pub struct RunOptions {
 /// Runs the proxy until it is told to stop. Never returns.
 pub fn run(loaded: LoadedConfig, options: RunOptions) -> Result<std::convert::Infallible, String> {
     let config = loaded.config.clone();
-    let first = Generation::build(1, loaded).map_err(|errors| errors.join("\n"))?;
+    let health = Arc::new(HealthBook::default());
+    let first = Generation::build(1, loaded, &health).map_err(|errors| errors.join("\n"))?;
     let metrics = Arc::new(Metrics::new());
     metrics.config_generation.set(1);
     let live = Arc::new(LiveConfig::new(first));
@@ -49,7 +52,12 @@ pub fn run(loaded: LoadedConfig, options: RunOptions) -> Result<std::convert::In
     );
     server.bootstrap();
 
-    let reloader = Reloader::new(options.config_path.clone(), live.clone(), metrics.clone());
+    let reloader = Reloader::new(
+        options.config_path.clone(),
+        live.clone(),
+        metrics.clone(),
+        health.clone(),
+    );
     let recycle = Arc::new(RecycleCounter::new(recycle_seed()));
     if let Some(inherited) = env_u64(RECYCLES_ENV) {
         metrics.worker_recycles_total.inc_by(inherited);
@@ -133,6 +141,10 @@ pub fn run(loaded: LoadedConfig, options: RunOptions) -> Result<std::convert::In
         "mcp-edge lifecycle",
         SharedLifecycle(lifecycle),
     ));
+    server.add_service(background_service(
+        "mcp-edge health checks",
+        ActiveHealthChecks(HealthChecker::new(live.clone())),
+    ));
     tracing::info!(
         listeners = ?config.listeners.iter().map(|l| l.address.as_str()).collect::<Vec<_>>(),
         admin = ?config.admin.as_ref().map(|a| a.address.as_str()),
@@ -157,6 +169,17 @@ fn recycle_seed() -> Option<u64> {
                 .wrapping_mul(0x9E37_79B9_7F4A_7C15),
         ),
     )
+}
+
+/// Runs the active health checker as a Pingora background service.
+struct ActiveHealthChecks(HealthChecker);
+
+#[async_trait::async_trait]
+impl pingora_core::services::background::BackgroundService for ActiveHealthChecks {
+    /// Probes servers until shutdown starts.
+    async fn start(&self, shutdown: pingora_core::server::ShutdownWatch) {
+        self.0.run(shutdown).await
+    }
 }
 
 /// Lets the shared lifecycle run as a Pingora background service.

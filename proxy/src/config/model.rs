@@ -130,6 +130,114 @@ pub struct UpstreamConfig {
     #[serde(default = "defaults::write_timeout")]
     #[schemars(range(min = 0.0))]
     pub write_timeout: f64,
+    /// How new sessions and stateless requests pick a server.
+    #[serde(default)]
+    pub balance: Balance,
+    /// Keep each MCP session on the server that created it, statelessly: the server is
+    /// encoded, authenticated, in the session id the client sees.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub affinity: Option<AffinityConfig>,
+    /// Active and passive health checking of the servers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<HealthConfig>,
+}
+
+/// How a group picks a server for a new session or a stateless request.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Balance {
+    /// Each server in turn.
+    #[default]
+    RoundRobin,
+    /// The server with the fewest open SSE streams through this process.
+    FewestStreams,
+}
+
+/// Stateless session affinity.
+#[derive(Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AffinityConfig {
+    /// The secret that authenticates session ids (at least 16 bytes; use `${VAR}`).
+    /// Every replica serving the same sessions needs the same key.
+    #[serde(serialize_with = "redact")]
+    #[schemars(length(min = 16))]
+    pub key: String,
+}
+
+impl std::fmt::Debug for AffinityConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AffinityConfig { key: <redacted> }")
+    }
+}
+
+fn redact<S: serde::Serializer>(_key: &str, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str("<redacted>")
+}
+
+/// Health checking of a group's servers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HealthConfig {
+    /// Probe each server periodically.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub active: Option<ActiveHealthConfig>,
+    /// Eject a server after consecutive connect failures.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub passive: Option<PassiveHealthConfig>,
+}
+
+/// What an active probe does.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ProbeKind {
+    /// A TCP connect.
+    #[default]
+    Tcp,
+    /// An HTTP GET of `path`; any status below 500 is healthy.
+    Http,
+}
+
+/// Active health probes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ActiveHealthConfig {
+    /// The probe.
+    #[serde(default)]
+    pub kind: ProbeKind,
+    /// Path of the HTTP probe.
+    #[serde(default = "defaults::probe_path")]
+    #[schemars(regex(pattern = r"^/"))]
+    pub path: String,
+    /// Seconds between probes of one server.
+    #[serde(default = "defaults::probe_interval")]
+    #[schemars(range(min = 0.1))]
+    pub interval: f64,
+    /// Seconds a probe may take.
+    #[serde(default = "defaults::probe_timeout")]
+    #[schemars(range(min = 0.01))]
+    pub timeout: f64,
+    /// Consecutive successes that make an unhealthy server healthy.
+    #[serde(default = "defaults::rise")]
+    #[schemars(range(min = 1))]
+    pub rise: u32,
+    /// Consecutive failures that make a healthy server unhealthy.
+    #[serde(default = "defaults::fall")]
+    #[schemars(range(min = 1))]
+    pub fall: u32,
+}
+
+/// Passive ejection on connect failures.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PassiveHealthConfig {
+    /// Consecutive connect failures that eject a server.
+    #[serde(default = "defaults::consecutive_failures")]
+    #[schemars(range(min = 1))]
+    pub consecutive_failures: u32,
+    /// Seconds an ejected server gets no new sessions.
+    #[serde(default = "defaults::eject_seconds")]
+    #[schemars(range(min = 0.0))]
+    pub eject_seconds: f64,
 }
 
 /// A route from a path prefix to an upstream group.
@@ -177,6 +285,27 @@ mod defaults {
         60.0
     }
     pub fn write_timeout() -> f64 {
+        30.0
+    }
+    pub fn probe_path() -> String {
+        "/".to_string()
+    }
+    pub fn probe_interval() -> f64 {
+        5.0
+    }
+    pub fn probe_timeout() -> f64 {
+        1.0
+    }
+    pub fn rise() -> u32 {
+        2
+    }
+    pub fn fall() -> u32 {
+        3
+    }
+    pub fn consecutive_failures() -> u32 {
+        3
+    }
+    pub fn eject_seconds() -> f64 {
         30.0
     }
 }

@@ -13,6 +13,7 @@
 use super::headers;
 use super::relay::{relay_response, RelayContext, RelayEnd};
 use super::responses::{jsonrpc_id, refusal, ProxyRefusal};
+use crate::affinity;
 use crate::drain::DrainSignal;
 use crate::metrics::Metrics;
 use crate::routing::{Route, UpstreamGroup, UpstreamServer};
@@ -64,10 +65,17 @@ impl Forwarder<'_> {
                 return write_refusal(session, ProxyRefusal::BodyTooLarge, &reason, None).await;
             }
         };
-        let request = headers::upstream_request(session.req_header(), body.len())?;
+        let mut request = headers::upstream_request(session.req_header(), body.len())?;
         let group = &route.upstream;
+        let pinned = match pin_session(group, &mut request)? {
+            Ok(pinned) => pinned,
+            Err(reason) => {
+                let id = jsonrpc_id(&body);
+                return write_refusal(session, ProxyRefusal::UnknownSession, &reason, id).await;
+            }
+        };
 
-        let (mut upstream, server) = match self.send(group, &request, &body).await {
+        let (mut upstream, server) = match self.send(group, pinned, &request, &body).await {
             Ok(sent) => sent,
             Err(failure) => {
                 let id = jsonrpc_id(&body);
@@ -141,23 +149,39 @@ impl Forwarder<'_> {
     async fn send<'g>(
         &self,
         group: &'g UpstreamGroup,
+        pinned: Option<&'g UpstreamServer>,
         request: &pingora_http::RequestHeader,
         body: &Bytes,
     ) -> std::result::Result<(UpstreamSession, &'g UpstreamServer), SendFailure> {
         let mut failures = Vec::new();
-        for server in group.attempt_order() {
+        let candidates = match pinned {
+            Some(server) => vec![server],
+            None => group.new_session_order(),
+        };
+        let passive = group.health.as_ref().and_then(|h| h.passive.as_ref());
+        for server in candidates {
             for _attempt in 0..=STALE_POOL_RETRIES {
                 let started = tokio::time::Instant::now();
-                let (mut upstream, reused) =
-                    match self.connector.get_http_session(&server.peer).await {
-                        Ok(connected) => connected,
-                        Err(error) => {
-                            let kind = connect_error_kind(error.etype());
-                            self.count_error(group, kind);
-                            failures.push(format!("{}: {kind}", server.address));
-                            break;
+                let (mut upstream, reused) = match self
+                    .connector
+                    .get_http_session(&server.peer)
+                    .await
+                {
+                    Ok(connected) => connected,
+                    Err(error) => {
+                        let kind = connect_error_kind(error.etype());
+                        self.count_error(group, kind);
+                        if server.health.record_connect_failure(passive) {
+                            self.metrics
+                                .upstream_ejections_total
+                                .with_label_values(&[group.name.as_str(), server.address.as_str()])
+                                .inc();
                         }
-                    };
+                        failures.push(format!("{}: {kind}", server.address));
+                        break;
+                    }
+                };
+                server.health.record_connect_success();
                 if !reused {
                     self.metrics
                         .upstream_connect_seconds
@@ -181,6 +205,18 @@ impl Forwarder<'_> {
                 }
             }
         }
+        if let Some(server) = pinned {
+            // Never moved: the MCP client re-initializes on 404.
+            return Err(SendFailure {
+                refusal: ProxyRefusal::UnknownSession,
+                reason: format!(
+                    "the session's server {} of upstream `{}` is unavailable ({}); start a new session",
+                    server.address,
+                    group.name,
+                    failures.join("; ")
+                ),
+            });
+        }
         Err(SendFailure {
             refusal: ProxyRefusal::UpstreamUnavailable,
             reason: format!(
@@ -197,6 +233,38 @@ impl Forwarder<'_> {
             .with_label_values(&[group.name.as_str(), kind])
             .inc();
     }
+}
+
+/// Resolves the server a request's session is pinned to, when the group has affinity on,
+/// and restores the upstream's own session id in `request`. `Ok(Err(reason))` means the
+/// session cannot be served here (forged, tampered, or its server left the group): the
+/// client gets 404 and the request reaches no server.
+fn pin_session<'g>(
+    group: &'g UpstreamGroup,
+    request: &mut pingora_http::RequestHeader,
+) -> Result<std::result::Result<Option<&'g UpstreamServer>, String>> {
+    let (Some(key), Some(carrier)) = (&group.affinity, affinity::session_of(request)) else {
+        return Ok(Ok(None));
+    };
+    let token = match &carrier {
+        affinity::SessionCarrier::Header(token) | affinity::SessionCarrier::Query(token) => token,
+    };
+    let pinned = match key.decode(token) {
+        Ok(pinned) => pinned,
+        Err(error) => {
+            return Ok(Err(format!(
+                "unknown session: the session id was not issued by this proxy ({error:?}); start a new session"
+            )))
+        }
+    };
+    let Some(server) = group.server(&pinned.server) else {
+        return Ok(Err(format!(
+            "the session's server {} is no longer in upstream `{}`; start a new session",
+            pinned.server, group.name
+        )));
+    };
+    affinity::restore_upstream_id(request, &carrier, &pinned.session_id)?;
+    Ok(Ok(Some(server)))
 }
 
 /// The request body as read from the client.

@@ -8,7 +8,9 @@
 use super::headers;
 use super::socket_tuning::keep_client_buffers_small;
 use super::wind_down::wind_down;
+use crate::affinity::{AffinityKey, EndpointRewriter, SESSION_HEADER};
 use crate::drain::DrainSignal;
+use crate::health::StreamCount;
 use crate::metrics::Metrics;
 use crate::routing::{Route, UpstreamServer};
 use crate::streams::{StreamHandle, StreamRegistry};
@@ -42,6 +44,12 @@ pub struct RelayContext<'a> {
     pub streams: &'a Arc<StreamRegistry>,
     /// Whether the process is draining.
     pub drain: DrainSignal,
+}
+
+impl RelayContext<'_> {
+    fn affinity(&self) -> Option<&AffinityKey> {
+        self.route.upstream.affinity.as_ref()
+    }
 }
 
 /// How a relay ended.
@@ -102,7 +110,13 @@ pub async fn relay_response(
             "upstream session returned no response head",
         ));
     };
-    let client_head = headers::client_response(upstream_head);
+    let mut client_head = headers::client_response(upstream_head);
+    if let Some(key) = context.affinity() {
+        if let Err(error) = issue_session_token(session, &mut client_head, key, &context) {
+            chain.end(StreamEnd::UpstreamError);
+            return RelayEnd::NoResponse(error);
+        }
+    }
     let view = ResponseHead {
         status: client_head.status.as_u16(),
         content_type: headers::content_type(&client_head),
@@ -113,6 +127,12 @@ pub async fn relay_response(
         upstream.set_read_timeout(timeouts.sse_idle);
         EventStream::open(session, &context)
     });
+    let server_address = context.server.address.clone();
+    let mut endpoint_rewriter = context
+        .affinity()
+        .filter(|_| is_event_stream && session.req_header().method == http::Method::GET)
+        .cloned()
+        .map(|key| EndpointRewriter::new(move |id: &str| key.encode(&server_address, id)));
     apply_client_plan(session, &plan);
 
     if session
@@ -155,6 +175,13 @@ pub async fn relay_response(
                 }
                 if let Some(stream) = event_stream.as_mut() {
                     stream.record(&chunk);
+                }
+                let chunk = match endpoint_rewriter.as_mut() {
+                    Some(rewriter) => rewriter.feed(chunk),
+                    None => chunk,
+                };
+                if chunk.is_empty() {
+                    continue;
                 }
                 if let Err(error) = session.write_response_body(Some(chunk), false).await {
                     let reason = send_timeout_reason(&error, &plan);
@@ -221,9 +248,39 @@ pub async fn relay_response(
     }
 }
 
-/// An open event stream: counted in the active gauge and listed in `/streams`.
+/// Replaces the upstream's `Mcp-Session-Id` in a response with an affinity token naming
+/// the server, and counts a new session.
+fn issue_session_token(
+    session: &Session,
+    head: &mut pingora_http::ResponseHeader,
+    key: &AffinityKey,
+    context: &RelayContext<'_>,
+) -> pingora_error::Result<()> {
+    let Some(upstream_id) = head
+        .headers
+        .get(SESSION_HEADER)
+        .and_then(|value| value.to_str().ok())
+        .map(str::to_string)
+    else {
+        return Ok(());
+    };
+    if session.req_header().headers.get(SESSION_HEADER).is_none() {
+        context
+            .metrics
+            .upstream_sessions_created_total
+            .with_label_values(&[&context.route.upstream.name, &context.server.address])
+            .inc();
+    }
+    head.insert_header(
+        SESSION_HEADER,
+        key.encode(&context.server.address, &upstream_id),
+    )
+}
+
+/// An open event stream: counted in the active gauges and listed in `/streams`.
 struct EventStream {
     _active: ActiveGauge,
+    _per_server: StreamCount,
     handle: StreamHandle,
     scanner: EventBoundaryScanner,
 }
@@ -238,6 +295,7 @@ impl EventStream {
         );
         Self {
             _active: ActiveGauge::open(&context.metrics.sse_streams_active),
+            _per_server: context.server.health.open_stream(),
             handle,
             scanner: EventBoundaryScanner::new(),
         }

@@ -22,13 +22,15 @@ pub enum ProxyRefusal {
     UpstreamFailed,
     /// The upstream did not answer within `read_timeout`.
     UpstreamTimeout,
+    /// The request's MCP session cannot be served: forged, or its server is gone.
+    UnknownSession,
 }
 
 impl ProxyRefusal {
     /// The HTTP status of this refusal.
     pub fn status(self) -> u16 {
         match self {
-            ProxyRefusal::NoRoute => 404,
+            ProxyRefusal::NoRoute | ProxyRefusal::UnknownSession => 404,
             ProxyRefusal::BodyTooLarge => 413,
             ProxyRefusal::UpstreamUnavailable | ProxyRefusal::UpstreamFailed => 502,
             ProxyRefusal::UpstreamTimeout => 504,
@@ -43,6 +45,7 @@ impl ProxyRefusal {
             ProxyRefusal::UpstreamUnavailable => "upstream_unavailable",
             ProxyRefusal::UpstreamFailed => "upstream_failed",
             ProxyRefusal::UpstreamTimeout => "upstream_timeout",
+            ProxyRefusal::UnknownSession => "unknown_session",
         }
     }
 }

@@ -1,0 +1,73 @@
+//! Stateless session affinity: which server a request's MCP session lives on.
+//!
+//! Streamable HTTP carries the session in the `Mcp-Session-Id` header; legacy SSE in the
+//! `session_id` query parameter of `POST /messages/`, handed out by the stream's
+//! `endpoint` event. With affinity on, the proxy rewrites both ways: ids the client sees
+//! are [tokens](token) naming the server; ids the upstream sees are its own.
+
+mod endpoint;
+mod token;
+
+pub use endpoint::EndpointRewriter;
+pub use token::{AffinityKey, Pinned, TokenError};
+
+use pingora_http::RequestHeader;
+
+/// The MCP session header.
+pub const SESSION_HEADER: &str = "mcp-session-id";
+
+/// Where a request carries its session id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SessionCarrier {
+    /// The `Mcp-Session-Id` header (streamable HTTP).
+    Header(String),
+    /// The `session_id` query parameter (legacy SSE).
+    Query(String),
+}
+
+/// The session id a request carries, if any.
+pub fn session_of(request: &RequestHeader) -> Option<SessionCarrier> {
+    if let Some(value) = request
+        .headers
+        .get(SESSION_HEADER)
+        .and_then(|v| v.to_str().ok())
+    {
+        return Some(SessionCarrier::Header(value.to_string()));
+    }
+    let query = request.uri.query()?;
+    query
+        .split('&')
+        .find_map(|pair| pair.strip_prefix("session_id="))
+        .map(|id| SessionCarrier::Query(id.to_string()))
+}
+
+/// Replaces the session id of `request` (in the carrier it came in) with `upstream_id`.
+pub fn restore_upstream_id(
+    request: &mut RequestHeader,
+    carrier: &SessionCarrier,
+    upstream_id: &str,
+) -> pingora_error::Result<()> {
+    match carrier {
+        SessionCarrier::Header(_) => request.insert_header(SESSION_HEADER, upstream_id),
+        SessionCarrier::Query(token) => {
+            let path_and_query = request
+                .uri
+                .path_and_query()
+                .map(|pq| pq.as_str().to_string())
+                .unwrap_or_default();
+            let rewritten = path_and_query.replacen(
+                &format!("session_id={token}"),
+                &format!("session_id={upstream_id}"),
+                1,
+            );
+            let uri = rewritten.parse::<http::Uri>().map_err(|e| {
+                pingora_error::Error::explain(
+                    pingora_error::ErrorType::InvalidHTTPHeader,
+                    format!("rewritten URI is invalid: {e}"),
+                )
+            })?;
+            request.set_uri(uri);
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,206 @@
+//! Server health: passive ejection on connect failures, active probes, and the per-server
+//! state new sessions are balanced on.
+//!
+//! State is kept per server address in a [`HealthBook`] that outlives config generations,
+//! so a reload that keeps a server keeps its health and its stream count.
+
+pub mod checker;
+
+use crate::config::model::PassiveHealthConfig;
+use mcp_edge_filters::seconds;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use tokio::time::Instant;
+
+/// The health of one server.
+pub struct ServerHealth {
+    /// The server address.
+    pub address: String,
+    healthy: AtomicBool,
+    consecutive_connect_failures: AtomicU32,
+    ejected_until_ms: AtomicU64,
+    /// Consecutive probe results of the same kind (positive: successes, negative: failures).
+    probe_streak: AtomicI64,
+    active_streams: AtomicI64,
+    ejections: AtomicU64,
+    epoch: Instant,
+}
+
+impl std::fmt::Debug for ServerHealth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerHealth")
+            .field("address", &self.address)
+            .field("healthy", &self.healthy())
+            .field("ejected", &self.ejected())
+            .field("active_streams", &self.active_streams())
+            .finish()
+    }
+}
+
+impl ServerHealth {
+    fn new(address: &str) -> Self {
+        Self {
+            address: address.to_string(),
+            healthy: AtomicBool::new(true),
+            consecutive_connect_failures: AtomicU32::new(0),
+            ejected_until_ms: AtomicU64::new(0),
+            probe_streak: AtomicI64::new(0),
+            active_streams: AtomicI64::new(0),
+            ejections: AtomicU64::new(0),
+            epoch: Instant::now(),
+        }
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.epoch.elapsed().as_millis() as u64
+    }
+
+    /// True when the server may take new sessions: healthy by probes and not ejected.
+    pub fn available(&self) -> bool {
+        self.healthy.load(Ordering::Acquire)
+            && self.ejected_until_ms.load(Ordering::Acquire) <= self.now_ms()
+    }
+
+    /// True when active probes consider the server healthy.
+    pub fn healthy(&self) -> bool {
+        self.healthy.load(Ordering::Acquire)
+    }
+
+    /// True while passively ejected.
+    pub fn ejected(&self) -> bool {
+        self.ejected_until_ms.load(Ordering::Acquire) > self.now_ms()
+    }
+
+    /// Open SSE streams to this server through this process.
+    pub fn active_streams(&self) -> i64 {
+        self.active_streams.load(Ordering::Relaxed)
+    }
+
+    /// Ejections so far.
+    pub fn ejections(&self) -> u64 {
+        self.ejections.load(Ordering::Relaxed)
+    }
+
+    /// Counts a connect failure; ejects the server after `consecutive_failures`. Returns
+    /// true when this failure ejected it.
+    pub fn record_connect_failure(&self, passive: Option<&PassiveHealthConfig>) -> bool {
+        let failures = self
+            .consecutive_connect_failures
+            .fetch_add(1, Ordering::AcqRel)
+            + 1;
+        let Some(passive) = passive else {
+            return false;
+        };
+        if failures < passive.consecutive_failures {
+            return false;
+        }
+        self.consecutive_connect_failures
+            .store(0, Ordering::Release);
+        let period = seconds(passive.eject_seconds).unwrap_or_default();
+        self.ejected_until_ms
+            .store(self.now_ms() + period.as_millis() as u64, Ordering::Release);
+        self.ejections.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(server = %self.address, failures, ?period, "ejected after consecutive connect failures");
+        true
+    }
+
+    /// Counts a successful connect.
+    pub fn record_connect_success(&self) {
+        self.consecutive_connect_failures
+            .store(0, Ordering::Release);
+    }
+
+    /// Records a probe result; flips health after `rise` successes or `fall` failures.
+    pub fn record_probe(&self, ok: bool, rise: u32, fall: u32) {
+        let streak = if ok {
+            self.probe_streak
+                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |s| {
+                    Some(if s > 0 { s + 1 } else { 1 })
+                })
+                .map_or(1, |s| if s > 0 { s + 1 } else { 1 })
+        } else {
+            self.probe_streak
+                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |s| {
+                    Some(if s < 0 { s - 1 } else { -1 })
+                })
+                .map_or(-1, |s| if s < 0 { s - 1 } else { -1 })
+        };
+        let healthy = self.healthy.load(Ordering::Acquire);
+        if !healthy && streak >= i64::from(rise) {
+            self.healthy.store(true, Ordering::Release);
+            tracing::info!(server = %self.address, "server healthy again");
+        } else if healthy && -streak >= i64::from(fall) {
+            self.healthy.store(false, Ordering::Release);
+            tracing::warn!(server = %self.address, "server unhealthy: probes failing");
+        }
+    }
+
+    /// Counts an open stream until the guard drops.
+    pub fn open_stream(self: &Arc<Self>) -> StreamCount {
+        self.active_streams.fetch_add(1, Ordering::Relaxed);
+        StreamCount(self.clone())
+    }
+}
+
+/// Keeps a server's stream count up while alive.
+pub struct StreamCount(Arc<ServerHealth>);
+
+impl Drop for StreamCount {
+    fn drop(&mut self) {
+        self.0.active_streams.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Health of every server the process has been configured with, by address.
+#[derive(Default)]
+pub struct HealthBook {
+    servers: Mutex<HashMap<String, Arc<ServerHealth>>>,
+}
+
+impl HealthBook {
+    /// The health record of `address`, created on first use.
+    pub fn server(&self, address: &str) -> Arc<ServerHealth> {
+        let mut servers = self.servers.lock().unwrap_or_else(|e| e.into_inner());
+        servers
+            .entry(address.to_string())
+            .or_insert_with(|| Arc::new(ServerHealth::new(address)))
+            .clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn passive_ejection_after_consecutive_failures_expires() {
+        let server = ServerHealth::new("127.0.0.1:1");
+        let passive = PassiveHealthConfig {
+            consecutive_failures: 3,
+            eject_seconds: 10.0,
+        };
+        assert!(!server.record_connect_failure(Some(&passive)));
+        server.record_connect_success();
+        assert!(!server.record_connect_failure(Some(&passive)));
+        assert!(!server.record_connect_failure(Some(&passive)));
+        assert!(server.record_connect_failure(Some(&passive)));
+        assert!(!server.available());
+        tokio::time::advance(std::time::Duration::from_secs(10)).await;
+        assert!(server.available());
+        assert_eq!(server.ejections(), 1);
+    }
+
+    #[test]
+    fn probes_flip_health_after_rise_and_fall() {
+        let server = ServerHealth::new("127.0.0.1:1");
+        server.record_probe(false, 2, 2);
+        assert!(server.healthy());
+        server.record_probe(false, 2, 2);
+        assert!(!server.healthy());
+        server.record_probe(true, 2, 2);
+        assert!(!server.healthy());
+        server.record_probe(true, 2, 2);
+        assert!(server.healthy());
+    }
+}

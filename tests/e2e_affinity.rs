@@ -1,0 +1,289 @@
+//! Several MCP servers behind one upstream group: stateless session affinity and health,
+//! end to end with servers of the official Python SDK.
+
+mod support;
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+use support::edge::{Edge, Ports};
+use support::http::Client;
+use support::python::{python, script, SdkServer, Transport};
+
+const KEY: &str = "test-affinity-key-0123456789";
+
+/// A config with one group of `servers`, affinity on (unless `affinity` is false).
+fn config(ports: &Ports, servers: &[std::net::SocketAddr], affinity: bool, extra: &str) -> String {
+    let list: Vec<String> = servers.iter().map(|s| format!("\"{s}\"")).collect();
+    let affinity = if affinity {
+        format!("    affinity: {{key: \"{KEY}\"}}\n")
+    } else {
+        String::new()
+    };
+    format!(
+        "{}upstreams:\n  mcp:\n    servers: [{}]\n{affinity}{extra}routes:\n  - match: {{path_prefix: /}}\n    upstream: mcp\n",
+        ports.preamble(),
+        list.join(", ")
+    )
+}
+
+/// Runs `affinity_client.py` and returns its report.
+fn many_sessions(transport: Transport, url: &str, clients: u32, calls: u32) -> serde_json::Value {
+    let output = Command::new(python())
+        .arg(script("affinity_client.py"))
+        .args(["--transport", transport.arg(), "--url", url])
+        .args([
+            "--clients",
+            &clients.to_string(),
+            "--calls",
+            &calls.to_string(),
+        ])
+        .current_dir(script("affinity_client.py").parent().unwrap())
+        .output()
+        .expect("run affinity_client.py");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    serde_json::from_str(stdout.trim()).unwrap_or_else(|_| {
+        panic!(
+            "affinity_client.py printed no report: {stdout}\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        )
+    })
+}
+
+fn two_servers(transport: Transport) -> (SdkServer, SdkServer) {
+    (SdkServer::start(transport), SdkServer::start(transport))
+}
+
+#[test]
+fn twenty_sessions_over_two_servers_all_succeed_with_affinity() {
+    let (a, b) = two_servers(Transport::StreamableHttp);
+    let edge = Edge::start_yaml(|ports| config(ports, &[a.addr, b.addr], true, ""));
+    let url = format!("{}/mcp", edge.base_url());
+    let report = many_sessions(Transport::StreamableHttp, &url, 20, 10);
+    println!("affinity on: {report}");
+    assert_eq!(report["errors"].as_array().unwrap().len(), 0, "{report}");
+    assert_eq!(report["calls_ok"], 200);
+    let created_a = edge.metric(&format!(
+        "mcp_edge_upstream_sessions_created_total{{server=\"{}\"",
+        a.addr
+    ));
+    let created_b = edge.metric(&format!(
+        "mcp_edge_upstream_sessions_created_total{{server=\"{}\"",
+        b.addr
+    ));
+    assert!(
+        created_a >= 1.0 && created_b >= 1.0,
+        "sessions spread: {created_a} / {created_b}"
+    );
+}
+
+#[test]
+fn the_same_load_without_affinity_fails() {
+    let (a, b) = two_servers(Transport::StreamableHttp);
+    let edge = Edge::start_yaml(|ports| config(ports, &[a.addr, b.addr], false, ""));
+    let url = format!("{}/mcp", edge.base_url());
+    let report = many_sessions(Transport::StreamableHttp, &url, 20, 10);
+    println!("affinity off: {report}");
+    assert!(
+        !report["errors"].as_array().unwrap().is_empty(),
+        "round robin without affinity must break sessions: {report}"
+    );
+}
+
+#[test]
+fn legacy_sse_over_two_servers_works() {
+    let (a, b) = two_servers(Transport::Sse);
+    let edge = Edge::start_yaml(|ports| config(ports, &[a.addr, b.addr], true, ""));
+    let url = format!("{}/sse", edge.base_url());
+    let report = many_sessions(Transport::Sse, &url, 6, 5);
+    println!("legacy SSE with affinity: {report}");
+    assert_eq!(report["errors"].as_array().unwrap().len(), 0, "{report}");
+    assert_eq!(report["calls_ok"], 30);
+}
+
+/// Initializes a session with a raw POST; returns the session token the client sees.
+fn initialize(addr: std::net::SocketAddr) -> String {
+    let mut client = Client::connect(addr);
+    let host = addr.to_string();
+    let body = br#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"raw","version":"0"}}}"#;
+    let (head, _) = client.exchange(
+        "POST",
+        "/mcp",
+        &[
+            ("Host", host.as_str()),
+            ("Content-Type", "application/json"),
+            ("Accept", "application/json, text/event-stream"),
+        ],
+        body,
+    );
+    assert_eq!(head.status, 200);
+    head.header("mcp-session-id")
+        .expect("a session id")
+        .to_string()
+}
+
+/// `tools/list` on a session; returns the status.
+fn list_tools(addr: std::net::SocketAddr, session: &str) -> u16 {
+    let mut client = Client::connect(addr);
+    let host = addr.to_string();
+    let (head, _) = client.exchange(
+        "POST",
+        "/mcp",
+        &[
+            ("Host", host.as_str()),
+            ("Content-Type", "application/json"),
+            ("Accept", "application/json, text/event-stream"),
+            ("Mcp-Session-Id", session),
+            ("MCP-Protocol-Version", "2025-06-18"),
+        ],
+        br#"{"jsonrpc":"2.0","id":2,"method":"tools/list"}"#,
+    );
+    head.status
+}
+
+/// The server a token names (its second field, base64url).
+fn server_of(token: &str) -> String {
+    use base64::Engine;
+    let field = token.split('.').nth(1).unwrap();
+    String::from_utf8(
+        base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(field)
+            .unwrap(),
+    )
+    .unwrap()
+}
+
+#[test]
+fn killed_server_sessions_get_404_and_new_sessions_avoid_it() {
+    let (a, b) = two_servers(Transport::StreamableHttp);
+    let edge = Edge::start_yaml(|ports| {
+        config(
+            ports,
+            &[a.addr, b.addr],
+            true,
+            "    health:\n      passive: {consecutive_failures: 1, eject_seconds: 60}\n      active: {kind: tcp, interval: 0.2, timeout: 0.5, rise: 1, fall: 1}\n",
+        )
+    });
+    let sessions: Vec<String> = (0..4).map(|_| initialize(edge.listen)).collect();
+    let on_a: Vec<&String> = sessions
+        .iter()
+        .filter(|s| server_of(s) == a.addr.to_string())
+        .collect();
+    assert!(
+        !on_a.is_empty() && on_a.len() < 4,
+        "round robin spread the sessions"
+    );
+    let a_addr = a.addr;
+    drop(a); // kill server A
+    for session in &sessions {
+        let status = list_tools(edge.listen, session);
+        if server_of(session) == a_addr.to_string() {
+            assert_eq!(status, 404, "a dead server's session gets 404, never moved");
+        } else {
+            assert_eq!(status, 200, "sessions on the live server continue");
+        }
+    }
+    // Re-initializing lands on the live server, every time.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while edge.metric(&format!(
+        "mcp_edge_upstream_server_available{{server=\"{a_addr}\""
+    )) != 0.0
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the dead server is marked unavailable"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    for _ in 0..6 {
+        let session = initialize(edge.listen);
+        assert_eq!(server_of(&session), b.addr.to_string());
+        assert_eq!(list_tools(edge.listen, &session), 200);
+    }
+}
+
+#[test]
+fn a_tampered_session_id_is_a_404_that_reaches_no_server() {
+    let counting = support::upstream::Upstream::start(|mut conn| {
+        while let Some(_request) = conn.read_request() {
+            let _ = conn.respond(200, "application/json", b"{}");
+        }
+    });
+    let edge = Edge::start_yaml(|ports| config(ports, &[counting.addr], true, ""));
+    let key_token = {
+        // A token for a real server, but signed with another key.
+        let forged = format!(
+            "e1.{}.{}.abc",
+            base64_of(&counting.addr.to_string()),
+            base64_of("0123456789abcdef")
+        );
+        forged
+    };
+    for session in [key_token.as_str(), "not-a-token", "e1.x.y.z"] {
+        assert_eq!(list_tools(edge.listen, session), 404, "{session}");
+    }
+    assert_eq!(
+        counting.connections(),
+        0,
+        "no tampered request reached the server"
+    );
+    assert!(
+        edge.log().contains("unknown session")
+            || edge.metric("mcp_edge_requests_total{route=\"/\",status=\"404\"}") == 3.0
+    );
+}
+
+fn base64_of(text: &str) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(text)
+}
+
+#[test]
+fn two_instances_with_the_same_key_serve_the_same_sessions() {
+    let (a, b) = two_servers(Transport::StreamableHttp);
+    let first = Edge::start_yaml(|ports| config(ports, &[a.addr, b.addr], true, ""));
+    let second = Edge::start_yaml(|ports| config(ports, &[a.addr, b.addr], true, ""));
+    for _ in 0..4 {
+        let session = initialize(first.listen);
+        assert_eq!(list_tools(second.listen, &session), 200);
+        assert_eq!(list_tools(first.listen, &session), 200);
+    }
+}
+
+#[test]
+fn sessions_continue_across_an_upgrade() {
+    let (a, b) = two_servers(Transport::StreamableHttp);
+    let edge = Edge::start_yaml(|ports| config(ports, &[a.addr, b.addr], true, ""));
+    let sessions: Vec<String> = (0..4).map(|_| initialize(edge.listen)).collect();
+    let path = edge.config_path();
+    let upgrade = Command::new(support::edge::binary())
+        .args(["upgrade", "-c", path.to_str().unwrap()])
+        .stderr(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert!(upgrade.status.success());
+    let new_pid: i32 = String::from_utf8_lossy(&upgrade.stdout)
+        .trim()
+        .rsplit(' ')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let served = std::panic::catch_unwind(|| {
+        assert!(support::edge::wait_for_exit(
+            edge.pid(),
+            Duration::from_secs(10)
+        ));
+        for session in &sessions {
+            assert_eq!(
+                list_tools(edge.listen, session),
+                200,
+                "the new process serves the session"
+            );
+        }
+    });
+    // SAFETY: kill(2) on the successor the upgrade started.
+    unsafe { libc::kill(new_pid, libc::SIGKILL) };
+    if let Err(panic) = served {
+        std::panic::resume_unwind(panic);
+    }
+}
