@@ -287,3 +287,80 @@ fn sessions_continue_across_an_upgrade() {
         std::panic::resume_unwind(panic);
     }
 }
+
+/// An upstream that tags its answers with `name`; `GET /stream` never ends.
+fn tagged_upstream(name: &'static str) -> support::upstream::Upstream {
+    support::upstream::Upstream::start(move |mut conn| {
+        while let Some(request) = conn.read_request() {
+            if request.target == "/stream" {
+                let _ = conn.start_event_stream();
+                while conn.chunk(format!("data: {name}\n\n").as_bytes()).is_ok() {
+                    std::thread::sleep(Duration::from_millis(200));
+                }
+                return;
+            }
+            let body = format!(r#"{{"upstream":"{name}"}}"#);
+            if conn
+                .respond(200, "application/json", body.as_bytes())
+                .is_err()
+            {
+                return;
+            }
+        }
+    })
+}
+
+#[test]
+fn reload_drains_a_removed_server_and_an_added_one_takes_new_requests() {
+    let (a, b) = (tagged_upstream("a"), tagged_upstream("b"));
+    let chain = "filters:\n  - cleanup_deadline: {task_group_cleanup_timeout: 1, session_pool_cleanup_timeout: 1}\n";
+    let edge = Edge::start_yaml(|ports| format!("{}{chain}", config(ports, &[a.addr], true, "")));
+    let mut stream = Client::connect(edge.listen);
+    stream.send("GET", "/stream", &[("Accept", "text/event-stream")], b"");
+    assert_eq!(stream.read_head().status, 200);
+    let mut pending = Vec::new();
+    assert_eq!(stream.read_event(&mut pending).unwrap(), "data: a\n\n");
+
+    let ports = Ports {
+        listen: edge.listen,
+        admin: edge.admin,
+        dir: edge.dir.path().to_path_buf(),
+    };
+    std::fs::write(
+        edge.config_path(),
+        format!("{}{chain}", config(&ports, &[b.addr], true, "")),
+    )
+    .unwrap();
+    let reload = Command::new(support::edge::binary())
+        .args(["reload", "-c", edge.config_path().to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        reload.status.success(),
+        "{}",
+        String::from_utf8_lossy(&reload.stderr)
+    );
+    let reloaded = Instant::now();
+
+    let mut saw_retry = false;
+    while let Some(event) = stream.read_event(&mut pending) {
+        saw_retry |= event.starts_with("retry: ");
+    }
+    println!(
+        "removed server's stream closed {:?} after the reload",
+        reloaded.elapsed()
+    );
+    assert!(saw_retry, "the removed server's stream got a retry hint");
+    assert!(
+        reloaded.elapsed() < Duration::from_secs(2),
+        "drained within session_pool_cleanup_timeout + 1 s"
+    );
+
+    let mut client = Client::connect(edge.listen);
+    let (_, body) = client.exchange("GET", "/x", &[("Connection", "close")], b"");
+    assert_eq!(
+        String::from_utf8_lossy(&body),
+        r#"{"upstream":"b"}"#,
+        "the added server answers at once"
+    );
+}

@@ -23,6 +23,18 @@ impl DrainTrigger {
     }
 }
 
+impl DrainTrigger {
+    /// Clears the draining state (a retired server that a reload brought back).
+    pub fn cancel(&self) {
+        self.0.send_replace(false);
+    }
+
+    /// A new signal observing this trigger.
+    pub fn signal(&self) -> DrainSignal {
+        DrainSignal(self.0.subscribe())
+    }
+}
+
 impl DrainSignal {
     /// True once the process is draining.
     pub fn is_draining(&self) -> bool {

@@ -109,9 +109,26 @@ impl Reloader {
         }
         let next = Generation::build(current.id + 1, loaded, &self.health)?;
         let id = next.id;
+        let kept = server_addresses(&next);
+        for address in &kept {
+            self.health.server(address).reinstate();
+        }
+        for removed in server_addresses(&current).difference(&kept) {
+            self.health.server(removed).retire();
+        }
         self.live.swap(next);
         Ok(id)
     }
+}
+
+/// Every server address of a generation.
+fn server_addresses(generation: &Generation) -> std::collections::BTreeSet<String> {
+    generation
+        .routes
+        .groups()
+        .iter()
+        .flat_map(|group| group.servers.iter().map(|server| server.address.clone()))
+        .collect()
 }
 
 /// The keys whose change needs new sockets or a new process.

@@ -7,6 +7,7 @@
 pub mod checker;
 
 use crate::config::model::PassiveHealthConfig;
+use crate::drain::{DrainSignal, DrainTrigger};
 use mcp_edge_filters::seconds;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, Ordering};
@@ -25,6 +26,7 @@ pub struct ServerHealth {
     active_streams: AtomicI64,
     ejections: AtomicU64,
     epoch: Instant,
+    retirement: DrainTrigger,
 }
 
 impl std::fmt::Debug for ServerHealth {
@@ -49,6 +51,7 @@ impl ServerHealth {
             active_streams: AtomicI64::new(0),
             ejections: AtomicU64::new(0),
             epoch: Instant::now(),
+            retirement: crate::drain::drain_channel().0,
         }
     }
 
@@ -134,6 +137,23 @@ impl ServerHealth {
             self.healthy.store(false, Ordering::Release);
             tracing::warn!(server = %self.address, "server unhealthy: probes failing");
         }
+    }
+
+    /// Marks the server removed by a reload: its open streams drain as in a process
+    /// drain (under `session_pool_cleanup_timeout`).
+    pub fn retire(&self) {
+        tracing::info!(server = %self.address, "server removed by reload: draining its streams");
+        self.retirement.start();
+    }
+
+    /// Clears a retirement: a reload brought the server back.
+    pub fn reinstate(&self) {
+        self.retirement.cancel();
+    }
+
+    /// Resolves when the server is retired.
+    pub fn retirement(&self) -> DrainSignal {
+        self.retirement.signal()
     }
 
     /// Counts an open stream until the guard drops.

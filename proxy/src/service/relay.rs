@@ -145,6 +145,8 @@ pub async fn relay_response(
 
     // Phase 2: the body.
     let keepalive = plan.keepalive_interval.filter(|_| is_event_stream);
+    // A server removed by a reload drains its streams like a retiring process.
+    let mut retirement = context.server.health.retirement();
     let mut last_activity = Instant::now();
     let mut drain_deadline: Option<Instant> = None;
     loop {
@@ -157,6 +159,7 @@ pub async fn relay_response(
                 if gone { Wake::ClientGone } else { watch_client = false; continue }
             }
             _ = context.drain.draining(), if watch_drain => Wake::Draining,
+            _ = retirement.draining(), if watch_drain => Wake::Draining,
             _ = sleep_until_opt(drain_deadline), if drain_deadline.is_some() => Wake::DrainDeadline,
             _ = sleep_until_opt(keepalive_at), if keepalive_at.is_some() => Wake::Keepalive,
         };
