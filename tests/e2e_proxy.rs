@@ -361,3 +361,108 @@ fn admin_answers_health_metrics_and_config() {
         upstream.addr.to_string()
     );
 }
+
+#[test]
+fn h2c_listener_speaks_http2_with_prior_knowledge() {
+    let upstream = echo_upstream();
+    let edge = Edge::start_yaml(|ports| {
+        let listener = format!("  - address: \"{}\"\n", ports.listen);
+        format!(
+            "{}upstreams:\n  main:\n    servers: [\"{}\"]\nroutes:\n  - match: {{path_prefix: /}}\n    upstream: main\n",
+            ports
+                .preamble()
+                .replace(&listener, &format!("{listener}    h2c: true\n")),
+            upstream.addr
+        )
+    });
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let (status, echo) = runtime.block_on(async {
+        let tcp = tokio::net::TcpStream::connect(edge.listen).await.unwrap();
+        let (client, connection) = h2::client::handshake(tcp).await.unwrap();
+        tokio::spawn(connection);
+        let mut client = client.ready().await.unwrap();
+        let request = http::Request::builder()
+            .method("POST")
+            .uri(format!("http://{}/mcp", edge.listen))
+            .header("content-type", "application/json")
+            .header("mcp-session-id", "h2-session")
+            .body(())
+            .unwrap();
+        let (response, mut body_out) = client.send_request(request, false).unwrap();
+        body_out
+            .send_data(
+                bytes::Bytes::from_static(br#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#),
+                true,
+            )
+            .unwrap();
+        let response = response.await.unwrap();
+        let status = response.status().as_u16();
+        let mut body = response.into_body();
+        let mut bytes = Vec::new();
+        while let Some(chunk) = body.data().await {
+            let chunk = chunk.unwrap();
+            let _ = body.flow_control().release_capacity(chunk.len());
+            bytes.extend_from_slice(&chunk);
+        }
+        (status, bytes)
+    });
+    assert_eq!(status, 200);
+    let echo: serde_json::Value = serde_json::from_slice(&echo).unwrap();
+    assert_eq!(echo["method"], "POST");
+    assert_eq!(header(&echo, "mcp-session-id"), Some("h2-session"));
+    assert_eq!(
+        header(&echo, "host"),
+        Some(edge.listen.to_string().as_str()),
+        "Host from :authority"
+    );
+}
+
+#[test]
+fn tls_listener_serves_https_with_the_configured_certificate() {
+    use std::sync::Arc;
+    let upstream = echo_upstream();
+    let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    std::fs::write(&cert, certified.cert.pem()).unwrap();
+    std::fs::write(&key, certified.key_pair.serialize_pem()).unwrap();
+    let edge = Edge::start_yaml(|ports| {
+        let listener = format!("  - address: \"{}\"\n", ports.listen);
+        let tls = format!(
+            "{listener}    tls: {{cert: \"{}\", key: \"{}\"}}\n",
+            cert.display(),
+            key.display()
+        );
+        format!(
+            "{}upstreams:\n  main:\n    servers: [\"{}\"]\nroutes:\n  - match: {{path_prefix: /}}\n    upstream: main\n",
+            ports.preamble().replace(&listener, &tls),
+            upstream.addr
+        )
+    });
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(certified.cert.der().clone()).unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let answer = runtime.block_on(async {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let tcp = tokio::net::TcpStream::connect(edge.listen).await.unwrap();
+        let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+        let mut tls = tokio_rustls::TlsConnector::from(Arc::new(config))
+            .connect(name, tcp)
+            .await
+            .expect("TLS handshake with the configured certificate");
+        tls.write_all(b"GET /tls HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let mut answer = Vec::new();
+        let _ = tls.read_to_end(&mut answer).await;
+        String::from_utf8_lossy(&answer).into_owned()
+    });
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.contains(r#""target":"/tls""#), "{answer}");
+}

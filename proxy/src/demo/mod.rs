@@ -102,8 +102,10 @@ Try it (streamable HTTP):
   curl -si http://{proxy}/mcp -H 'content-type: application/json' \
     -H 'accept: application/json, text/event-stream' \
     -d '{{"jsonrpc":"2.0","id":1,"method":"initialize","params":{{"protocolVersion":"2025-06-18","capabilities":{{}},"clientInfo":{{"name":"curl","version":"0"}}}}}}'
-  then repeat with -H 'mcp-session-id: <id from the response>' and
-    -d '{{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{{"name":"countdown","arguments":{{"from":3}}}}}}'
+  then, with the mcp-session-id it answers, watch progress stream over SSE:
+  curl -N http://{proxy}/mcp -H 'content-type: application/json' \
+    -H 'accept: application/json, text/event-stream' -H 'mcp-session-id: <id>' \
+    -d '{{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{{"name":"countdown","arguments":{{"from":3}},"_meta":{{"progressToken":1}}}}}}'
 Legacy SSE:
   curl -N http://{proxy}/sse
 Stop with Ctrl-C."#,

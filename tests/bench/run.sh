@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# One command for the comparative benchmark (not part of the test suite):
+#   tests/bench/run.sh            full run (~8 min), prints the table, writes docs/benchmarks.md
+#   tests/bench/run.sh --quick    short smoke run (no doc written)
+# Extra arguments go to bench.py (--only 1,4  --targets direct,nginx  --doc PATH).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+missing=()
+command -v nginx   >/dev/null 2>&1 || [ -x /usr/sbin/nginx ]   || missing+=(nginx-light)
+command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || missing+=(haproxy)
+command -v wrk     >/dev/null 2>&1 || missing+=(wrk)
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "installing ${missing[*]}" >&2
+  SUDO=$( [ "$(id -u)" = 0 ] || echo sudo )
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null 2>&1 || {
+    $SUDO apt-get update -qq && $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null 2>&1 || {
+      # nginx-light is not in every release
+      missing=("${missing[@]/nginx-light/nginx}")
+      $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+    }
+  }
+fi
+export PATH="$PATH:/usr/sbin:/sbin"
+
+cargo build --release -p mcp-edge >&2
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" || true
+exec python3 tests/bench/bench.py "$@"
