@@ -44,6 +44,9 @@ impl AdminApp {
     /// Sets the per-server gauges from the live generation's health records.
     fn refresh_server_gauges(&self) {
         let generation = self.live.current();
+        // Servers a reload removed must disappear, not keep their last value.
+        self.metrics.upstream_server_available.reset();
+        self.metrics.upstream_server_streams_active.reset();
         for group in generation.routes.groups() {
             for server in &group.servers {
                 let labels = [group.name.as_str(), server.address.as_str()];

@@ -113,6 +113,11 @@ impl Reloader {
         for address in &kept {
             self.health.server(address).reinstate();
         }
+        for group in next.routes.groups() {
+            if group.health.as_ref().and_then(|h| h.active.as_ref()).is_none() {
+                group.servers.iter().for_each(|server| server.health.clear_probes());
+            }
+        }
         for removed in server_addresses(&current).difference(&kept) {
             self.health.server(removed).retire();
         }

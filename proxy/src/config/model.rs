@@ -105,7 +105,7 @@ pub struct AdminConfig {
     pub address: String,
 }
 
-/// A named group of interchangeable upstream servers, balanced round robin.
+/// A named group of interchangeable upstream servers, balanced by `balance`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpstreamConfig {

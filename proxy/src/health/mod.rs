@@ -156,6 +156,12 @@ impl ServerHealth {
         self.retirement.signal()
     }
 
+    /// Forgets probe results: without active checks a server counts as healthy.
+    pub fn clear_probes(&self) {
+        self.probe_streak.store(0, Ordering::Release);
+        self.healthy.store(true, Ordering::Release);
+    }
+
     /// Counts an open stream until the guard drops.
     pub fn open_stream(self: &Arc<Self>) -> StreamCount {
         self.active_streams.fetch_add(1, Ordering::Relaxed);
