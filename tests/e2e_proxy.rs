@@ -73,7 +73,7 @@ fn json_post_passes_host_and_mcp_headers_untouched() {
     // The client connection is kept alive: a second request on it works.
     let (head, _) = client.exchange("DELETE", "/mcp", &[("Mcp-Session-Id", "session-123")], b"");
     assert_eq!(head.status, 200);
-    assert!(edge.metric("mcp_edge_requests_total{route=\"/\",status=\"200\"}") >= 2.0);
+    assert!(edge.wait_metric("mcp_edge_requests_total{route=\"/\",status=\"200\"}", 2.0) >= 2.0);
 }
 
 #[test]

@@ -114,8 +114,16 @@ impl Reloader {
             self.health.server(address).reinstate();
         }
         for group in next.routes.groups() {
-            if group.health.as_ref().and_then(|h| h.active.as_ref()).is_none() {
-                group.servers.iter().for_each(|server| server.health.clear_probes());
+            if group
+                .health
+                .as_ref()
+                .and_then(|h| h.active.as_ref())
+                .is_none()
+            {
+                group
+                    .servers
+                    .iter()
+                    .for_each(|server| server.health.clear_probes());
             }
         }
         for removed in server_addresses(&current).difference(&kept) {

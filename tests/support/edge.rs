@@ -153,6 +153,19 @@ impl Edge {
         false
     }
 
+    /// Waits until the metric reaches `at_least` (a request is counted by Pingora's logging
+    /// hook, just after its response went out); returns the last value seen.
+    pub fn wait_metric(&self, prefix: &str, at_least: f64) -> f64 {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let value = self.metric(prefix);
+            if value >= at_least || Instant::now() >= deadline {
+                return value;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
     /// The value of a counter or gauge line in `/metrics` (sum over matching lines whose
     /// name-and-labels start with `prefix`).
     pub fn metric(&self, prefix: &str) -> f64 {
