@@ -29,4 +29,4 @@ lint: setup
 ## The whole test suite: lints, unit tests, end-to-end tests (real binary, real sockets,
 ## the official Python MCP SDK installed from PyPI into target/ on first use).
 test: lint
-	$(CARGO) test --workspace
+	$(CARGO) test --workspace --no-fail-fast
