@@ -135,6 +135,12 @@ impl Lifecycle {
     /// this process SIGQUIT (Pingora's upgrade path). On failure this process keeps
     /// serving and counting resumes.
     async fn recycle_now(&self) {
+        if self.is_draining() {
+            // Already handing over (an upgrade, or Pingora's 5 s overlap): a successor of
+            // our own would find no sockets to take.
+            tracing::info!("worker_recycle: threshold reached while draining; not recycling");
+            return;
+        }
         let recycles = self.metrics.worker_recycles_total.get() + 1;
         let upgrade_sock = self.files.upgrade_sock.clone();
         let started = tokio::task::spawn_blocking(move || {

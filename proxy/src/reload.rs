@@ -100,8 +100,14 @@ impl Reloader {
             return Err(refused
                 .into_iter()
                 .map(|key| {
+                    let remedy = match key {
+                        // The running process hands its sockets over through the old
+                        // upgrade socket and names itself in the old pid file.
+                        "server.upgrade_sock" | "server.pid_file" => "restart the service",
+                        _ => "run `mcp-edge upgrade`",
+                    };
                     format!(
-                        "{}: `{key}` changed; a reload cannot change it, run `mcp-edge upgrade` instead",
+                        "{}: `{key}` changed; a reload cannot change it, {remedy} instead",
                         path.display()
                     )
                 })
