@@ -1,12 +1,12 @@
 """Start one tool call on spin_server.py and wait to be killed, for mcp-edge's spin experiment.
 
 Usage: python spin_client.py --transport {sse,streamable-http,stateless} --url URL
-           --tool {finite,forever}
+           --tool {finite,forever} [--seconds 2]
 
 Connects with the official SDK client (``sse``: legacy HTTP+SSE; ``streamable-http``: a
 session with the ``initialize`` handshake; ``stateless``: on mcp 2.x the ``auto`` mode,
 which settles on the stateless 2026-07-28 POSTs against a 2.x server, on 1.x the
-handshake against a ``--stateless`` server), calls the tool, prints ``CALLING`` once the
+handshake against a ``--stateless`` server), calls the tool (``finite`` with ``seconds`` of work), prints ``CALLING`` once the
 tool's first progress notification arrives (the handler is running), then waits for the
 result. The experiment SIGKILLs it after ``CALLING``; left alone it prints ``RESULT <text>``.
 Bounded by 60 s.
@@ -42,7 +42,8 @@ async def main(args: argparse.Namespace) -> None:
 
     with anyio.fail_after(TIMEOUT_SECONDS):
         async with connect as (session, _protocol, _handshake):
-            result = await session.call_tool(args.tool, {}, progress_callback=on_progress)
+            arguments = {"seconds": args.seconds} if args.tool == "finite" else {}
+            result = await session.call_tool(args.tool, arguments, progress_callback=on_progress)
             print(f"RESULT {text_of(result)}", flush=True)
 
 
@@ -51,5 +52,6 @@ if __name__ == "__main__":
     parser.add_argument("--transport", choices=["sse", "streamable-http", "stateless"], required=True)
     parser.add_argument("--url", required=True)
     parser.add_argument("--tool", choices=["finite", "forever"], required=True)
+    parser.add_argument("--seconds", type=float, default=2.0, help="work of `finite`")
     faulthandler.dump_traceback_later(TIMEOUT_SECONDS + 5, exit=True)
     anyio.run(main, parser.parse_args(sys.argv[1:]))

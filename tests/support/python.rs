@@ -1,11 +1,12 @@
 //! The official Python MCP SDK, for interop tests: a venv with it, and the scripts in
 //! `tests/python/` (`sdk_server.py`, `sdk_client.py`) run as child processes.
 //!
-//! The venv lives at `target/mcp-edge-test-venv`, made on first use from
-//! `tests/python/requirements.txt` and remade when that file changes. An exclusive file
-//! lock serialises its set-up across test processes (nextest runs each test in its own).
-//! `MCP_EDGE_TEST_PYTHON=/path/to/python` uses an existing interpreter instead, e.g. one
-//! with `mcp<2` installed to test the 1.x SDK.
+//! Two venvs, one per SDK generation ([`Sdk`]): `target/mcp-edge-test-venv` (mcp 2.x, from
+//! `tests/python/requirements.txt`) and `target/mcp-edge-test-venv-v1` (mcp 1.x, from
+//! `tests/python/requirements-v1.txt`). Each is made on first use and remade when its
+//! requirements file changes. An exclusive file lock per venv serialises its set-up across
+//! test processes (nextest runs each test in its own). `MCP_EDGE_TEST_PYTHON` and
+//! `MCP_EDGE_TEST_PYTHON_V1` name existing interpreters to use instead.
 
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -17,8 +18,10 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::{mpsc, OnceLock};
 use std::time::{Duration, Instant};
 
-/// Names an interpreter to use instead of the managed venv.
+/// Names an interpreter to use instead of the managed 2.x venv.
 const PYTHON_OVERRIDE: &str = "MCP_EDGE_TEST_PYTHON";
+/// Names an interpreter to use instead of the managed 1.x venv.
+const PYTHON_V1_OVERRIDE: &str = "MCP_EDGE_TEST_PYTHON_V1";
 /// How long `sdk_server.py` gets to print `READY`.
 const SERVER_READY_DEADLINE: Duration = Duration::from_secs(30);
 /// How long one `sdk_client.py` run may take (it gives up by itself after 30 s).
@@ -43,29 +46,71 @@ pub fn script(name: &str) -> PathBuf {
     workspace().join("tests/python").join(name)
 }
 
-/// A Python interpreter with the MCP SDK: `$MCP_EDGE_TEST_PYTHON`, or the managed venv,
-/// created (or refreshed) on first use. Panics when the venv cannot be set up.
+/// A generation of the official Python MCP SDK.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sdk {
+    /// `mcp` 2.x: `MCPServer`, `mcp.Client`.
+    V2,
+    /// `mcp<2`: `FastMCP`, `ClientSession`.
+    V1,
+}
+
+impl Sdk {
+    /// The interpreter of this generation's venv.
+    pub fn python(self) -> PathBuf {
+        match self {
+            Sdk::V2 => python(),
+            Sdk::V1 => python_v1(),
+        }
+    }
+
+    /// A short label for reports: `2.x` or `1.x`.
+    pub fn label(self) -> &'static str {
+        match self {
+            Sdk::V2 => "2.x",
+            Sdk::V1 => "1.x",
+        }
+    }
+}
+
+/// A Python interpreter with the 2.x MCP SDK: `$MCP_EDGE_TEST_PYTHON`, or the managed
+/// venv, created (or refreshed) on first use. Panics when the venv cannot be set up.
 pub fn python() -> PathBuf {
     if let Some(python) = std::env::var_os(PYTHON_OVERRIDE) {
         return PathBuf::from(python);
     }
     static PYTHON: OnceLock<PathBuf> = OnceLock::new();
-    PYTHON.get_or_init(ensure_venv).clone()
+    PYTHON
+        .get_or_init(|| ensure_venv("mcp-edge-test-venv", "requirements.txt"))
+        .clone()
 }
 
-/// Creates the venv unless it is there and was made from the current requirements.
-fn ensure_venv() -> PathBuf {
+/// A Python interpreter with the 1.x MCP SDK: `$MCP_EDGE_TEST_PYTHON_V1`, or the managed
+/// venv at `target/mcp-edge-test-venv-v1`, like [`python`].
+pub fn python_v1() -> PathBuf {
+    if let Some(python) = std::env::var_os(PYTHON_V1_OVERRIDE) {
+        return PathBuf::from(python);
+    }
+    static PYTHON: OnceLock<PathBuf> = OnceLock::new();
+    PYTHON
+        .get_or_init(|| ensure_venv("mcp-edge-test-venv-v1", "requirements-v1.txt"))
+        .clone()
+}
+
+/// Creates `target/<name>` from `tests/python/<requirements>` unless it is there and was
+/// made from the current requirements.
+fn ensure_venv(name: &str, requirements: &str) -> PathBuf {
     let target = workspace().join("target");
-    let venv = target.join("mcp-edge-test-venv");
+    let venv = target.join(name);
     let python = venv.join("bin/python");
-    let requirements = script("requirements.txt");
+    let requirements = script(requirements);
     let marker = venv.join(".requirements.sha256");
     let wanted = fs::read(&requirements)
         .map(|content| hex::encode(Sha256::digest(content)))
         .unwrap_or_else(|e| panic!("cannot read {}: {e}", requirements.display()));
 
     fs::create_dir_all(&target).expect("create target/");
-    let lock = File::create(target.join("mcp-edge-test-venv.lock")).expect("create the venv lock");
+    let lock = File::create(target.join(format!("{name}.lock"))).expect("create the venv lock");
     // Held until `lock` drops at the end of this function. Called through the trait: newer
     // std has an inherent `File::lock` that the workspace's rust-version predates.
     fs4::FileExt::lock(&lock).expect("lock the venv");
@@ -154,18 +199,27 @@ pub struct SdkServer {
 }
 
 impl SdkServer {
-    /// Starts the SDK's server on an ephemeral loopback port and waits for its `READY`.
+    /// Starts the 2.x SDK's `sdk_server.py` on an ephemeral loopback port and waits for
+    /// its `READY`.
     pub fn start(transport: Transport) -> SdkServer {
+        SdkServer::start_with(Sdk::V2, "sdk_server.py", &["--transport", transport.arg()])
+    }
+
+    /// Starts `tests/python/<name>` with `args` plus `--port 0` under `sdk`'s interpreter
+    /// and waits for its `READY <port>` line.
+    pub fn start_with(sdk: Sdk, name: &str, args: &[&str]) -> SdkServer {
         let stderr = tempfile::NamedTempFile::new().expect("temp file");
-        let mut child = Command::new(python())
-            .arg(script("sdk_server.py"))
-            .args(["--transport", transport.arg(), "--port", "0"])
+        let shown = format!("{name} {} ({})", args.join(" "), sdk.label());
+        let mut child = Command::new(sdk.python())
+            .arg(script(name))
+            .args(args)
+            .args(["--port", "0"])
             .env_remove_all(PROXY_VARIABLES)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(stderr.reopen().expect("reopen temp file"))
             .spawn()
-            .expect("spawn sdk_server.py");
+            .unwrap_or_else(|e| panic!("spawn {shown}: {e}"));
         let stdout = child.stdout.take().expect("piped stdout");
         let child = KillOnDrop(child);
 
@@ -180,10 +234,7 @@ impl SdkServer {
         });
         let failed = |why: &str| -> ! {
             let log = fs::read_to_string(stderr.path()).unwrap_or_default();
-            panic!(
-                "sdk_server.py ({}) {why}; its stderr:\n{log}",
-                transport.arg()
-            )
+            panic!("{shown} {why}; its stderr:\n{log}")
         };
         match ready_rx.recv_timeout(SERVER_READY_DEADLINE) {
             Ok(Ok(port)) => SdkServer {
@@ -215,9 +266,15 @@ impl SdkServer {
 /// `mode` is `legacy` (always the `initialize` handshake) or `auto` (the 2.x SDK's default:
 /// probe `server/discover` first). Panics with the client's output when it fails.
 pub fn sdk_client(transport: Transport, url: &str, mode: &str) -> Value {
+    sdk_client_with(Sdk::V2, transport, url, mode)
+}
+
+/// [`sdk_client`] with the client of `sdk` (1.x ignores `mode`: it always does the
+/// handshake).
+pub fn sdk_client_with(sdk: Sdk, transport: Transport, url: &str, mode: &str) -> Value {
     let stdout = tempfile::NamedTempFile::new().expect("temp file");
     let stderr = tempfile::NamedTempFile::new().expect("temp file");
-    let child = Command::new(python())
+    let child = Command::new(sdk.python())
         .arg(script("sdk_client.py"))
         .args(["--transport", transport.arg(), "--url", url, "--mode", mode])
         .env_remove_all(PROXY_VARIABLES)
@@ -230,7 +287,11 @@ pub fn sdk_client(transport: Transport, url: &str, mode: &str) -> Value {
     let status = child.wait_until(Instant::now() + CLIENT_DEADLINE);
     let out = fs::read_to_string(stdout.path()).unwrap_or_default();
     let err = fs::read_to_string(stderr.path()).unwrap_or_default();
-    let report = format!("sdk_client.py {} {url} --mode {mode}", transport.arg());
+    let report = format!(
+        "sdk_client.py ({}) {} {url} --mode {mode}",
+        sdk.label(),
+        transport.arg()
+    );
     match status {
         Some(status) if status.success() => {}
         Some(status) => {
@@ -243,6 +304,67 @@ pub fn sdk_client(transport: Transport, url: &str, mode: &str) -> Value {
     let line = out.lines().last().unwrap_or_default();
     serde_json::from_str(line)
         .unwrap_or_else(|e| panic!("{report} printed no JSON summary ({e}):\n{out}\n{err}"))
+}
+
+/// A Python script run as a child whose stdout lines are watched; killed on drop.
+pub struct ScriptChild {
+    child: KillOnDrop,
+    lines: mpsc::Receiver<String>,
+    stderr: tempfile::NamedTempFile,
+}
+
+impl ScriptChild {
+    /// Starts `tests/python/<name>` with `args` under `sdk`'s interpreter.
+    pub fn spawn(sdk: Sdk, name: &str, args: &[&str]) -> ScriptChild {
+        let stderr = tempfile::NamedTempFile::new().expect("temp file");
+        let mut child = Command::new(sdk.python())
+            .arg(script(name))
+            .args(args)
+            .env_remove_all(PROXY_VARIABLES)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(stderr.reopen().expect("reopen temp file"))
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {name}: {e}"));
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        ScriptChild {
+            child: KillOnDrop(child),
+            lines,
+            stderr,
+        }
+    }
+
+    /// Waits up to `limit` for a stdout line equal to `wanted`; false when it did not come
+    /// (the child exited or the time ran out).
+    pub fn wait_line(&self, wanted: &str, limit: Duration) -> bool {
+        let deadline = Instant::now() + limit;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) if line.trim() == wanted => return true,
+                Ok(_) => continue,
+                Err(_) => return false,
+            }
+        }
+    }
+
+    /// SIGKILLs the child and reaps it.
+    pub fn kill(self) {
+        drop(self);
+    }
+
+    /// What the child wrote to stderr so far.
+    pub fn log(&self) -> String {
+        fs::read_to_string(self.stderr.path()).unwrap_or_default()
+    }
 }
 
 /// A child process that is killed and reaped when dropped.
