@@ -8,6 +8,8 @@
 //! `sse_guard` (prevention), `cleanup_deadline` (containment), `cancel_cap` (last resort)
 //! and `worker_recycle` (recovery). See `docs/filters/` for each one.
 
+#![warn(missing_docs)]
+
 mod cancel_cap;
 mod chain;
 mod cleanup_deadline;

@@ -10,6 +10,8 @@
 //! [`generation`] and runs the exchange; [`admin`] and [`metrics`] report on it;
 //! [`lifecycle`] and [`reload`] handle signals.
 
+#![warn(missing_docs)]
+
 pub mod admin;
 pub mod affinity;
 pub mod cli;
