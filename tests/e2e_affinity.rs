@@ -100,21 +100,27 @@ fn legacy_sse_over_two_servers_works() {
     assert_eq!(report["calls_ok"], 30);
 }
 
+/// A raw JSON-RPC POST to `/mcp`, with a session id when given; returns the head.
+fn post_mcp(addr: std::net::SocketAddr, session: Option<&str>, body: &[u8]) -> support::http::Head {
+    let host = addr.to_string();
+    let mut headers = vec![
+        ("Host", host.as_str()),
+        ("Content-Type", "application/json"),
+        ("Accept", "application/json, text/event-stream"),
+    ];
+    if let Some(session) = session {
+        headers.push(("Mcp-Session-Id", session));
+        headers.push(("MCP-Protocol-Version", "2025-06-18"));
+    }
+    Client::connect(addr)
+        .exchange("POST", "/mcp", &headers, body)
+        .0
+}
+
 /// Initializes a session with a raw POST; returns the session token the client sees.
 fn initialize(addr: std::net::SocketAddr) -> String {
-    let mut client = Client::connect(addr);
-    let host = addr.to_string();
     let body = br#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"raw","version":"0"}}}"#;
-    let (head, _) = client.exchange(
-        "POST",
-        "/mcp",
-        &[
-            ("Host", host.as_str()),
-            ("Content-Type", "application/json"),
-            ("Accept", "application/json, text/event-stream"),
-        ],
-        body,
-    );
+    let head = post_mcp(addr, None, body);
     assert_eq!(head.status, 200);
     head.header("mcp-session-id")
         .expect("a session id")
@@ -123,21 +129,12 @@ fn initialize(addr: std::net::SocketAddr) -> String {
 
 /// `tools/list` on a session; returns the status.
 fn list_tools(addr: std::net::SocketAddr, session: &str) -> u16 {
-    let mut client = Client::connect(addr);
-    let host = addr.to_string();
-    let (head, _) = client.exchange(
-        "POST",
-        "/mcp",
-        &[
-            ("Host", host.as_str()),
-            ("Content-Type", "application/json"),
-            ("Accept", "application/json, text/event-stream"),
-            ("Mcp-Session-Id", session),
-            ("MCP-Protocol-Version", "2025-06-18"),
-        ],
+    post_mcp(
+        addr,
+        Some(session),
         br#"{"jsonrpc":"2.0","id":2,"method":"tools/list"}"#,
-    );
-    head.status
+    )
+    .status
 }
 
 /// The server a token names (its second field, base64url).

@@ -14,14 +14,12 @@ Prints ``READY <port>`` on stdout once uvicorn accepts connections.
 
 from __future__ import annotations
 
-import socket
 import sys
 from typing import Any
 
 import anyio
-import uvicorn
 
-from sdk_server import build_server, parse_args
+from sdk_server import build_server, parse_args, serve_app
 
 
 class RequestLog:
@@ -47,25 +45,11 @@ class RequestLog:
 
 
 async def serve(argv: list[str]) -> None:
-    """Bind, start uvicorn on the bound socket, and announce READY once it is started."""
+    """Serve the SDK server, with every response logged, on the requested transport."""
     args = parse_args(argv)
     server = build_server()
     app = server.streamable_http_app() if args.transport == "streamable-http" else server.sse_app()
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((args.host, args.port))
-    port = sock.getsockname()[1]
-    http = uvicorn.Server(uvicorn.Config(RequestLog(app), log_level="warning", lifespan="on"))
-
-    async def announce() -> None:
-        while not http.started:
-            await anyio.sleep(0.01)
-        print(f"READY {port}", flush=True)
-
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(announce)
-        await http.serve(sockets=[sock])
-        tg.cancel_scope.cancel()
+    await serve_app(RequestLog(app), args.host, args.port)
 
 
 if __name__ == "__main__":

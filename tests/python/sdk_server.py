@@ -82,28 +82,31 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-async def serve(args: argparse.Namespace) -> None:
-    """Bind, start uvicorn on the bound socket, and announce READY once it is started."""
-    server = build_server()
-    app = server.streamable_http_app() if args.transport == "streamable-http" else server.sse_app()
-
+async def serve_app(app: Any, host: str, port: int) -> None:
+    """Bind, start uvicorn on the bound socket, and announce `READY <port>` once it is
+    started (port 0 picks a free one). Shared by every test server here."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((args.host, args.port))
-    port = sock.getsockname()[1]
-
-    config = uvicorn.Config(app, log_level="warning", lifespan="on")
-    http = uvicorn.Server(config)
+    sock.bind((host, port))
+    bound = sock.getsockname()[1]
+    http = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
 
     async def announce() -> None:
         while not http.started:
             await anyio.sleep(0.01)
-        print(f"READY {port}", flush=True)
+        print(f"READY {bound}", flush=True)
 
     async with anyio.create_task_group() as tg:
         tg.start_soon(announce)
         await http.serve(sockets=[sock])
         tg.cancel_scope.cancel()
+
+
+async def serve(args: argparse.Namespace) -> None:
+    """Serve the SDK server on the requested transport."""
+    server = build_server()
+    app = server.streamable_http_app() if args.transport == "streamable-http" else server.sse_app()
+    await serve_app(app, args.host, args.port)
 
 
 def main(argv: list[str]) -> None:

@@ -22,12 +22,10 @@ with ``mcp`` 1.x (``FastMCP``) and 2.x (``MCPServer``).
 from __future__ import annotations
 
 import argparse
-import socket
 import sys
 import time
 
 import anyio
-import uvicorn
 
 try:  # mcp >= 2
     from mcp.server.mcpserver import Context
@@ -35,6 +33,8 @@ try:  # mcp >= 2
 except ImportError:  # mcp 1.x
     from mcp.server.fastmcp import Context
     from mcp.server.fastmcp import FastMCP as Server
+
+from sdk_server import serve_app
 
 STEP_SECONDS = 0.05
 
@@ -90,23 +90,8 @@ def build_app(args: argparse.Namespace):
 
 
 async def serve(args: argparse.Namespace) -> None:
-    """Bind, start uvicorn on the bound socket, and announce READY once it is started."""
-    app = build_app(args)
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((args.host, args.port))
-    port = sock.getsockname()[1]
-    http = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
-
-    async def announce() -> None:
-        while not http.started:
-            await anyio.sleep(0.01)
-        print(f"READY {port}", flush=True)
-
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(announce)
-        await http.serve(sockets=[sock])
-        tg.cancel_scope.cancel()
+    """Serve the spin tools on the requested transport."""
+    await serve_app(build_app(args), args.host, args.port)
 
 
 if __name__ == "__main__":

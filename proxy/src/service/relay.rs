@@ -148,10 +148,12 @@ pub async fn relay_response(
     // A server removed by a reload drains its streams like a retiring process.
     let mut retirement = context.server.health.retirement();
     let mut last_activity = Instant::now();
+    // Set once the process (or this stream's server) started to drain.
+    let mut draining = false;
     let mut drain_deadline: Option<Instant> = None;
     loop {
         let keepalive_at = keepalive.map(|interval| last_activity + interval);
-        let watch_drain = is_event_stream && drain_deadline.is_none();
+        let watch_drain = is_event_stream && !draining;
         let wake = tokio::select! {
             biased;
             result = upstream.read_response_body() => Wake::Upstream(result),
@@ -220,6 +222,7 @@ pub async fn relay_response(
                 let hint = session
                     .write_response_body(Some(Bytes::from_static(RETRY_HINT)), false)
                     .await;
+                draining = true;
                 let standing = session.req_header().method == http::Method::GET;
                 match plan.pool_drain_deadline {
                     _ if hint.is_err() => {
@@ -229,20 +232,27 @@ pub async fn relay_response(
                     Some(grace) if !standing && !grace.is_zero() => {
                         drain_deadline = Some(Instant::now() + grace);
                     }
-                    None if !standing => drain_deadline = Some(far_future()),
+                    // No bound of its own: the process grace period applies.
+                    None if !standing => {}
                     _ => {
                         return close_for_drain(
                             session,
                             &mut chain,
                             context.metrics,
-                            "standing_stream",
+                            "pool_standing_stream_closed",
                         )
                         .await
                     }
                 }
             }
             Wake::DrainDeadline => {
-                return close_for_drain(session, &mut chain, context.metrics, "deadline").await;
+                return close_for_drain(
+                    session,
+                    &mut chain,
+                    context.metrics,
+                    "pool_deadline_exceeded",
+                )
+                .await;
             }
             Wake::ClientGone => {
                 return client_left(session, upstream, &mut chain, context.metrics, None).await;
@@ -323,10 +333,6 @@ async fn sleep_until_opt(at: Option<Instant>) {
     }
 }
 
-fn far_future() -> Instant {
-    Instant::now() + std::time::Duration::from_secs(86_400 * 365)
-}
-
 /// Applies the client-side half of the plan: write timeout and socket buffering.
 fn apply_client_plan(session: &mut Session, plan: &StreamPlan) {
     let Some(send_timeout) = plan.send_timeout else {
@@ -377,22 +383,16 @@ async fn client_left(
     RelayEnd::ClientGone
 }
 
-/// Ends an event stream cleanly because the process drains; the upstream connection is
-/// closed by the caller.
+/// Ends an event stream cleanly because the process drains, counted under `outcome`; the
+/// upstream connection is closed by the caller.
 async fn close_for_drain(
     session: &mut Session,
     chain: &mut StreamChain,
     metrics: &Metrics,
-    why: &'static str,
+    outcome: &'static str,
 ) -> RelayEnd {
-    tracing::info!(why, "closed an event stream for the process drain");
-    metrics
-        .cleanup_total
-        .with_label_values(&[match why {
-            "deadline" => "pool_deadline_exceeded",
-            _ => "pool_standing_stream_closed",
-        }])
-        .inc();
+    tracing::info!(outcome, "closed an event stream for the process drain");
+    metrics.cleanup_total.with_label_values(&[outcome]).inc();
     let _ = session.write_response_body(None, true).await;
     chain.end(StreamEnd::Closed(CloseReason::Draining));
     RelayEnd::Finished
