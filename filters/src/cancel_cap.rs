@@ -2,7 +2,7 @@
 //! still perform. An upstream still producing after `max_iterations` reads is terminated
 //! at once, before the time deadline, and counted (reason `cancel_cap`).
 
-use crate::filter::{CloseReason, DrainPlan, FilterFactory, StreamFilter, Verdict};
+use crate::filter::{CloseReason, FilterFactory, StreamFilter, Verdict};
 use crate::settings::CancelCapSettings;
 
 /// Builds the per-stream part of `cancel_cap`; `None` when the cap is disabled.
@@ -31,14 +31,6 @@ impl FilterFactory for CancelCapFactory {
 }
 
 impl StreamFilter for CancelCapFactory {
-    /// Records the cap in the drain plan (the tighter of any earlier cap and this one).
-    fn on_client_gone(&mut self, plan: &mut DrainPlan) {
-        plan.max_iterations = Some(
-            plan.max_iterations
-                .map_or(self.max_iterations, |cap| cap.min(self.max_iterations)),
-        );
-    }
-
     /// Terminates the drain once `max_iterations` reads happened.
     fn on_drain_read(&mut self, reads: u64) -> Verdict {
         if reads >= self.max_iterations {
@@ -70,9 +62,6 @@ mod tests {
         })
         .unwrap();
         let mut stream = factory.new_stream();
-        let mut plan = DrainPlan::default();
-        stream.on_client_gone(&mut plan);
-        assert_eq!(plan.max_iterations, Some(100));
         assert_eq!(stream.on_drain_read(99), Verdict::Continue);
         assert_eq!(
             stream.on_drain_read(100),

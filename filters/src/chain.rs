@@ -2,7 +2,7 @@
 //! per-stream chain that runs their filters in config order.
 
 use crate::filter::{
-    DrainPlan, FilterFactory, ResponseHead, StreamEnd, StreamFilter, StreamPlan, Verdict,
+    BodyChunk, DrainPlan, FilterFactory, ResponseHead, StreamEnd, StreamFilter, StreamPlan, Verdict,
 };
 use crate::settings::FilterSpec;
 use std::fmt;
@@ -125,7 +125,7 @@ impl StreamChain {
     }
 
     /// Runs every filter's [`StreamFilter::on_response_chunk`]; the first close wins.
-    pub fn on_response_chunk(&mut self, chunk: &[u8], now: Instant) -> Verdict {
+    pub fn on_response_chunk(&mut self, chunk: &BodyChunk<'_>, now: Instant) -> Verdict {
         for filter in &mut self.filters {
             if let Verdict::Close(reason) = filter.on_response_chunk(chunk, now) {
                 return Verdict::Close(reason);

@@ -60,13 +60,25 @@ pub struct StreamPlan {
 }
 
 /// How the proxy should wind down an upstream exchange whose client went away.
-/// The default closes the upstream connection at once (Pingora's behaviour).
+/// The default closes the upstream connection at once (Pingora's behaviour). An
+/// iteration cap is not part of the plan: a filter enforces it in
+/// [`StreamFilter::on_drain_read`], the one place a wind-down is cut short.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct DrainPlan {
     /// Keep reading and discarding the upstream response for at most this long.
     pub deadline: Option<Duration>,
-    /// Force-terminate the drain after this many upstream reads.
-    pub max_iterations: Option<u64>,
+}
+
+/// One response body chunk as the filters see it. The proxy scans event streams for
+/// event boundaries once per chunk and hands the count to every filter, so no filter
+/// scans the bytes again.
+#[derive(Debug, Clone, Copy)]
+pub struct BodyChunk<'a> {
+    /// The bytes, as the upstream sent them (before any rewrite for the client).
+    pub bytes: &'a [u8],
+    /// SSE events (frames ended by a blank line) this chunk completes; 0 for a response
+    /// that is not an event stream.
+    pub events: u32,
 }
 
 /// Why a filter wants a stream closed. The label is used in logs and metrics.
@@ -125,8 +137,10 @@ pub enum DrainOutcome {
     Completed,
     /// The deadline passed and the upstream connection was closed.
     DeadlineExceeded,
-    /// The iteration cap was hit and the upstream connection was closed.
+    /// The iteration cap (`cancel_cap`) was hit and the upstream connection was closed.
     CapExceeded,
+    /// Another filter ended the wind-down from `on_drain_read`.
+    FilterClosed,
 }
 
 impl DrainOutcome {
@@ -137,6 +151,7 @@ impl DrainOutcome {
             DrainOutcome::Completed => "completed",
             DrainOutcome::DeadlineExceeded => "deadline_exceeded",
             DrainOutcome::CapExceeded => "cap_exceeded",
+            DrainOutcome::FilterClosed => "filter_closed",
         }
     }
 }
@@ -154,7 +169,7 @@ pub trait StreamFilter: Send {
     /// Runs for every response body chunk, before it is written to the client, with the
     /// time it arrived. Return [`Verdict::Close`] to close the stream (client and upstream)
     /// instead of forwarding the chunk. The default continues.
-    fn on_response_chunk(&mut self, _chunk: &[u8], _now: Instant) -> Verdict {
+    fn on_response_chunk(&mut self, _chunk: &BodyChunk<'_>, _now: Instant) -> Verdict {
         Verdict::Continue
     }
 

@@ -9,22 +9,18 @@ use crate::affinity::AffinityKey;
 use crate::config::model::{Balance, Config, HealthConfig, UpstreamConfig};
 use crate::health::{HealthBook, ServerHealth};
 use mcp_edge_filters::seconds;
-use pingora_core::upstreams::peer::HttpPeer;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-
-/// How long an idle upstream connection is kept in the pool for reuse.
-const UPSTREAM_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// One upstream server, resolved.
 #[derive(Debug)]
 pub struct UpstreamServer {
     /// The server as written in the config (`host:port`).
     pub address: String,
-    /// The Pingora peer used to connect, with the group's timeouts.
-    pub peer: HttpPeer,
+    /// How long a connect may take; `None` waits for the kernel's limit.
+    pub connect_timeout: Option<Duration>,
     /// The resolved address.
     pub socket: SocketAddr,
     /// Health and stream count, shared across generations by address.
@@ -68,12 +64,9 @@ impl UpstreamGroup {
             .map(|address| {
                 let socket = resolve(address)
                     .map_err(|e| format!("upstreams.{name}.servers: `{address}`: {e}"))?;
-                let mut peer = HttpPeer::new(socket, false, String::new());
-                peer.options.connection_timeout = seconds(config.connect_timeout);
-                peer.options.idle_timeout = Some(UPSTREAM_IDLE_TIMEOUT);
                 Ok(UpstreamServer {
                     address: address.clone(),
-                    peer,
+                    connect_timeout: seconds(config.connect_timeout),
                     socket,
                     health: book.server(address),
                 })

@@ -93,7 +93,11 @@ impl Edge {
                     self.log()
                 );
             }
-            if admin_get(self.admin, "/readyz").is_some_and(|(status, _)| status == 200) {
+            // Pingora starts its services side by side: the admin listener answering
+            // does not mean the proxy listener is bound yet.
+            if admin_get(self.admin, "/readyz").is_some_and(|(status, _)| status == 200)
+                && std::net::TcpStream::connect(self.listen).is_ok()
+            {
                 return;
             }
             std::thread::sleep(Duration::from_millis(20));

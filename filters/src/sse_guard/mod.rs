@@ -16,7 +16,9 @@ mod yield_window;
 pub use event_boundary::EventBoundaryScanner;
 pub use yield_window::YieldWindow;
 
-use crate::filter::{CloseReason, FilterFactory, ResponseHead, StreamFilter, StreamPlan, Verdict};
+use crate::filter::{
+    BodyChunk, CloseReason, FilterFactory, ResponseHead, StreamFilter, StreamPlan, Verdict,
+};
 use crate::settings::{seconds, SseGuardSettings};
 use std::time::Duration;
 use tokio::time::Instant;
@@ -60,13 +62,7 @@ impl FilterFactory for SseGuardFactory {
 #[derive(Debug)]
 pub struct SseGuardStream {
     factory: SseGuardFactory,
-    guarded: Option<YieldDetector>,
-}
-
-#[derive(Debug)]
-struct YieldDetector {
-    scanner: EventBoundaryScanner,
-    window: YieldWindow,
+    guarded: Option<YieldWindow>,
 }
 
 impl StreamFilter for SseGuardStream {
@@ -82,21 +78,17 @@ impl StreamFilter for SseGuardStream {
         }
         plan.keepalive_interval = self.factory.keepalive_interval;
         if let Some((length, max)) = self.factory.window {
-            self.guarded = Some(YieldDetector {
-                scanner: EventBoundaryScanner::new(),
-                window: YieldWindow::new(length, max),
-            });
+            self.guarded = Some(YieldWindow::new(length, max));
         }
     }
 
-    /// Counts the events the chunk completes; closes the stream (reason `rapid_yield`)
+    /// Records the events the chunk completes; closes the stream (reason `rapid_yield`)
     /// when the window holds more than `rapid_yield_max`.
-    fn on_response_chunk(&mut self, chunk: &[u8], now: Instant) -> Verdict {
-        let Some(detector) = self.guarded.as_mut() else {
+    fn on_response_chunk(&mut self, chunk: &BodyChunk<'_>, now: Instant) -> Verdict {
+        let Some(window) = self.guarded.as_mut() else {
             return Verdict::Continue;
         };
-        let events = detector.scanner.feed(chunk);
-        if events > 0 && detector.window.record(events, now) {
+        if chunk.events > 0 && window.record(chunk.events, now) {
             Verdict::Close(CloseReason::RapidYield)
         } else {
             Verdict::Continue
@@ -118,6 +110,17 @@ mod tests {
         .new_stream()
     }
 
+    /// Feeds `bytes` to the guard the way the proxy does: scanned once for events.
+    fn feed(
+        stream: &mut dyn StreamFilter,
+        scanner: &mut EventBoundaryScanner,
+        bytes: &[u8],
+        now: Instant,
+    ) -> Verdict {
+        let events = scanner.feed(bytes);
+        stream.on_response_chunk(&BodyChunk { bytes, events }, now)
+    }
+
     const SSE: ResponseHead<'static> = ResponseHead {
         status: 200,
         content_type: Some("text/event-stream; charset=utf-8"),
@@ -125,6 +128,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn max_events_pass_and_the_next_one_closes_as_rapid_yield() {
+        let mut scanner = EventBoundaryScanner::new();
         let mut stream = guard(50, 1000);
         let mut plan = StreamPlan::default();
         stream.on_response_headers(&SSE, &mut plan);
@@ -134,18 +138,19 @@ mod tests {
         let now = Instant::now();
         for _ in 0..50 {
             assert_eq!(
-                stream.on_response_chunk(b"data: x\n\n", now),
+                feed(&mut *stream, &mut scanner, b"data: x\n\n", now),
                 Verdict::Continue
             );
         }
         assert_eq!(
-            stream.on_response_chunk(b"data: x\n\n", now),
+            feed(&mut *stream, &mut scanner, b"data: x\n\n", now),
             Verdict::Close(CloseReason::RapidYield)
         );
     }
 
     #[tokio::test(start_paused = true)]
     async fn events_count_not_chunks() {
+        let mut scanner = EventBoundaryScanner::new();
         let mut stream = guard(2, 1000);
         stream.on_response_headers(&SSE, &mut StreamPlan::default());
         let now = Instant::now();
@@ -158,25 +163,30 @@ mod tests {
             b"\n",
             b": partial",
         ] {
-            assert_eq!(stream.on_response_chunk(piece, now), Verdict::Continue);
+            assert_eq!(
+                feed(&mut *stream, &mut scanner, piece, now),
+                Verdict::Continue
+            );
         }
         // One chunk holding a third event trips it.
         assert_eq!(
-            stream.on_response_chunk(b"\n\n", now),
+            feed(&mut *stream, &mut scanner, b"\n\n", now),
             Verdict::Close(CloseReason::RapidYield)
         );
     }
 
     #[tokio::test(start_paused = true)]
     async fn zero_disables_and_non_sse_is_untouched() {
+        let mut scanner = EventBoundaryScanner::new();
         let mut stream = guard(0, 1000);
         stream.on_response_headers(&SSE, &mut StreamPlan::default());
         for _ in 0..10_000 {
             assert_eq!(
-                stream.on_response_chunk(b"data: x\n\n", Instant::now()),
+                feed(&mut *stream, &mut scanner, b"data: x\n\n", Instant::now()),
                 Verdict::Continue
             );
         }
+        let mut scanner = EventBoundaryScanner::new();
         let mut stream = guard(1, 1000);
         let mut plan = StreamPlan::default();
         let json = ResponseHead {
@@ -187,7 +197,7 @@ mod tests {
         assert_eq!(plan, StreamPlan::default());
         for _ in 0..10 {
             assert_eq!(
-                stream.on_response_chunk(b"\n\nx\n\n", Instant::now()),
+                feed(&mut *stream, &mut scanner, b"\n\nx\n\n", Instant::now()),
                 Verdict::Continue
             );
         }
@@ -195,11 +205,12 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_slow_stream_is_never_closed() {
+        let mut scanner = EventBoundaryScanner::new();
         let mut stream = guard(50, 1000);
         stream.on_response_headers(&SSE, &mut StreamPlan::default());
         for _ in 0..1000 {
             assert_eq!(
-                stream.on_response_chunk(b"data: x\n\n", Instant::now()),
+                feed(&mut *stream, &mut scanner, b"data: x\n\n", Instant::now()),
                 Verdict::Continue
             );
             tokio::time::advance(Duration::from_millis(100)).await;

@@ -6,9 +6,11 @@
 //! are [tokens](token) naming the server; ids the upstream sees are its own.
 
 mod endpoint;
+mod response;
 mod token;
 
 pub use endpoint::EndpointRewriter;
+pub use response::ResponseRewriter;
 pub use token::{AffinityKey, Pinned, TokenError};
 
 use pingora_http::RequestHeader;
@@ -41,33 +43,26 @@ pub fn session_of(request: &RequestHeader) -> Option<SessionCarrier> {
         .map(|id| SessionCarrier::Query(id.to_string()))
 }
 
-/// Replaces the session id of `request` (in the carrier it came in) with `upstream_id`.
+/// Replaces the session id of an upstream request (in the carrier it came in) with
+/// `upstream_id`: the `Mcp-Session-Id` header, or the `session_id` query parameter of
+/// `target`.
 pub fn restore_upstream_id(
-    request: &mut RequestHeader,
+    headers: &mut http::HeaderMap,
+    target: &mut String,
     carrier: &SessionCarrier,
     upstream_id: &str,
-) -> pingora_error::Result<()> {
+) -> Result<(), http::header::InvalidHeaderValue> {
     match carrier {
-        SessionCarrier::Header(_) => request.insert_header(SESSION_HEADER, upstream_id),
+        SessionCarrier::Header(_) => {
+            headers.insert(SESSION_HEADER, http::HeaderValue::from_str(upstream_id)?);
+        }
         SessionCarrier::Query(token) => {
-            let path_and_query = request
-                .uri
-                .path_and_query()
-                .map(|pq| pq.as_str().to_string())
-                .unwrap_or_default();
-            let rewritten = path_and_query.replacen(
+            *target = target.replacen(
                 &format!("session_id={token}"),
                 &format!("session_id={upstream_id}"),
                 1,
             );
-            let uri = rewritten.parse::<http::Uri>().map_err(|e| {
-                pingora_error::Error::explain(
-                    pingora_error::ErrorType::InvalidHTTPHeader,
-                    format!("rewritten URI is invalid: {e}"),
-                )
-            })?;
-            request.set_uri(uri);
-            Ok(())
         }
     }
+    Ok(())
 }

@@ -3,33 +3,33 @@
 //! Pingora's stock H1 proxy loop drops the upstream leg the moment the client fails. mcp-edge
 //! needs the opposite: when a client leaves mid-response, the upstream exchange may have to
 //! keep running (read and discarded) so the upstream's handler finishes instead of being
-//! cancelled mid-flight. So the proxy drives Pingora's HTTP connector directly and owns the
-//! upstream session for the whole exchange, including its wind-down.
+//! cancelled mid-flight. So the request's task owns its upstream connection (mcp-edge's own
+//! lean HTTP/1 leg, [`crate::upstream_leg`]) for the whole exchange, wind-down included.
 //!
 //! Phases: read the request body (bounded) → connect (skipping servers that refuse) →
-//! send → relay the response head and body through the filter chain → release the
-//! upstream connection to the pool, or wind the exchange down when the client left.
+//! send → run the [`Exchange`] state machine → return the upstream connection to the pool,
+//! or close it.
 
-use super::headers;
-use super::relay::{relay_response, RelayContext, RelayEnd};
+use super::client_leg::PingoraClient;
+use super::headers::UpstreamRequest;
 use super::responses::{jsonrpc_id, refusal, ProxyRefusal};
-use crate::affinity;
+use crate::affinity::{self, ResponseRewriter, SESSION_HEADER};
 use crate::drain::DrainSignal;
+use crate::exchange::{Exchange, ExchangeEnd, ExchangeEnv, StreamTracking};
 use crate::metrics::Metrics;
 use crate::routing::{Route, UpstreamGroup, UpstreamServer};
 use crate::streams::StreamRegistry;
+use crate::upstream_leg::{ConnectionPool, UpstreamConnection, UpstreamError};
 use bytes::{Bytes, BytesMut};
 use mcp_edge_filters::StreamChain;
-use pingora_core::connectors::http::Connector;
-use pingora_core::protocols::http::client::HttpSession as UpstreamSession;
 use pingora_error::{Error, ErrorType, Result};
 use pingora_proxy::Session;
 use std::sync::Arc;
 
 /// What a forwarder needs besides the request: shared, per-process parts.
 pub struct Forwarder<'a> {
-    /// Pingora's upstream connector and its connection pool.
-    pub connector: &'a Connector,
+    /// The upstream connection pool.
+    pub pool: &'a ConnectionPool,
     /// Where outcomes are counted.
     pub metrics: &'a Metrics,
     /// Largest accepted request body.
@@ -41,7 +41,7 @@ pub struct Forwarder<'a> {
 }
 
 /// How many times a request is re-sent on a fresh connection after a pooled (reused)
-/// connection turned out to be closed by the upstream.
+/// connection turned out to be closed by the upstream before it answered.
 const STALE_POOL_RETRIES: usize = 2;
 
 impl Forwarder<'_> {
@@ -65,59 +65,119 @@ impl Forwarder<'_> {
                 return write_refusal(session, ProxyRefusal::BodyTooLarge, &reason, None).await;
             }
         };
-        let mut request = headers::upstream_request(session.req_header(), body.len())?;
+        let mut request = UpstreamRequest::from_client(session.req_header());
         let group = &route.upstream;
-        let pinned = match pin_session(group, &mut request)? {
+        let pinned = match pin_session(group, session.req_header(), &mut request) {
             Ok(pinned) => pinned,
             Err(reason) => {
                 let id = jsonrpc_id(&body);
                 return write_refusal(session, ProxyRefusal::UnknownSession, &reason, id).await;
             }
         };
+        let mut chain = chain;
+        let mut stale_retries = 0;
+        loop {
+            let (connection, server, reused) = match self.send(group, pinned, &request, &body).await
+            {
+                Ok(sent) => sent,
+                Err(failure) => {
+                    let id = jsonrpc_id(&body);
+                    return write_refusal(session, failure.refusal, &failure.reason, id).await;
+                }
+            };
+            let rewriter = self.response_rewriter(group, server, session, &request);
+            let env = self.exchange_env(route, server, &request.method);
+            let mut client = PingoraClient::new(session);
+            let finished = Exchange::new(&mut client, connection, chain, rewriter, env)
+                .run()
+                .await;
+            let reusable = finished.upstream_reusable();
+            return match finished.end {
+                ExchangeEnd::Complete | ExchangeEnd::Drained(_) => {
+                    if reusable {
+                        self.pool.release(finished.upstream);
+                    }
+                    Ok(())
+                }
+                ExchangeEnd::NoResponse(error)
+                    if error.is_stale_reuse(reused) && stale_retries < STALE_POOL_RETRIES =>
+                {
+                    // The upstream closed a pooled connection as the request arrived,
+                    // without a byte of answer: the request is sent again on a fresh one.
+                    stale_retries += 1;
+                    chain = finished.chain;
+                    continue;
+                }
+                ExchangeEnd::NoResponse(error) => {
+                    let (refusal_kind, kind) = match error {
+                        UpstreamError::ReadTimeout => {
+                            (ProxyRefusal::UpstreamTimeout, "read_timeout")
+                        }
+                        _ => (ProxyRefusal::UpstreamFailed, "response_error"),
+                    };
+                    self.count_error(group, kind);
+                    let reason = format!(
+                        "upstream `{}` server {} failed before responding: {}",
+                        group.name, server.address, error
+                    );
+                    write_refusal(session, refusal_kind, &reason, jsonrpc_id(&body)).await
+                }
+                ExchangeEnd::UpstreamBroken(error) => {
+                    self.count_error(group, "body_error");
+                    Error::e_explain(
+                        ErrorType::ReadError,
+                        format!("upstream `{}` failed mid-response: {error}", group.name),
+                    )
+                }
+                ExchangeEnd::ClientGone { .. } | ExchangeEnd::Closed { .. } => {
+                    Error::e_explain(ErrorType::ConnectionClosed, "client went away mid-response")
+                }
+            };
+        }
+    }
 
-        let (mut upstream, server) = match self.send(group, pinned, &request, &body).await {
-            Ok(sent) => sent,
-            Err(failure) => {
-                let id = jsonrpc_id(&body);
-                return write_refusal(session, failure.refusal, &failure.reason, id).await;
-            }
-        };
+    /// The affinity rewriter of a response from `server`, when the group has affinity on.
+    fn response_rewriter(
+        &self,
+        group: &UpstreamGroup,
+        server: &UpstreamServer,
+        session: &Session,
+        request: &UpstreamRequest,
+    ) -> Option<ResponseRewriter> {
+        let key = group.affinity.as_ref()?;
+        let created = self
+            .metrics
+            .upstream_sessions_created_total
+            .with_label_values(&[&group.name, &server.address]);
+        Some(ResponseRewriter::new(
+            key,
+            &server.address,
+            session.req_header().headers.contains_key(SESSION_HEADER),
+            request.method == http::Method::GET,
+            created,
+        ))
+    }
 
-        let context = RelayContext {
-            route,
-            server,
+    /// What an exchange with `server` runs in.
+    fn exchange_env<'e>(
+        &'e self,
+        route: &'e Route,
+        server: &'e UpstreamServer,
+        method: &'e http::Method,
+    ) -> ExchangeEnv<'e> {
+        ExchangeEnv {
             metrics: self.metrics,
-            streams: self.streams,
-            drain: self.drain.clone(),
-        };
-        match relay_response(session, &mut upstream, chain, context).await {
-            RelayEnd::Reusable => {
-                self.connector
-                    .release_http_session(upstream, &server.peer, server.peer.options.idle_timeout)
-                    .await;
-                Ok(())
-            }
-            RelayEnd::Finished => Ok(()),
-            RelayEnd::NoResponse(error) => {
-                let (refusal_kind, kind) = if error.etype() == &ErrorType::ReadTimedout {
-                    (ProxyRefusal::UpstreamTimeout, "read_timeout")
-                } else {
-                    (ProxyRefusal::UpstreamFailed, "response_error")
-                };
-                self.count_error(group, kind);
-                let reason = format!(
-                    "upstream `{}` server {} failed before responding: {}",
-                    group.name, server.address, error
-                );
-                write_refusal(session, refusal_kind, &reason, jsonrpc_id(&body)).await
-            }
-            RelayEnd::Broken(error) => {
-                self.count_error(group, "body_error");
-                Err(error)
-            }
-            RelayEnd::ClientGone => {
-                Error::e_explain(ErrorType::ConnectionClosed, "client went away mid-response")
-            }
+            tracking: StreamTracking {
+                registry: self.streams,
+                active: &self.metrics.sse_streams_active,
+                route: &route.prefix,
+                upstream: &route.upstream.name,
+                server: &server.health,
+            },
+            method,
+            process_drain: self.drain.clone(),
+            server_retirement: server.health.retirement(),
+            sse_idle_timeout: route.upstream.timeouts.sse_idle,
         }
     }
 
@@ -139,20 +199,26 @@ impl Forwarder<'_> {
             if (body.len() + chunk.len()) as u64 > limit {
                 return Ok(RequestBody::TooLarge);
             }
+            if body.is_empty() {
+                // The usual case, one chunk: no copy.
+                body = BytesMut::from(chunk);
+                continue;
+            }
             body.extend_from_slice(&chunk);
         }
         Ok(RequestBody::Complete(body.freeze()))
     }
 
-    /// Connects to the group's servers in round-robin order and sends the request to the
-    /// first that accepts. A pooled connection found closed is replaced by a fresh one.
+    /// Connects to the group's servers in balance order and sends the request to the first
+    /// that accepts. A pooled connection the upstream closed before answering is replaced
+    /// by a fresh one.
     async fn send<'g>(
         &self,
         group: &'g UpstreamGroup,
         pinned: Option<&'g UpstreamServer>,
-        request: &pingora_http::RequestHeader,
+        request: &UpstreamRequest,
         body: &Bytes,
-    ) -> std::result::Result<(UpstreamSession, &'g UpstreamServer), SendFailure> {
+    ) -> std::result::Result<(UpstreamConnection, &'g UpstreamServer, bool), SendFailure> {
         let mut failures = Vec::new();
         let candidates = match pinned {
             Some(server) => vec![server],
@@ -162,14 +228,14 @@ impl Forwarder<'_> {
         for server in candidates {
             for _attempt in 0..=STALE_POOL_RETRIES {
                 let started = tokio::time::Instant::now();
-                let (mut upstream, reused) = match self
-                    .connector
-                    .get_http_session(&server.peer)
+                let (mut connection, reused) = match self
+                    .pool
+                    .checkout(server.socket, server.connect_timeout)
                     .await
                 {
                     Ok(connected) => connected,
                     Err(error) => {
-                        let kind = connect_error_kind(error.etype());
+                        let kind = connect_error_kind(&error);
                         self.count_error(group, kind);
                         if server.health.record_connect_failure(passive) {
                             self.metrics
@@ -187,11 +253,14 @@ impl Forwarder<'_> {
                         .upstream_connect_seconds
                         .observe(started.elapsed().as_secs_f64());
                 }
-                upstream.set_write_timeout(group.timeouts.write);
-                upstream.set_read_timeout(group.timeouts.read);
-                match write_request(&mut upstream, request, body).await {
-                    Ok(()) => return Ok((upstream, server)),
-                    Err(_) if reused => continue,
+                connection.set_write_timeout(group.timeouts.write);
+                connection.set_read_timeout(group.timeouts.read);
+                match connection
+                    .send_request(&request.method, &request.target, &request.headers, body)
+                    .await
+                {
+                    Ok(()) => return Ok((connection, server, reused)),
+                    Err(error) if error.is_stale_reuse(reused) => continue,
                     Err(error) => {
                         self.count_error(group, "request_error");
                         return Err(SendFailure {
@@ -236,35 +305,37 @@ impl Forwarder<'_> {
 }
 
 /// Resolves the server a request's session is pinned to, when the group has affinity on,
-/// and restores the upstream's own session id in `request`. `Ok(Err(reason))` means the
+/// and restores the upstream's own session id in `request`. `Err(reason)` means the
 /// session cannot be served here (forged, tampered, or its server left the group): the
 /// client gets 404 and the request reaches no server.
 fn pin_session<'g>(
     group: &'g UpstreamGroup,
-    request: &mut pingora_http::RequestHeader,
-) -> Result<std::result::Result<Option<&'g UpstreamServer>, String>> {
-    let (Some(key), Some(carrier)) = (&group.affinity, affinity::session_of(request)) else {
-        return Ok(Ok(None));
+    client: &pingora_http::RequestHeader,
+    request: &mut UpstreamRequest,
+) -> std::result::Result<Option<&'g UpstreamServer>, String> {
+    let (Some(key), Some(carrier)) = (&group.affinity, affinity::session_of(client)) else {
+        return Ok(None);
     };
     let token = match &carrier {
         affinity::SessionCarrier::Header(token) | affinity::SessionCarrier::Query(token) => token,
     };
-    let pinned = match key.decode(token) {
-        Ok(pinned) => pinned,
-        Err(error) => {
-            return Ok(Err(format!(
-                "unknown session: the session id was not issued by this proxy ({error:?}); start a new session"
-            )))
-        }
-    };
+    let pinned = key.decode(token).map_err(|error| {
+        format!("unknown session: the session id was not issued by this proxy ({error:?}); start a new session")
+    })?;
     let Some(server) = group.server(&pinned.server) else {
-        return Ok(Err(format!(
+        return Err(format!(
             "the session's server {} is no longer in upstream `{}`; start a new session",
             pinned.server, group.name
-        )));
+        ));
     };
-    affinity::restore_upstream_id(request, &carrier, &pinned.session_id)?;
-    Ok(Ok(Some(server)))
+    affinity::restore_upstream_id(
+        &mut request.headers,
+        &mut request.target,
+        &carrier,
+        &pinned.session_id,
+    )
+    .map_err(|error| format!("unknown session: the session id is not a header value ({error})"))?;
+    Ok(Some(server))
 }
 
 /// The request body as read from the client.
@@ -279,25 +350,13 @@ struct SendFailure {
     reason: String,
 }
 
-async fn write_request(
-    upstream: &mut UpstreamSession,
-    request: &pingora_http::RequestHeader,
-    body: &Bytes,
-) -> Result<()> {
-    upstream
-        .write_request_header(Box::new(request.clone()))
-        .await?;
-    if !body.is_empty() {
-        upstream.write_request_body(body.clone(), true).await?;
-    }
-    upstream.finish_request_body().await
-}
-
 /// The metric label of a connect failure.
-fn connect_error_kind(error: &ErrorType) -> &'static str {
+fn connect_error_kind(error: &UpstreamError) -> &'static str {
     match error {
-        ErrorType::ConnectRefused => "connect_refused",
-        ErrorType::ConnectTimedout => "connect_timeout",
+        UpstreamError::Connect(io) if io.kind() == std::io::ErrorKind::ConnectionRefused => {
+            "connect_refused"
+        }
+        UpstreamError::ConnectTimeout => "connect_timeout",
         _ => "connect_error",
     }
 }

@@ -6,23 +6,23 @@
 //! leg for the whole exchange, including the wind-down after a client leaves. Pingora's
 //! own upstream phases (`upstream_peer` onwards) are therefore never reached.
 
+mod client_leg;
 mod forward;
 mod graceful_keepalive;
-mod headers;
-mod relay;
+pub(crate) mod headers;
 mod responses;
 mod socket_tuning;
-mod wind_down;
+mod upstream;
 
 use crate::drain::DrainSignal;
 use crate::generation::{Generation, LiveConfig};
 use crate::metrics::Metrics;
 use crate::recycle::RecycleCounter;
 use crate::streams::StreamRegistry;
+use crate::upstream_leg::{ConnectionPool, PoolSettings};
 use async_trait::async_trait;
 use forward::Forwarder;
 pub use graceful_keepalive::GracefulKeepalive;
-use pingora_core::connectors::http::Connector;
 use pingora_core::upstreams::peer::HttpPeer;
 use pingora_error::{Error, ErrorType, Result};
 use pingora_proxy::{FailToProxy, ProxyHttp, Session};
@@ -37,7 +37,7 @@ pub struct EdgeProxy {
     streams: Arc<StreamRegistry>,
     drain: DrainSignal,
     recycle: Arc<RecycleCounter>,
-    connector: Connector,
+    pool: ConnectionPool,
 }
 
 impl EdgeProxy {
@@ -55,7 +55,7 @@ impl EdgeProxy {
             streams,
             drain,
             recycle,
-            connector: Connector::new(None),
+            pool: ConnectionPool::new(PoolSettings::default()),
         }
     }
 }
@@ -119,7 +119,7 @@ impl ProxyHttp for EdgeProxy {
         };
         ctx.route = Some(route.prefix.clone());
         let forwarder = Forwarder {
-            connector: &self.connector,
+            pool: &self.pool,
             metrics: &self.metrics,
             max_request_body_bytes: generation.loaded.config.server.max_request_body_bytes,
             streams: &self.streams,

@@ -1,0 +1,77 @@
+//! How an exchange ended: one type, read by the forwarder (what to tell the client, what
+//! to do with the upstream connection), by the metrics and by the filters.
+
+use mcp_edge_filters::{CloseReason, DrainOutcome, StreamEnd};
+
+/// How the process (or a retiring server) ended an open event stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DrainClose {
+    /// A standing stream (GET) never ends on its own: it was closed at once, after the
+    /// `retry:` hint.
+    StandingStreamClosed,
+    /// A stream answering a request did not finish within `session_pool_cleanup_timeout`.
+    DeadlineExceeded,
+}
+
+impl DrainClose {
+    /// The `mcp_edge_cleanup_total` outcome label.
+    pub fn label(self) -> &'static str {
+        match self {
+            DrainClose::StandingStreamClosed => "pool_standing_stream_closed",
+            DrainClose::DeadlineExceeded => "pool_deadline_exceeded",
+        }
+    }
+}
+
+/// How one exchange ended.
+#[derive(Debug)]
+pub enum ExchangeEnd<E> {
+    /// The upstream finished its response and the client received all of it.
+    Complete,
+    /// The upstream failed before a response head: nothing reached the client, which can
+    /// still be answered (502 or 504).
+    NoResponse(E),
+    /// The upstream failed mid-body: the client got a truncated response.
+    UpstreamBroken(E),
+    /// The client left; the abandoned upstream exchange was wound down.
+    ClientGone {
+        /// Whether the response head had reached the client (status 499 when not).
+        head_sent: bool,
+        /// How the wind-down ended.
+        wind_down: DrainOutcome,
+    },
+    /// A filter closed the stream; the upstream exchange was wound down.
+    Closed {
+        /// Why.
+        reason: CloseReason,
+        /// How the wind-down ended.
+        wind_down: DrainOutcome,
+    },
+    /// The process or the stream's server drained, and the stream was closed cleanly.
+    Drained(DrainClose),
+}
+
+impl<E> ExchangeEnd<E> {
+    /// What the filters are told.
+    pub fn stream_end(&self) -> StreamEnd {
+        match self {
+            ExchangeEnd::Complete => StreamEnd::Complete,
+            ExchangeEnd::NoResponse(_) | ExchangeEnd::UpstreamBroken(_) => StreamEnd::UpstreamError,
+            ExchangeEnd::ClientGone { wind_down, .. } => StreamEnd::ClientGone(*wind_down),
+            ExchangeEnd::Closed { reason, .. } => StreamEnd::Closed(*reason),
+            ExchangeEnd::Drained(_) => StreamEnd::Closed(CloseReason::Draining),
+        }
+    }
+
+    /// The short name of the ending, for logs.
+    pub fn label(&self) -> &'static str {
+        match self {
+            ExchangeEnd::Complete => "completed",
+            ExchangeEnd::NoResponse(_) => "upstream_no_response",
+            ExchangeEnd::UpstreamBroken(_) => "upstream_broken",
+            ExchangeEnd::ClientGone { .. } => "client_gone",
+            ExchangeEnd::Closed { reason, .. } => reason.label(),
+            ExchangeEnd::Drained(close) => close.label(),
+        }
+    }
+}

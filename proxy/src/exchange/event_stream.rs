@@ -1,0 +1,71 @@
+//! An open event stream, as the rest of the process sees it: counted in the active
+//! gauges, listed in `/streams`, and scanned once per chunk for event boundaries.
+
+use crate::health::{ServerHealth, StreamCount};
+use crate::streams::{StreamHandle, StreamRegistry};
+use mcp_edge_filters::EventBoundaryScanner;
+use prometheus::IntGauge;
+use std::sync::Arc;
+
+/// Registration and counters of one open event stream; all released on drop.
+pub struct EventStream {
+    _active: ActiveGauge,
+    _per_server: StreamCount,
+    handle: StreamHandle,
+    scanner: EventBoundaryScanner,
+}
+
+/// Where an event stream is registered and counted.
+pub struct StreamTracking<'a> {
+    /// The registry behind `/streams`.
+    pub registry: &'a Arc<StreamRegistry>,
+    /// `mcp_edge_sse_streams_active`.
+    pub active: &'a IntGauge,
+    /// The route prefix that matched.
+    pub route: &'a Arc<str>,
+    /// The upstream group.
+    pub upstream: &'a str,
+    /// The server's health record, which counts its open streams.
+    pub server: &'a Arc<ServerHealth>,
+}
+
+impl EventStream {
+    /// Registers a stream answering a request with `method`.
+    pub fn open(tracking: &StreamTracking<'_>, method: &str) -> Self {
+        let handle = tracking.registry.open(
+            tracking.route.clone(),
+            tracking.upstream,
+            &tracking.server.address,
+            method,
+        );
+        Self {
+            _active: ActiveGauge::open(tracking.active),
+            _per_server: tracking.server.open_stream(),
+            handle,
+            scanner: EventBoundaryScanner::new(),
+        }
+    }
+
+    /// Scans `chunk`, records it, and returns how many events it completed.
+    pub fn record(&mut self, chunk: &[u8]) -> u32 {
+        let events = self.scanner.feed(chunk);
+        self.handle.stats().record(events, chunk.len());
+        events
+    }
+}
+
+/// Counts an open SSE stream for as long as it lives.
+struct ActiveGauge(IntGauge);
+
+impl ActiveGauge {
+    fn open(gauge: &IntGauge) -> Self {
+        gauge.inc();
+        Self(gauge.clone())
+    }
+}
+
+impl Drop for ActiveGauge {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}

@@ -1,0 +1,413 @@
+//! The exchange state machine: one request's response, from the upstream's head to the
+//! end of both legs.
+//!
+//! ```text
+//!   AwaitingHead ──head──▶ Relaying ──upstream ends──▶ Done(Complete)
+//!        │                  │  │  └─process drains──▶ Relaying (until the pool deadline)
+//!        │ client gone      │  │                          └─deadline / standing──▶ Done(Drained)
+//!        ▼                  │  └─upstream error──▶ Done(UpstreamBroken)
+//!   WindingDown ◀───────────┘ client gone, send_timeout, rapid_yield
+//!        └─completed / deadline / cap──▶ Done(ClientGone | Closed)
+//! ```
+//!
+//! Each state is a method that runs until the next transition and returns the next state;
+//! the filters decide in their hooks (plan, chunk verdicts, drain plan, drain verdicts).
+
+use super::end::{DrainClose, ExchangeEnd};
+use super::event_stream::{EventStream, StreamTracking};
+use super::legs::{ClientLeg, ClientWriteError, Departure, Head, UpstreamLeg};
+use super::wind_down::wind_down;
+use crate::affinity::ResponseRewriter;
+use crate::drain::DrainSignal;
+use crate::metrics::Metrics;
+use crate::service::headers::strip_hop_by_hop;
+use bytes::Bytes;
+use mcp_edge_filters::{BodyChunk, CloseReason, ResponseHead, StreamChain, StreamPlan, Verdict};
+use std::time::Duration;
+use tokio::time::{sleep_until, Instant};
+
+/// The SSE comment written on a silent stream. Keepalives are not events.
+const KEEPALIVE_COMMENT: &[u8] = b": keepalive\n\n";
+/// The reconnection hint sent to event-stream clients when the process drains.
+const RETRY_HINT: &[u8] = b"retry: 1000\n\n";
+
+/// What an exchange needs besides its two legs and its chain.
+pub struct ExchangeEnv<'a> {
+    /// Where outcomes are counted.
+    pub metrics: &'a Metrics,
+    /// Where an event stream is registered.
+    pub tracking: StreamTracking<'a>,
+    /// The request method: a GET answered with an event stream is a standing stream.
+    pub method: &'a http::Method,
+    /// Whether the process is draining.
+    pub process_drain: DrainSignal,
+    /// Whether the stream's server is being retired (removed by a reload).
+    pub server_retirement: DrainSignal,
+    /// Longest upstream silence on an event stream.
+    pub sse_idle_timeout: Option<Duration>,
+}
+
+/// An exchange that ended: how, and the upstream leg, for the caller to reuse, park or
+/// close.
+pub struct Finished<U: UpstreamLeg> {
+    /// How it ended.
+    pub end: ExchangeEnd<U::Error>,
+    /// The upstream leg, in whatever state the end left it.
+    pub upstream: U,
+    /// The stream's chain. Ended, except after [`ExchangeEnd::NoResponse`]: nothing reached
+    /// the client and no hook past the request ran, so the caller may retry the request
+    /// with the same chain, or drop it (which ends it as an upstream error).
+    pub chain: StreamChain,
+}
+
+impl<U: UpstreamLeg> Finished<U> {
+    /// True when the upstream connection may go back to the pool.
+    pub fn upstream_reusable(&self) -> bool {
+        matches!(self.end, ExchangeEnd::Complete) && self.upstream.is_reusable()
+    }
+}
+
+/// The states of an exchange.
+enum State<E> {
+    /// Waiting for the upstream's response head, watching the client.
+    AwaitingHead,
+    /// Forwarding the body.
+    Relaying(Relay),
+    /// The client is gone (or was closed): the upstream exchange is wound down.
+    WindingDown(Abandoned),
+    /// Ended.
+    Done(ExchangeEnd<E>),
+}
+
+/// Per-body state of [`State::Relaying`].
+struct Relay {
+    plan: StreamPlan,
+    event_stream: Option<EventStream>,
+    pool_drain: PoolDrain,
+    last_activity: Instant,
+}
+
+/// Where a relaying stream stands with respect to a process (or server) drain.
+#[derive(Clone, Copy)]
+enum PoolDrain {
+    /// Not draining: watch for it (event streams only).
+    Watching,
+    /// Draining, with no bound of the stream's own (the process grace period applies).
+    Unbounded,
+    /// Draining until this instant.
+    Until(Instant),
+}
+
+/// How an exchange came to be abandoned.
+struct Abandoned {
+    /// Whether the upstream's head was read (the wind-down then reads only the body).
+    upstream_head_read: bool,
+    /// Whether the client got the response head.
+    client_head_sent: bool,
+    /// The filter that closed the stream, if one did; `None` when the client left.
+    reason: Option<CloseReason>,
+}
+
+/// One exchange: the two legs, the stream's filter chain, and its surroundings.
+pub struct Exchange<'a, C, U> {
+    client: &'a mut C,
+    upstream: U,
+    chain: StreamChain,
+    rewriter: Option<ResponseRewriter>,
+    env: ExchangeEnv<'a>,
+    /// Cleared when the client sent something unexpected: it is not watched any more.
+    watch_client: bool,
+}
+
+impl<'a, C: ClientLeg, U: UpstreamLeg> Exchange<'a, C, U> {
+    /// An exchange whose request was sent on `upstream`.
+    pub fn new(
+        client: &'a mut C,
+        upstream: U,
+        chain: StreamChain,
+        rewriter: Option<ResponseRewriter>,
+        env: ExchangeEnv<'a>,
+    ) -> Self {
+        Self {
+            client,
+            upstream,
+            chain,
+            rewriter,
+            env,
+            watch_client: true,
+        }
+    }
+
+    /// Runs the exchange to its end and tells the filters how it ended.
+    pub async fn run(mut self) -> Finished<U> {
+        let mut state = State::AwaitingHead;
+        loop {
+            state = match state {
+                State::AwaitingHead => self.await_head().await,
+                State::Relaying(relay) => self.relay(relay).await,
+                State::WindingDown(abandoned) => self.wind_down(abandoned).await,
+                State::Done(end) => {
+                    if !matches!(end, ExchangeEnd::NoResponse(_)) {
+                        self.chain.end(end.stream_end());
+                    }
+                    return Finished {
+                        end,
+                        upstream: self.upstream,
+                        chain: self.chain,
+                    };
+                }
+            };
+        }
+    }
+
+    /// [`State::AwaitingHead`]: reads the head, racing the client's departure, and sends
+    /// it on through the filters.
+    async fn await_head(&mut self) -> State<U::Error> {
+        let head = tokio::select! {
+            biased;
+            head = self.upstream.read_head() => head,
+            departure = self.client.departure(), if self.watch_client => match departure {
+                Departure::Gone => {
+                    return State::WindingDown(Abandoned {
+                        upstream_head_read: false,
+                        client_head_sent: false,
+                        reason: None,
+                    })
+                }
+                Departure::Unexpected => {
+                    self.watch_client = false;
+                    self.upstream.read_head().await
+                }
+            },
+        };
+        match head {
+            Ok(head) => self.start_body(head).await,
+            Err(error) => State::Done(ExchangeEnd::NoResponse(error)),
+        }
+    }
+
+    /// Runs the header hooks, writes the head, and moves to [`State::Relaying`].
+    async fn start_body(&mut self, mut head: Head) -> State<U::Error> {
+        strip_hop_by_hop(&mut head.headers);
+        let view = ResponseHead {
+            status: head.status.as_u16(),
+            content_type: head.content_type(),
+        };
+        let is_event_stream = view.is_event_stream();
+        let plan = self.chain.on_response_headers(&view);
+        if let Some(rewriter) = self.rewriter.as_mut() {
+            rewriter.rewrite_head(&mut head.headers, is_event_stream);
+        }
+        let event_stream = is_event_stream.then(|| {
+            self.upstream.set_read_timeout(self.env.sse_idle_timeout);
+            EventStream::open(&self.env.tracking, self.env.method.as_str())
+        });
+        self.client.apply_plan(&plan);
+        // A standing event stream may stay silent for long: its client must see the head
+        // now. Any other head leaves with the first body bytes, in one write.
+        if let Err(error) = self.client.write_head(head, is_event_stream).await {
+            let mut abandoned = self.write_failed(error, &plan);
+            abandoned.client_head_sent = false;
+            return State::WindingDown(abandoned);
+        }
+        let pool_drain = PoolDrain::Watching;
+        State::Relaying(Relay {
+            plan,
+            event_stream,
+            pool_drain,
+            last_activity: Instant::now(),
+        })
+    }
+
+    /// [`State::Relaying`]: forwards the body until the upstream ends, fails, the client
+    /// leaves, a filter closes the stream or a drain ends it.
+    async fn relay(&mut self, mut relay: Relay) -> State<U::Error> {
+        let keepalive = relay
+            .plan
+            .keepalive_interval
+            .filter(|_| relay.event_stream.is_some());
+        loop {
+            let keepalive_at = keepalive.map(|interval| relay.last_activity + interval);
+            let watch_drain =
+                relay.event_stream.is_some() && matches!(relay.pool_drain, PoolDrain::Watching);
+            let drain_deadline = match relay.pool_drain {
+                PoolDrain::Until(at) => Some(at),
+                PoolDrain::Watching | PoolDrain::Unbounded => None,
+            };
+            let wake = tokio::select! {
+                biased;
+                read = self.upstream.read_body() => Wake::Upstream(read),
+                departure = self.client.departure(), if self.watch_client => Wake::Client(departure),
+                _ = self.env.process_drain.draining(), if watch_drain => Wake::Draining,
+                _ = self.env.server_retirement.draining(), if watch_drain => Wake::Draining,
+                _ = sleep_until_some(drain_deadline), if drain_deadline.is_some() => Wake::DrainDeadline,
+                _ = sleep_until_some(keepalive_at), if keepalive_at.is_some() => Wake::Keepalive,
+            };
+            match wake {
+                Wake::Upstream(Ok(Some(chunk))) => {
+                    relay.last_activity = Instant::now();
+                    if let Some(next) = self.forward_chunk(&mut relay, chunk).await {
+                        return next;
+                    }
+                }
+                Wake::Upstream(Ok(None)) => {
+                    // The upstream is done; a client that fails to take the last bytes
+                    // changes nothing upstream.
+                    let _ = self.client.finish().await;
+                    return State::Done(ExchangeEnd::Complete);
+                }
+                Wake::Upstream(Err(error)) => {
+                    return State::Done(ExchangeEnd::UpstreamBroken(error));
+                }
+                Wake::Client(Departure::Gone) => {
+                    return State::WindingDown(Abandoned {
+                        upstream_head_read: true,
+                        client_head_sent: true,
+                        reason: None,
+                    });
+                }
+                Wake::Client(Departure::Unexpected) => self.watch_client = false,
+                Wake::Keepalive => {
+                    relay.last_activity = Instant::now();
+                    let comment = Bytes::from_static(KEEPALIVE_COMMENT);
+                    if let Err(error) = self.client.write_body(comment).await {
+                        return State::WindingDown(self.write_failed(error, &relay.plan));
+                    }
+                }
+                Wake::Draining => {
+                    if let Some(next) = self.begin_pool_drain(&mut relay).await {
+                        return next;
+                    }
+                }
+                Wake::DrainDeadline => {
+                    return self.close_for_drain(DrainClose::DeadlineExceeded).await;
+                }
+            }
+        }
+    }
+
+    /// Shows one chunk to the filters and forwards it. `Some(state)` ends the relay.
+    async fn forward_chunk(&mut self, relay: &mut Relay, chunk: Bytes) -> Option<State<U::Error>> {
+        let events = relay
+            .event_stream
+            .as_mut()
+            .map_or(0, |stream| stream.record(&chunk));
+        let view = BodyChunk {
+            bytes: &chunk,
+            events,
+        };
+        if let Verdict::Close(reason) = self.chain.on_response_chunk(&view, relay.last_activity) {
+            return Some(State::WindingDown(Abandoned {
+                upstream_head_read: true,
+                client_head_sent: true,
+                reason: Some(reason),
+            }));
+        }
+        let chunk = match self.rewriter.as_mut() {
+            Some(rewriter) => rewriter.rewrite_body(chunk),
+            None => chunk,
+        };
+        if chunk.is_empty() {
+            return None;
+        }
+        match self.client.write_body(chunk).await {
+            Ok(()) => None,
+            Err(error) => Some(State::WindingDown(self.write_failed(error, &relay.plan))),
+        }
+    }
+
+    /// The process (or the stream's server) started to drain: tells the client when to
+    /// reconnect, then closes a standing stream at once, or bounds one answering a request
+    /// by `session_pool_cleanup_timeout`. `Some(state)` ends the relay.
+    async fn begin_pool_drain(&mut self, relay: &mut Relay) -> Option<State<U::Error>> {
+        let hint = Bytes::from_static(RETRY_HINT);
+        if let Err(error) = self.client.write_body(hint).await {
+            return Some(State::WindingDown(self.write_failed(error, &relay.plan)));
+        }
+        if self.env.method == http::Method::GET {
+            return Some(self.close_for_drain(DrainClose::StandingStreamClosed).await);
+        }
+        relay.pool_drain = match relay.plan.pool_drain_deadline {
+            None => PoolDrain::Unbounded,
+            Some(grace) if grace.is_zero() => {
+                return Some(self.close_for_drain(DrainClose::DeadlineExceeded).await)
+            }
+            Some(grace) => PoolDrain::Until(Instant::now() + grace),
+        };
+        None
+    }
+
+    /// Ends an event stream cleanly because of a drain.
+    async fn close_for_drain(&mut self, close: DrainClose) -> State<U::Error> {
+        tracing::info!(
+            outcome = close.label(),
+            "closed an event stream for the drain"
+        );
+        self.env
+            .metrics
+            .cleanup_total
+            .with_label_values(&[close.label()])
+            .inc();
+        let _ = self.client.finish().await;
+        State::Done(ExchangeEnd::Drained(close))
+    }
+
+    /// A client write failed: `send_timeout` when it timed out under a send-timeout plan,
+    /// a departure otherwise.
+    fn write_failed(&self, error: ClientWriteError, plan: &StreamPlan) -> Abandoned {
+        let timed_out = error == ClientWriteError::TimedOut && plan.send_timeout.is_some();
+        Abandoned {
+            upstream_head_read: true,
+            client_head_sent: true,
+            reason: timed_out.then_some(CloseReason::SendTimeout),
+        }
+    }
+
+    /// [`State::WindingDown`]: closes the client when a filter closed the stream, then
+    /// winds the upstream exchange down.
+    async fn wind_down(&mut self, abandoned: Abandoned) -> State<U::Error> {
+        if let Some(reason) = abandoned.reason {
+            tracing::info!(reason = reason.label(), "sse_guard closed the stream");
+            self.env
+                .metrics
+                .sse_guard_closed_total
+                .with_label_values(&[reason.label()])
+                .inc();
+            // The client must not wait for the wind-down.
+            self.client.abort().await;
+        }
+        let outcome = wind_down(
+            &mut self.upstream,
+            &mut self.chain,
+            self.env.metrics,
+            abandoned.upstream_head_read,
+        )
+        .await;
+        State::Done(match abandoned.reason {
+            Some(reason) => ExchangeEnd::Closed {
+                reason,
+                wind_down: outcome,
+            },
+            None => ExchangeEnd::ClientGone {
+                head_sent: abandoned.client_head_sent,
+                wind_down: outcome,
+            },
+        })
+    }
+}
+
+/// What woke the relay.
+enum Wake<E> {
+    Upstream(Result<Option<Bytes>, E>),
+    Client(Departure),
+    Keepalive,
+    Draining,
+    DrainDeadline,
+}
+
+async fn sleep_until_some(at: Option<Instant>) {
+    match at {
+        Some(at) => sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}

@@ -1,0 +1,25 @@
+//! One exchange (a request's response, both legs) as an explicit state machine.
+//!
+//! - [`legs`]: the client and upstream legs behind small traits;
+//! - [`machine`]: the states (awaiting the head, relaying, winding down, done) and their
+//!   transitions, decided by the filter chain's hooks;
+//! - [`wind_down`]: what happens to an upstream exchange whose client left;
+//! - [`end`]: how an exchange ended, as a type;
+//! - [`event_stream`]: the registration and counters of an open event stream.
+//!
+//! Nothing here knows Pingora: the proxy plugs its legs in (`service::client_leg`,
+//! `upstream_leg`), the unit tests plug in fakes and run under paused tokio time.
+
+pub mod end;
+pub mod event_stream;
+pub mod legs;
+pub mod machine;
+pub mod wind_down;
+
+#[cfg(test)]
+mod tests;
+
+pub use end::{DrainClose, ExchangeEnd};
+pub use event_stream::StreamTracking;
+pub use legs::{ClientLeg, ClientWriteError, Departure, Head, UpstreamLeg};
+pub use machine::{Exchange, ExchangeEnv, Finished};

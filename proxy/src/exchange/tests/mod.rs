@@ -1,0 +1,100 @@
+//! The exchange state machine, transition by transition, with fake legs under paused
+//! tokio time: every wait below is a timer or a fake's signal, never a real sleep.
+
+mod fakes;
+mod relaying;
+mod winding_down;
+
+use super::{ExchangeEnv, StreamTracking};
+use crate::drain::{drain_channel, DrainTrigger};
+use crate::health::{HealthBook, ServerHealth};
+use crate::metrics::Metrics;
+use crate::streams::StreamRegistry;
+use mcp_edge_filters::{
+    CancelCapSettings, ChainFactory, CleanupDeadlineSettings, FilterSpec, SseGuardSettings,
+    StreamChain,
+};
+use std::sync::Arc;
+
+/// The process-wide parts an exchange runs in, with the switches a test needs.
+struct Harness {
+    metrics: Metrics,
+    registry: Arc<StreamRegistry>,
+    route: Arc<str>,
+    server: Arc<ServerHealth>,
+    process_drain: DrainTrigger,
+    retirement: DrainTrigger,
+}
+
+impl Harness {
+    fn new() -> Self {
+        Self {
+            metrics: Metrics::new(),
+            registry: Arc::default(),
+            route: Arc::from("/mcp"),
+            server: HealthBook::default().server("127.0.0.1:9"),
+            process_drain: drain_channel().0,
+            retirement: drain_channel().0,
+        }
+    }
+
+    fn env<'a>(&'a self, method: &'a http::Method) -> ExchangeEnv<'a> {
+        ExchangeEnv {
+            metrics: &self.metrics,
+            tracking: StreamTracking {
+                registry: &self.registry,
+                active: &self.metrics.sse_streams_active,
+                route: &self.route,
+                upstream: "gateway",
+                server: &self.server,
+            },
+            method,
+            process_drain: self.process_drain.signal(),
+            server_retirement: self.retirement.signal(),
+            sse_idle_timeout: None,
+        }
+    }
+
+    fn cleanup(&self, outcome: &str) -> u64 {
+        self.metrics
+            .cleanup_total
+            .with_label_values(&[outcome])
+            .get()
+    }
+
+    fn guard_closed(&self, reason: &str) -> u64 {
+        self.metrics
+            .sse_guard_closed_total
+            .with_label_values(&[reason])
+            .get()
+    }
+}
+
+fn chain(specs: &[FilterSpec]) -> StreamChain {
+    ChainFactory::build(specs)
+        .expect("valid chain")
+        .new_stream()
+}
+
+fn sse_guard(send_timeout: f64, rapid_yield_max: u32, keepalive_interval: f64) -> FilterSpec {
+    FilterSpec::SseGuard(SseGuardSettings {
+        send_timeout,
+        rapid_yield_window_ms: 1000,
+        rapid_yield_max,
+        keepalive_interval,
+    })
+}
+
+fn cleanup_deadline(task_group: f64, session_pool: f64) -> FilterSpec {
+    FilterSpec::CleanupDeadline(CleanupDeadlineSettings {
+        session_pool_cleanup_timeout: session_pool,
+        task_group_cleanup_timeout: task_group,
+    })
+}
+
+fn cancel_cap(max_iterations: u64) -> FilterSpec {
+    FilterSpec::CancelCap(CancelCapSettings {
+        enabled: true,
+        max_iterations,
+    })
+}

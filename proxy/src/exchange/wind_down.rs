@@ -1,0 +1,81 @@
+//! Winds down an exchange whose client went away (or was closed by a filter).
+//!
+//! The upstream exchange is not cancelled at once: the proxy keeps reading and discarding
+//! its response within the chain's [`DrainPlan`](mcp_edge_filters::DrainPlan)
+//! (`cleanup_deadline` sets the deadline), so the upstream's handler can finish instead of
+//! being cancelled mid-flight, the trigger of the spin loop. Every read is shown to the
+//! filters (`cancel_cap` counts them); the first filter that says close ends the wind-down.
+//! The caller decides what happens to the upstream connection afterwards.
+
+use super::legs::UpstreamLeg;
+use crate::metrics::Metrics;
+use mcp_edge_filters::{CloseReason, DrainOutcome, StreamChain, Verdict};
+use tokio::time::{timeout_at, Instant};
+
+/// Runs the chain's drain plan on `upstream`, logs and counts the outcome.
+/// `head_read`: whether the upstream's response head was already read.
+pub async fn wind_down<U: UpstreamLeg>(
+    upstream: &mut U,
+    chain: &mut StreamChain,
+    metrics: &Metrics,
+    head_read: bool,
+) -> DrainOutcome {
+    let plan = chain.on_client_gone();
+    let started = Instant::now();
+    let (outcome, reads) = match plan.deadline {
+        None => (DrainOutcome::ClosedAtOnce, 0),
+        Some(deadline) => drain(upstream, chain, started + deadline, head_read).await,
+    };
+    tracing::info!(
+        outcome = outcome.label(),
+        reads,
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "wound down an exchange whose client left"
+    );
+    metrics
+        .cleanup_total
+        .with_label_values(&[outcome.label()])
+        .inc();
+    if outcome == DrainOutcome::CapExceeded {
+        tracing::warn!(reads, "cancel_cap terminated an upstream still producing");
+        metrics.cancel_cap_terminated_total.inc();
+    }
+    outcome
+}
+
+/// Reads and discards until the response ends, `until` passes, or a filter says close.
+async fn drain<U: UpstreamLeg>(
+    upstream: &mut U,
+    chain: &mut StreamChain,
+    until: Instant,
+    head_read: bool,
+) -> (DrainOutcome, u64) {
+    // The wind-down is bounded by its own deadline, not by the group's read timeouts.
+    upstream.set_read_timeout(None);
+    if !head_read {
+        match timeout_at(until, upstream.read_head()).await {
+            Err(_elapsed) => return (DrainOutcome::DeadlineExceeded, 0),
+            // The upstream gave up on its own: it was not cut by the proxy.
+            Ok(Err(_)) => return (DrainOutcome::Completed, 0),
+            Ok(Ok(_head)) => {}
+        }
+    }
+    let mut reads = 0u64;
+    loop {
+        match timeout_at(until, upstream.read_body()).await {
+            Err(_elapsed) => return (DrainOutcome::DeadlineExceeded, reads),
+            Ok(Ok(Some(_discarded))) => {
+                reads += 1;
+                match chain.on_drain_read(reads) {
+                    Verdict::Continue => {}
+                    Verdict::Close(CloseReason::CancelCap) => {
+                        return (DrainOutcome::CapExceeded, reads)
+                    }
+                    Verdict::Close(_) => return (DrainOutcome::FilterClosed, reads),
+                }
+            }
+            // The upstream finished (or gave up) on its own: either way it was not cut.
+            Ok(Ok(None)) | Ok(Err(_)) => return (DrainOutcome::Completed, reads),
+        }
+    }
+}

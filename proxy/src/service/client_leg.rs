@@ -1,0 +1,122 @@
+//! The client leg of an exchange over Pingora's downstream session.
+
+use super::socket_tuning::keep_client_buffers_small;
+use crate::exchange::{ClientLeg, ClientWriteError, Departure, Head};
+use bytes::Bytes;
+use mcp_edge_filters::StreamPlan;
+use pingora_core::protocols::http::HttpTask;
+use pingora_error::{Error, ErrorType};
+use pingora_http::ResponseHeader;
+use pingora_proxy::Session;
+use std::time::Duration;
+
+/// How long closing a client's side may take (a stuck client cannot take a flush).
+const CLIENT_CLOSE_LIMIT: Duration = Duration::from_millis(100);
+
+/// Pingora's downstream session as a [`ClientLeg`].
+pub struct PingoraClient<'a> {
+    session: &'a mut Session,
+}
+
+impl<'a> PingoraClient<'a> {
+    /// The client leg of `session`.
+    pub fn new(session: &'a mut Session) -> Self {
+        Self { session }
+    }
+
+    /// Puts a head buffered by Pingora's HTTP/1 writer on the wire. Pingora flushes a
+    /// head only with the first body bytes and offers no flush of its own; a `Failed` task
+    /// after an empty body task makes its task writer flush the stream and hand the marker
+    /// error straight back, changing nothing else. HTTP/2 sends the HEADERS frame at once.
+    async fn flush_head(&mut self) -> Result<(), ClientWriteError> {
+        if self.session.as_http1().is_none() {
+            return Ok(());
+        }
+        let marker = Error::new(ErrorType::Custom("mcp-edge: flush the response head"));
+        let tasks = vec![HttpTask::Body(None, false), HttpTask::Failed(marker)];
+        match self
+            .session
+            .downstream_session
+            .response_duplex_vec(tasks)
+            .await
+        {
+            Err(error)
+                if error.etype() == &ErrorType::Custom("mcp-edge: flush the response head") =>
+            {
+                Ok(())
+            }
+            Err(error) => Err(write_error(&error)),
+            Ok(_) => Ok(()),
+        }
+    }
+}
+
+impl ClientLeg for PingoraClient<'_> {
+    fn apply_plan(&mut self, plan: &StreamPlan) {
+        let Some(send_timeout) = plan.send_timeout else {
+            return;
+        };
+        self.session.set_write_timeout(Some(send_timeout));
+        if plan.small_send_buffer {
+            // HTTP/2 multiplexes streams on one socket: only an HTTP/1 socket is tuned.
+            if let Some(stream) = self.session.stream() {
+                if let Err(error) = keep_client_buffers_small(stream.id(), send_timeout) {
+                    tracing::debug!(%error, "could not shrink the client socket's buffers");
+                }
+            }
+        }
+    }
+
+    async fn write_head(&mut self, head: Head, flush: bool) -> Result<(), ClientWriteError> {
+        let mut response = ResponseHeader::build(head.status, Some(head.headers.len()))
+            .map_err(|_| ClientWriteError::Failed)?;
+        for (name, value) in head.headers.iter() {
+            response
+                .append_header(name.clone(), value.clone())
+                .map_err(|_| ClientWriteError::Failed)?;
+        }
+        self.session
+            .write_response_header(Box::new(response), false)
+            .await
+            .map_err(|error| write_error(&error))?;
+        if flush {
+            self.flush_head().await?;
+        }
+        Ok(())
+    }
+
+    async fn write_body(&mut self, chunk: Bytes) -> Result<(), ClientWriteError> {
+        self.session
+            .write_response_body(Some(chunk), false)
+            .await
+            .map_err(|error| write_error(&error))
+    }
+
+    async fn finish(&mut self) -> Result<(), ClientWriteError> {
+        self.session
+            .write_response_body(None, true)
+            .await
+            .map_err(|error| write_error(&error))
+    }
+
+    async fn departure(&mut self) -> Departure {
+        // With no request body left, any read result other than an error is bytes the
+        // client should not have sent yet.
+        match self.session.read_body_or_idle(true).await {
+            Err(_) => Departure::Gone,
+            Ok(_) => Departure::Unexpected,
+        }
+    }
+
+    async fn abort(&mut self) {
+        let _ = tokio::time::timeout(CLIENT_CLOSE_LIMIT, self.session.shutdown()).await;
+    }
+}
+
+fn write_error(error: &Error) -> ClientWriteError {
+    if error.etype() == &ErrorType::WriteTimedout {
+        ClientWriteError::TimedOut
+    } else {
+        ClientWriteError::Failed
+    }
+}

@@ -1,0 +1,24 @@
+//! HTTP/1.1 client leg towards upstream MCP servers: a keep-alive connection
+//! pool and a lean request/response codec that holds no read buffer while a
+//! response is silent.
+//!
+//! Typical exchange:
+//! `pool.checkout(addr, timeout)` → `send_request` → `read_response_head` →
+//! `read_body` until `None` → `pool.release(conn)`. When a request fails on a
+//! reused connection and `err.is_stale_reuse(reused)`, retry it once on a
+//! fresh connection.
+
+mod body;
+mod connection;
+mod error;
+mod pool;
+mod request;
+mod response;
+
+#[cfg(test)]
+mod tests;
+
+pub use self::connection::UpstreamConnection;
+pub use self::error::UpstreamError;
+pub use self::pool::{ConnectionPool, PoolSettings};
+pub use self::response::{BodyFraming, ResponseHead};

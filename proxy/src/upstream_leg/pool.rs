@@ -1,0 +1,162 @@
+//! Keep-alive pool of idle upstream connections.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::{Mutex, MutexGuard};
+use std::thread::{self, ThreadId};
+use std::time::{Duration, Instant};
+
+use super::connection::UpstreamConnection;
+use super::error::UpstreamError;
+
+/// Settings of the idle-connection pool.
+#[derive(Debug, Clone)]
+pub struct PoolSettings {
+    /// Most idle connections kept per server address and per worker thread
+    /// (the oldest is closed beyond). 0 disables pooling. Default 128.
+    pub max_idle_per_server: usize,
+    /// Idle connections older than this are closed instead of reused.
+    /// Default 4 s: below uvicorn's 5 s keep-alive.
+    pub idle_timeout: Duration,
+}
+
+impl Default for PoolSettings {
+    fn default() -> Self {
+        PoolSettings {
+            max_idle_per_server: 128,
+            idle_timeout: Duration::from_secs(4),
+        }
+    }
+}
+
+/// Idle connections are kept per worker thread (a connection must stay on the
+/// tokio runtime that created it) and per server address.
+type ShardKey = (ThreadId, SocketAddr);
+
+/// Keep-alive pool of upstream connections, keyed by server address and
+/// sharded by thread. `Send + Sync`: share it in an `Arc`.
+#[derive(Debug, Default)]
+pub struct ConnectionPool {
+    settings: PoolSettings,
+    idle: Mutex<HashMap<ShardKey, VecDeque<UpstreamConnection>>>,
+}
+
+impl ConnectionPool {
+    /// An empty pool.
+    pub fn new(settings: PoolSettings) -> Self {
+        ConnectionPool {
+            settings,
+            idle: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The pool's settings.
+    pub fn settings(&self) -> &PoolSettings {
+        &self.settings
+    }
+
+    fn lock(&self) -> MutexGuard<'_, HashMap<ShardKey, VecDeque<UpstreamConnection>>> {
+        self.idle
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Takes a live idle connection for `addr` (reused = true) or connects a
+    /// new one (TCP_NODELAY on) within `connect_timeout` (reused = false).
+    pub async fn checkout(
+        &self,
+        addr: SocketAddr,
+        connect_timeout: Option<Duration>,
+    ) -> Result<(UpstreamConnection, bool), UpstreamError> {
+        if let Some(mut conn) = self.take_idle(addr) {
+            conn.mark_reused();
+            return Ok((conn, true));
+        }
+        let conn = UpstreamConnection::connect(addr, connect_timeout).await?;
+        Ok((conn, false))
+    }
+
+    /// Pops the most recently used live idle connection of this thread for
+    /// `addr`, closing expired and dead ones on the way.
+    fn take_idle(&self, addr: SocketAddr) -> Option<UpstreamConnection> {
+        let key = (thread::current().id(), addr);
+        loop {
+            let (candidate, expired) = {
+                let mut idle = self.lock();
+                let list = idle.get_mut(&key)?;
+                let expired = self.split_expired(list, Instant::now());
+                let candidate = list.pop_back();
+                if list.is_empty() {
+                    idle.remove(&key);
+                }
+                (candidate, expired)
+            };
+            // Closed outside the lock.
+            drop(expired);
+            let conn = candidate?;
+            if conn.probe_alive() {
+                return Some(conn);
+            }
+            tracing::debug!(%addr, "discarding an idle upstream connection closed by the server");
+        }
+    }
+
+    /// Removes the connections idle for `idle_timeout` or more from the front
+    /// (oldest end) of `list`.
+    fn split_expired(
+        &self,
+        list: &mut VecDeque<UpstreamConnection>,
+        now: Instant,
+    ) -> Vec<UpstreamConnection> {
+        let timeout = self.settings.idle_timeout;
+        let fresh_from = list
+            .iter()
+            .position(|c| now.saturating_duration_since(c.idle_since()) < timeout)
+            .unwrap_or(list.len());
+        list.drain(..fresh_from).collect()
+    }
+
+    /// Returns a connection whose exchange finished cleanly
+    /// ([`UpstreamConnection::is_reusable`]) to the pool of the current thread;
+    /// any other connection is dropped (closed).
+    pub fn release(&self, mut conn: UpstreamConnection) {
+        if self.settings.max_idle_per_server == 0 || !conn.is_reusable() {
+            return;
+        }
+        conn.make_idle();
+        let key = (thread::current().id(), conn.peer_addr());
+        let evicted = {
+            let mut idle = self.lock();
+            let list = idle.entry(key).or_default();
+            list.push_back(conn);
+            if list.len() > self.settings.max_idle_per_server {
+                list.pop_front()
+            } else {
+                None
+            }
+        };
+        drop(evicted);
+    }
+
+    /// Closes every idle connection (of any thread) that has been idle for
+    /// `idle_timeout` or more; returns how many. Optional: call it from a
+    /// periodic task to bound the number of sockets kept open.
+    pub fn evict_expired(&self) -> usize {
+        let now = Instant::now();
+        let expired: Vec<UpstreamConnection> = {
+            let mut idle = self.lock();
+            let mut expired = Vec::new();
+            for list in idle.values_mut() {
+                expired.extend(self.split_expired(list, now));
+            }
+            idle.retain(|_, list| !list.is_empty());
+            expired
+        };
+        expired.len()
+    }
+
+    /// Number of idle connections held (all threads and servers).
+    pub fn idle_count(&self) -> usize {
+        self.lock().values().map(VecDeque::len).sum()
+    }
+}

@@ -1,0 +1,9 @@
+//! Tests of the upstream leg: codec units on byte slices, then exchanges with
+//! real upstreams listening on 127.0.0.1.
+
+mod decode;
+mod exchange;
+mod head;
+mod pool;
+mod request;
+mod support;
