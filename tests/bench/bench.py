@@ -5,6 +5,8 @@ Runs the same workloads, in one invocation, against:
   direct          the upstream itself (the ceiling)
   edge-balanced   mcp-edge, filters from conf/mcp-edge.yaml (SSE_SEND_TIMEOUT=5)
   edge-nofilters  mcp-edge, `filters: []`
+  before-*        with --baseline-bin PATH: edge-nofilters / edge-balanced-norecycle from
+                  the binary at PATH (a release build of an earlier commit)
   nginx           proxy_buffering off, upstream keepalive 64, 2 workers, send_timeout 5s
   haproxy         nbthread 2, http-keep-alive, timeout client 5s
 and prints/writes a table with ratios to the baselines measured in the same run.
@@ -12,13 +14,15 @@ and prints/writes a table with ratios to the baselines measured in the same run.
 Upstreams (shared by every target):
   fixed  nginx (1 worker) answering every request with `return 200 '<json-rpc result>'`
   sse    this script in `sse-upstream` mode (asyncio): /sse/full (as fast as possible),
-         /sse/slow (400 KB/s), /sse/fan (10 events/s, wall-clock stamped), /stats.
+         /sse/slow (400 KB/s), /sse/fan (10 events/s, wall-clock stamped), /sse/idle
+         (head, then silence), /stats.
 
 Not part of the test suite. Usage: tests/bench/run.sh [--quick] [--only 1,2] [--targets a,b]
 """
 
 # Modules: common (constants, socket helpers), measure (/proc), sse_upstream, targets
-# (proxies, upstreams, configs), clients (wrk, SSE), workloads, report (tables, docs).
+# (proxies, upstreams, configs), clients (wrk, SSE), workloads (1-6), workload_idle (7),
+# syscalls (--strace), report (tables, docs).
 
 import argparse
 import json
@@ -35,7 +39,33 @@ from common import EDGE_BIN, REPO, free_port, log, raise_nofile  # noqa: E402
 from report import machine_info, render, write_doc  # noqa: E402
 from sse_upstream import run_sse_upstream  # noqa: E402
 from targets import make_factories, start_upstreams, stop_upstreams  # noqa: E402
+from workload_idle import streams_for  # noqa: E402
 from workloads import WORKLOADS  # noqa: E402
+
+DEFAULT_TARGETS = ("direct,edge-balanced,edge-balanced-norecycle,edge-balanced-noyield,edge-nofilters,"
+                   "nginx,haproxy")
+BEFORE = ("before-balanced", "before-nofilters")   # need --baseline-bin
+
+# Targets that run only in some workloads (every other target runs in all of them).
+ONLY_IN = {
+    "edge-balanced": (1, 2, 3, 4, 5, 6),                # workload 7: a recycle would close the streams
+    "edge-balanced-norecycle": (1, 4, 6, 7),            # where requests are counted / streams held
+    "before-balanced": (1, 4, 6, 7),
+    "edge-balanced-noyield": (2,),                      # rapid_yield closes a full-rate stream by design
+}
+
+
+def target_names(a):
+    """--targets (or the default), plus both before-* after the last edge-* target when
+    --baseline-bin is given and --targets names neither."""
+    names = a.targets.split(",") if a.targets else DEFAULT_TARGETS.split(",")
+    if a.baseline_bin and not any(n in BEFORE for n in names):
+        edge = [i for i, n in enumerate(names) if n.startswith("edge-")]
+        i = edge[-1] + 1 if edge else len(names)
+        names[i:i] = list(BEFORE)
+    if not a.baseline_bin and any(n in BEFORE for n in names):
+        sys.exit("before-* targets need --baseline-bin PATH")
+    return names
 
 
 def main():
@@ -48,8 +78,15 @@ def main():
         return
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="short runs, fewer streams (development)")
-    ap.add_argument("--only", default="1,2,3,4,5,6", help="workload numbers, e.g. 1,4")
-    ap.add_argument("--targets", default="direct,edge-balanced,edge-balanced-norecycle,edge-balanced-noyield,edge-nofilters,nginx,haproxy")
+    ap.add_argument("--only", default="1,2,3,4,5,6,7", help="workload numbers, e.g. 1,4")
+    ap.add_argument("--targets", default="", help=f"comma-separated (default {DEFAULT_TARGETS}; "
+                    "--baseline-bin adds before-balanced,before-nofilters unless one is listed)")
+    ap.add_argument("--baseline-bin", default="", metavar="PATH",
+                    help="release binary of an earlier commit: adds targets before-nofilters, before-balanced")
+    ap.add_argument("--idle-streams", type=int, default=0, metavar="N",
+                    help="workload 7 streams (default 10000, --quick 1000; capped by RLIMIT_NOFILE)")
+    ap.add_argument("--strace", action="store_true",
+                    help="workload 1: syscalls per request (strace -f -c on each proxy, separate wrk run)")
     ap.add_argument("--doc", default=os.path.join(REPO, "docs", "benchmarks.md"),
                     help="where to write the report ('' to skip)")
     a = ap.parse_args()
@@ -62,21 +99,34 @@ def main():
     a.abuse_wait = 8 if a.quick else 12
     a.reloads = 5 if a.quick else 50
     a.reload_gap = 0.2
-    a.target_names = a.targets.split(",")
+    a.idle_streams = a.idle_streams or (1000 if a.quick else 10000)
+    a.idle_post_seconds = 3 if a.quick else 5
+    a.head_timeout = 20
+    a.strace_seconds = 3
+    a.target_names = target_names(a)
     only = {int(x) for x in a.only.split(",")}
 
-    raise_nofile()
-    for tool in ("wrk", "nginx", "haproxy"):
+    a.nofile = raise_nofile()
+    a.idle_streams, a.idle_note = streams_for(a.idle_streams, a.nofile)
+    if a.idle_note and 7 in only:
+        log("workload 7: " + a.idle_note)
+    for tool in ("wrk", "nginx", "haproxy") + (("strace",) if a.strace else ()):
         if not shutil.which(tool):
             sys.exit(f"{tool} missing: run tests/bench/run.sh (installs it)")
     if not os.path.exists(EDGE_BIN):
         sys.exit(f"{EDGE_BIN} missing: cargo build --release -p mcp-edge")
+    if a.baseline_bin and not os.access(a.baseline_bin, os.X_OK):
+        sys.exit(f"--baseline-bin {a.baseline_bin}: not an executable file")
 
     env = {"fixed_port": free_port(), "sse_port": free_port()}
     a.env = env
     ups, updir = start_upstreams(env)
 
-    factories = make_factories(env)
+    factories = make_factories(env, a.baseline_bin or None)
+    unknown = [n for n in a.target_names if n not in factories]
+    if unknown:
+        stop_upstreams(ups, updir)
+        sys.exit(f"unknown targets: {', '.join(unknown)} (known: {', '.join(factories)})")
     results = {}
     try:
         for num, label, fn in WORKLOADS:
@@ -84,11 +134,11 @@ def main():
                 continue
             results[num] = {}
             for name in a.target_names:
-                if name == "edge-balanced-norecycle" and num not in (1, 6):
-                    continue   # the variant only matters where requests are counted
-                if name == "edge-balanced-noyield" and num != 2:
-                    continue   # rapid_yield closes a full-rate stream by design
+                if num not in ONLY_IN.get(name, (num,)):
+                    continue
                 t = factories[name]()
+                if hasattr(fn, "prepare"):
+                    fn.prepare(t, a)
                 log(f"[{num}] {label}: {name} ...")
                 try:
                     t.start()
@@ -107,7 +157,7 @@ def main():
         stop_upstreams(ups, updir)
 
     command = "tests/bench/run.sh " + " ".join(sys.argv[1:])
-    report = render(results, a, machine_info(), command.strip())
+    report = render(results, a, machine_info(a.baseline_bin or None), command.strip())
     print(report)
     if a.doc and not a.quick:
         write_doc(report, a.doc)

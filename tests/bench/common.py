@@ -20,10 +20,19 @@ def log(*args):
     print(*args, file=sys.stderr, flush=True)
 
 
-def raise_nofile():
+def raise_nofile(want=65536):
+    """Soft RLIMIT_NOFILE up to the hard limit; the hard limit itself up to `want` when
+    allowed (root). Children (proxies, upstreams, wrk) inherit it. Returns the soft limit."""
     _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    want = 65536 if hard == resource.RLIM_INFINITY else min(65536, hard)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+    if hard != resource.RLIM_INFINITY and hard < want:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (want, want))
+            return want
+        except (ValueError, OSError):
+            pass
+    soft = want if hard == resource.RLIM_INFINITY else hard
+    resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    return soft
 
 
 def free_port():

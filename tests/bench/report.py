@@ -6,6 +6,7 @@ import subprocess
 import time
 
 from common import REPO, log
+from syscalls import SHOWN
 
 FINDINGS_MARK = "<!-- findings: kept across regenerations -->"
 
@@ -18,6 +19,26 @@ def ratio(v, base):
     if v is None or not base:
         return "n/a"
     return f"{v / base:.2f}x"
+
+
+# (after, before): the working tree's binary vs --baseline-bin, same filters.
+AFTER_BEFORE = (("edge-nofilters", "before-nofilters"), ("edge-balanced-norecycle", "before-balanced"))
+
+
+def after_before(rows, metrics):
+    """Lines "after vs before" for each pair that ran: metrics = [(key, label), ...]."""
+    lines = []
+    for after, before in AFTER_BEFORE:
+        x, y = rows.get(after), rows.get(before)
+        if not (x and y):
+            continue
+        parts = []
+        for key, label in metrics:
+            if x.get(key) is not None and y.get(key):
+                parts.append(f"{label} {x[key] / y[key]:.2f}x ({100 * (x[key] / y[key] - 1):+.1f}%)")
+        if parts:
+            lines.append(f"After vs before ({after} ÷ {before}): " + ", ".join(parts) + ".")
+    return lines
 
 
 def render(results, a, machine, command):
@@ -40,9 +61,11 @@ def render(results, a, machine, command):
         "(Python asyncio) for SSE.")
     out("- Targets: `direct` (client to the upstream: the ceiling); `edge-balanced` (the release "
         "binary, filters copied verbatim from conf/mcp-edge.yaml, SSE_SEND_TIMEOUT=5); "
-        "`edge-balanced-norecycle` (same, GUNICORN_MAX_REQUESTS=0; workloads 1 and 6 only); "
+        "`edge-balanced-norecycle` (same, GUNICORN_MAX_REQUESTS=0; workloads 1, 4, 6 and 7 only); "
         "`edge-balanced-noyield` (same, SSE_RAPID_YIELD_MAX=0; workload 2 only); `edge-nofilters` "
-        "(`filters: []`); nginx (2 workers, proxy_buffering off, upstream keepalive 64, HTTP/1.1 "
+        "(`filters: []`); `before-nofilters` / `before-balanced` (with `--baseline-bin`: "
+        "edge-nofilters / edge-balanced-norecycle started from a release build of an earlier commit, "
+        "same generated config); nginx (2 workers, proxy_buffering off, upstream keepalive 64, HTTP/1.1 "
         "with `Connection \"\"`, send_timeout 5s, keepalive_requests 1000000); HAProxy (nbthread 2, "
         "master-worker, keep-alive both sides, timeout client 5s, option http-no-delay).")
     out("- CPU: utime+stime from /proc/PID/stat of the target's process tree plus any process whose "
@@ -69,14 +92,30 @@ def render(results, a, machine, command):
             out(f"| {t} | {r['rps']:.0f} | {f(r['p50'], '{:.2f}')} | {f(r['p99'], '{:.2f}')} | "
                 f"{r['non2xx'] + r['sockerr']} | {f(r.get('cpu_us_per_req'))} | {ratio(r['rps'], d.get('rps'))} | "
                 f"{ratio(r['rps'], n.get('rps'))} | {ratio(r['p99'], n.get('p99'))} | {note} |")
+        out("")
         b, nf = R[1].get("edge-balanced"), R[1].get("edge-nofilters")
         if b and nf:
-            out(f"\nBalanced chain vs no filters: req/s {100 * (b['rps'] / nf['rps'] - 1):+.1f}%, "
+            out(f"Balanced chain vs no filters: req/s {100 * (b['rps'] / nf['rps'] - 1):+.1f}%, "
                 f"p99 {100 * (b['p99'] / nf['p99'] - 1):+.1f}%.")
         bn = R[1].get("edge-balanced-norecycle")
         if bn and nf:
             out(f"Balanced chain without worker_recycle vs no filters: req/s {100 * (bn['rps'] / nf['rps'] - 1):+.1f}%, "
                 f"p99 {100 * (bn['p99'] / nf['p99'] - 1):+.1f}%.")
+        for line in after_before(R[1], [("rps", "req/s"), ("cpu_us_per_req", "CPU µs/req"), ("p99", "p99")]):
+            out(line)
+        st = [(t, R[1][t]["strace"]) for t in names if R[1].get(t) and R[1][t].get("strace")]
+        if st:
+            out(f"\nSyscalls per request (`--strace`: `strace -f -c` attached to the proxy's processes and "
+                f"threads during a separate {a.strace_seconds} s wrk run; strace slows the proxy, so only "
+                "the counts per request are meaningful):\n")
+            out("| target | requests traced | total | " + " | ".join(SHOWN) + " | others (top 3) |")
+            out("|---|---|---|" + "---|" * len(SHOWN) + "---|")
+            for t, s in st:
+                per = s["per_req"]
+                rest = sorted(((v, k) for k, v in per.items() if k not in SHOWN and k != "total"), reverse=True)[:3]
+                out(f"| {t} | {s['requests']} | {per['total']:.2f} | "
+                    + " | ".join(f(per.get(k), "{:.2f}", "0") for k in SHOWN)
+                    + " | " + ", ".join(f"{k} {v:.2f}" for v, k in rest) + " |")
         out("")
     if 2 in R:
         out(f"## 2. One SSE stream at full rate ({a.sse_seconds} s, 1 KiB events, 256 per upstream write)\n")
@@ -92,6 +131,9 @@ def render(results, a, machine, command):
                 note += " (sse_guard rapid_yield: >50 events/s is a runaway by design)"
             out(f"| {t} | {r['mbps']:.0f} | {ratio(r['mbps'], d.get('mbps'))} | {ratio(r['mbps'], n.get('mbps'))} | {note} |")
         out("")
+        ab = after_before(R[2], [("mbps", "MB/s")])
+        if ab:
+            out("\n".join(ab) + "\n")
     if 3 in R:
         out(f"## 3. Stuck readers: 20 clients (SO_RCVBUF 4096) never read a 400 KB/s stream (window {a.stuck_window} s)\n")
         out("cut = the proxy closed the client connection (its side of it left ESTABLISHED, /proc/net/tcp), "
@@ -128,6 +170,9 @@ def render(results, a, machine, command):
                 f"{ratio(r['cpu_pct'], n.get('cpu_pct'))} | {ratio(r['rss_per_stream_kib'], n.get('rss_per_stream_kib'))} | "
                 f"{ratio(r['p99_ms'], d.get('p99_ms'))} |")
         out("")
+        ab = after_before(R[4], [("rss_per_stream_kib", "RSS/stream"), ("cpu_pct", "CPU")])
+        if ab:
+            out("\n".join(ab) + "\n")
     if 5 in R:
         out(f"## 5. Idle after abuse: {a.abuse_streams} streaming clients reset (SO_LINGER 0) at once\n")
         out("CPU in the first second and mean of seconds 2-5 after the resets; time until no proxy→upstream "
@@ -163,10 +208,68 @@ def render(results, a, machine, command):
                 note += f"; {r['recycles']} worker recycles during the run"
             out(f"| {t} | {r['requests']} | {r['non2xx']} | {r['sockerr']} | {r['non2xx'] + r['sockerr']} | {note} |")
         out("")
+    if 7 in R:
+        render_idle(R[7], names, a, out)
     return "\n".join(lines)
 
 
-def machine_info():
+def render_idle(R7, names, a, out):
+    n = a.idle_streams
+    out(f"## 7. Idle standing SSE streams: {n} `GET /sse/idle` streams (head, then silence), "
+        f"POSTs beside them\n")
+    out(f"Clients open the streams in batches of 200 and count a stream as open once its response "
+        f"head arrived (they stop waiting {a.head_timeout} s after the last request was sent). "
+        f"all heads = seconds from the first connect until the last head (n/a: not all arrived). "
+        f"RSS idle = proxy RSS after the no-streams POST run; RSS open = with the streams open, 1 s after the "
+        f"last head (or the head timeout); RSS/stream = (RSS open - RSS idle) / streams held. "
+        f"POSTs: wrk -t1 -c10 for {a.idle_post_seconds} s to the fixed upstream, once before the streams "
+        f"opened (\"no streams\") and once with all of them open. Here nginx runs with worker_connections "
+        f"{min(2 * (n + 200), a.nofile - 100)} and worker_rlimit_nofile {a.nofile}, HAProxy with maxconn {n + 200}. "
+        f"edge-balanced (with worker_recycle) is not run: a recycle closes standing streams by design. "
+        f"Goal: RSS open < 256 MB and POST p99 < 10 ms.\n")
+    if getattr(a, "idle_note", None):
+        out(f"Note: {a.idle_note}.\n")
+    out("| target | heads (of N) | all heads s | head p50 ms | head p99 ms | held at end | RSS idle MB | "
+        "RSS open MB | RSS/stream KiB | POST req/s | POST p50 ms | POST p99 ms | p99 no streams ms | "
+        "RSS/stream ÷ nginx | goal | notes |")
+    out("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    ng = R7.get("nginx") or {}
+    for t in names:
+        if t not in R7:
+            continue
+        r = R7[t]
+        if r is None:
+            out(f"| {t} | failed | | | | | | | | | | | | | | |")
+            continue
+        notes = []
+        if r["failed"]:
+            notes.append(f"{r['failed']} connects failed ({'; '.join(r['errors'])})")
+        if r["bad"]:
+            notes.append(f"{r['bad']} non-200 heads")
+        if r["held"] < n:
+            notes.append(f"cannot hold {n}: {r['held']} open at the end")
+        if r["post_errors"]:
+            notes.append(f"{r['post_errors']} POST errors")
+        if r["body_bytes"]:
+            notes.append(f"{r['body_bytes']} body bytes received (keepalives)")
+        if r["rss_open_mb"] is None:
+            goal = "n/a (no proxy)"
+        else:
+            ok = (r["rss_open_mb"] < 256 and r["post_p99"] is not None and r["post_p99"] < 10
+                  and r["heads"] == n and r["held"] == n)
+            goal = "met" if ok else "missed"
+        out(f"| {t} | {r['heads']} | {f(r['all_heads_s'], '{:.2f}')} | {f(r['head_p50_ms'], '{:.2f}')} | "
+            f"{f(r['head_p99_ms'], '{:.2f}')} | {r['held']} | {f(r['rss_idle_mb'])} | {f(r['rss_open_mb'])} | "
+            f"{f(r['rss_per_stream_kib'])} | {r['post_rps']:.0f} | {f(r['post_p50'], '{:.2f}')} | "
+            f"{f(r['post_p99'], '{:.2f}')} | {f(r['ref_p99'], '{:.2f}')} | "
+            f"{ratio(r['rss_per_stream_kib'], ng.get('rss_per_stream_kib'))} | {goal} | {'; '.join(notes)} |")
+    out("")
+    ab = after_before(R7, [("rss_per_stream_kib", "RSS/stream"), ("post_p99", "POST p99")])
+    if ab:
+        out("\n".join(ab) + "\n")
+
+
+def machine_info(baseline_bin=None):
     model = "unknown"
     try:
         for line in open("/proc/cpuinfo"):
@@ -199,6 +302,9 @@ def machine_info():
         "python": platform.python_version(),
         "mcp-edge": subprocess.run(["git", "-C", REPO, "rev-parse", "--short", "HEAD"],
                                    capture_output=True, text=True).stdout.strip() + " (working tree), release build",
+        **({"mcp-edge before (--baseline-bin)": f"{baseline_bin}, {ver([baseline_bin, '--version'])}, built "
+            + time.strftime("%Y-%m-%d %H:%M", time.gmtime(os.path.getmtime(baseline_bin)))}
+           if baseline_bin else {}),
     }
 
 

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # One command for the comparative benchmark (not part of the test suite):
-#   tests/bench/run.sh            full run (~8 min), prints the table, writes docs/benchmarks.md
+#   tests/bench/run.sh            full run (~12 min), prints the table, writes docs/benchmarks.md
 #   tests/bench/run.sh --quick    short smoke run (no doc written)
-# Extra arguments go to bench.py (--only 1,4  --targets direct,nginx  --doc PATH).
+# Extra arguments go to bench.py (--only 1,4  --targets direct,nginx  --doc PATH
+#   --baseline-bin PATH (adds before-nofilters, before-balanced)  --idle-streams N  --strace).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 

@@ -1,7 +1,8 @@
 """The asyncio SSE upstream (`bench.py sse-upstream PORT`).
 
 /sse/full (as fast as possible), /sse/slow (400 KB/s), /sse/fan (10 events/s,
-wall-clock stamped), /stats?tag= (per-connection open/close/stall/bytes as JSON).
+wall-clock stamped), /sse/idle (the head, then silence: a standing GET stream),
+/stats?tag= (per-connection open/close/stall/bytes as JSON).
 """
 
 import asyncio
@@ -84,6 +85,10 @@ class SseUpstream:
             c.t.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n"
                       b"Connection: close\r\n\r\n%s" % (len(body), body))
             c.t.close()
+            return
+        if path.endswith("/idle"):
+            c.buf = b""
+            c.t.write(SSE_HEAD)   # and nothing more: no task, no timer, not in /stats
             return
         self.conns.setdefault(tag, []).append(c.info)
         c.t.write(SSE_HEAD)

@@ -19,6 +19,10 @@ from measure import proc_set
 class Target:
     """A process (tree) on 127.0.0.1 under test."""
     proxy = True
+    # Set by a workload's `prepare` before start() (workload 7 holds ~10k streams): client
+    # connections to allow, and the fd limit the processes may use (RLIMIT_NOFILE).
+    conns = None
+    nofile = 20000
 
     def __init__(self, name, env):
         self.name = name
@@ -70,10 +74,11 @@ class Direct(Target):
 
 
 class Edge(Target):
-    def __init__(self, name, env, filters, extra_env=None):
+    def __init__(self, name, env, filters, extra_env=None, binary=EDGE_BIN):
         super().__init__(name, env)
         self.filters = filters
         self.extra_env = extra_env or {}
+        self.binary = binary
 
     def config(self, i=0):
         src = open(CONF).read()
@@ -102,7 +107,7 @@ class Edge(Target):
         env = dict(os.environ)
         env.update(self.extra_env)
         self.log = open(os.path.join(self.dir, "mcp-edge.log"), "w")
-        self.proc = subprocess.Popen([EDGE_BIN, "-c", self.cfg], stdout=subprocess.DEVNULL,
+        self.proc = subprocess.Popen([self.binary, "-c", self.cfg], stdout=subprocess.DEVNULL,
                                      stderr=self.log, env=env)
         deadline = time.time() + 20
         while time.time() < deadline:
@@ -161,10 +166,10 @@ class Nginx(Target):
         proxy = ("proxy_http_version 1.1; proxy_set_header Connection \"\"; "
                  "proxy_set_header Host $http_host; proxy_buffering off;")
         return f"""worker_processes 2;
-worker_rlimit_nofile 20000;
+worker_rlimit_nofile {self.nofile if self.conns else 20000};
 pid {d}/nginx.pid;
 error_log {d}/error.log error;
-events {{ worker_connections 9000; }}
+events {{ worker_connections {min(2 * self.conns, self.nofile - 100) if self.conns else 9000}; }}
 http {{
   access_log off;
   client_body_temp_path {d}/body; proxy_temp_path {d}/proxy;
@@ -208,10 +213,10 @@ class Haproxy(Target):
     def conf(self, i=0):
         return f"""global
   nbthread 2
-  maxconn 9000
+  maxconn {self.conns or 9000}
 defaults
   mode http
-  maxconn 9000
+  maxconn {self.conns or 9000}
   timeout connect 5s
   timeout client 5s
   timeout server 3600s
@@ -251,10 +256,20 @@ backend sse
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
-def make_factories(env):
-    """Target name -> constructor of a fresh, not yet started target."""
+def make_factories(env, baseline_bin=None):
+    """Target name -> constructor of a fresh, not yet started target. With baseline_bin
+    (a release build of an earlier commit), also before-nofilters / before-balanced: the
+    same as edge-nofilters / edge-balanced-norecycle, started from that binary."""
     balanced_env = {"SSE_SEND_TIMEOUT": "5"}
-    return {
+    before = {}
+    if baseline_bin:
+        before = {
+            "before-nofilters": lambda: Edge("before-nofilters", env, False, binary=baseline_bin),
+            "before-balanced": lambda: Edge("before-balanced", env, True,
+                                            dict(balanced_env, GUNICORN_MAX_REQUESTS="0"),
+                                            binary=baseline_bin),
+        }
+    return {**before,
         "direct": lambda: Direct("direct", env),
         "edge-balanced": lambda: Edge("edge-balanced", env, True, balanced_env),
         "edge-balanced-norecycle": lambda: Edge("edge-balanced-norecycle", env, True,

@@ -1,4 +1,8 @@
-"""The six measured workloads; each takes (target, args) and returns a result dict or None."""
+"""The measured workloads; each takes (target, args) and returns a result dict or None.
+
+A workload function may carry a `prepare(target, args)` attribute, called before the target
+starts (workload 7 raises the proxies' connection limits with it).
+"""
 
 import asyncio
 import json
@@ -11,7 +15,9 @@ import time
 from clients import open_fan, sse_request, wrk
 from common import BENCH_PY, http_get
 from measure import cpu_seconds, pct, rss_bytes, tcp_table
+from syscalls import strace_per_request
 from targets import Edge
+from workload_idle import w7_idle
 
 
 def w1_post(target, a):
@@ -23,6 +29,8 @@ def w1_post(target, a):
     r["cpu_us_per_req"] = (cpu / r["requests"] * 1e6) if (target.proxy and r["requests"]) else None
     if isinstance(target, Edge):
         r["recycles"] = target.recycles()
+    if a.strace and target.proxy:
+        r["strace"] = strace_per_request(target, a.strace_seconds)
     return r
 
 
@@ -53,7 +61,7 @@ def w2_full(target, a):
 
 
 def w3_stuck(target, a):
-    if not target.proxy or target.name == "edge-nofilters":
+    if not target.proxy or (isinstance(target, Edge) and not target.filters):
         return None
     port = target.url_port("sse")
     tag = f"stuck-{target.name}-{time.time():.0f}"
@@ -205,4 +213,5 @@ WORKLOADS = [
     (4, "SSE fan-out at 10 events/s", w4_fanout),
     (5, "idle after abuse (abrupt disconnects)", w5_abuse),
     (6, "reload under load (wrk, 50 conns)", w6_reload),
+    (7, "idle standing SSE streams, POSTs beside them", w7_idle),
 ]

@@ -5,22 +5,25 @@ use crate::exchange::{ClientLeg, ClientWriteError, Departure, Head};
 use bytes::Bytes;
 use mcp_edge_filters::StreamPlan;
 use pingora_core::protocols::http::HttpTask;
+use pingora_core::protocols::http::ServerSession;
 use pingora_error::{Error, ErrorType};
 use pingora_http::ResponseHeader;
-use pingora_proxy::Session;
 use std::time::Duration;
 
 /// How long closing a client's side may take (a stuck client cannot take a flush).
 const CLIENT_CLOSE_LIMIT: Duration = Duration::from_millis(100);
 
+/// The marker error of [`PingoraClient::flush_head`].
+const FLUSH_MARKER: ErrorType = ErrorType::Custom("mcp-edge: flush the response head");
+
 /// Pingora's downstream session as a [`ClientLeg`].
 pub struct PingoraClient<'a> {
-    session: &'a mut Session,
+    session: &'a mut ServerSession,
 }
 
 impl<'a> PingoraClient<'a> {
     /// The client leg of `session`.
-    pub fn new(session: &'a mut Session) -> Self {
+    pub fn new(session: &'a mut ServerSession) -> Self {
         Self { session }
     }
 
@@ -32,19 +35,12 @@ impl<'a> PingoraClient<'a> {
         if self.session.as_http1().is_none() {
             return Ok(());
         }
-        let marker = Error::new(ErrorType::Custom("mcp-edge: flush the response head"));
-        let tasks = vec![HttpTask::Body(None, false), HttpTask::Failed(marker)];
-        match self
-            .session
-            .downstream_session
-            .response_duplex_vec(tasks)
-            .await
-        {
-            Err(error)
-                if error.etype() == &ErrorType::Custom("mcp-edge: flush the response head") =>
-            {
-                Ok(())
-            }
+        let tasks = vec![
+            HttpTask::Body(None, false),
+            HttpTask::Failed(Error::new(FLUSH_MARKER)),
+        ];
+        match self.session.response_duplex_vec(tasks).await {
+            Err(error) if error.etype() == &FLUSH_MARKER => Ok(()),
             Err(error) => Err(write_error(&error)),
             Ok(_) => Ok(()),
         }
@@ -76,7 +72,7 @@ impl ClientLeg for PingoraClient<'_> {
                 .map_err(|_| ClientWriteError::Failed)?;
         }
         self.session
-            .write_response_header(Box::new(response), false)
+            .write_response_header(Box::new(response))
             .await
             .map_err(|error| write_error(&error))?;
         if flush {
@@ -87,14 +83,14 @@ impl ClientLeg for PingoraClient<'_> {
 
     async fn write_body(&mut self, chunk: Bytes) -> Result<(), ClientWriteError> {
         self.session
-            .write_response_body(Some(chunk), false)
+            .write_response_body(chunk, false)
             .await
             .map_err(|error| write_error(&error))
     }
 
     async fn finish(&mut self) -> Result<(), ClientWriteError> {
         self.session
-            .write_response_body(None, true)
+            .write_response_body(Bytes::new(), true)
             .await
             .map_err(|error| write_error(&error))
     }

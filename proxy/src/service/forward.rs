@@ -10,9 +10,10 @@
 //! send → run the [`Exchange`] state machine → return the upstream connection to the pool,
 //! or close it.
 
+use super::app::write_refusal_with_id as write_refusal;
 use super::client_leg::PingoraClient;
 use super::headers::UpstreamRequest;
-use super::responses::{jsonrpc_id, refusal, ProxyRefusal};
+use super::responses::{jsonrpc_id, ProxyRefusal};
 use crate::affinity::{self, ResponseRewriter, SESSION_HEADER};
 use crate::drain::DrainSignal;
 use crate::exchange::{Exchange, ExchangeEnd, ExchangeEnv, StreamTracking};
@@ -22,8 +23,7 @@ use crate::streams::StreamRegistry;
 use crate::upstream_leg::{ConnectionPool, UpstreamConnection, UpstreamError};
 use bytes::{Bytes, BytesMut};
 use mcp_edge_filters::StreamChain;
-use pingora_error::{Error, ErrorType, Result};
-use pingora_proxy::Session;
+use pingora_core::protocols::http::ServerSession;
 use std::sync::Arc;
 
 /// What a forwarder needs besides the request: shared, per-process parts.
@@ -40,22 +40,36 @@ pub struct Forwarder<'a> {
     pub drain: &'a DrainSignal,
 }
 
+/// How serving one request ended, as far as the client connection is concerned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Served {
+    /// A response was written whole: the connection may serve the next request.
+    Answered,
+    /// The client left (before the head: status 499), or a filter closed its stream.
+    ClientGone,
+    /// The upstream failed mid-response: the client got a truncated response.
+    Broken,
+}
+
 /// How many times a request is re-sent on a fresh connection after a pooled (reused)
 /// connection turned out to be closed by the upstream before it answered.
 const STALE_POOL_RETRIES: usize = 2;
 
 impl Forwarder<'_> {
     /// Forwards the request in `session` along `route`, writing the response (or a refusal)
-    /// to the client. Returns `Err` only when the client connection must not be reused
-    /// (a failure after the response head was sent).
+    /// to the client.
     pub async fn forward(
         &self,
-        session: &mut Session,
+        session: &mut ServerSession,
         route: &Route,
         chain: StreamChain,
-    ) -> Result<()> {
-        let body = match self.read_request_body(session).await? {
+    ) -> Served {
+        let body = match self.read_request_body(session).await {
             RequestBody::Complete(body) => body,
+            RequestBody::Malformed(reason) => {
+                session.set_keepalive(None);
+                return write_refusal(session, ProxyRefusal::MalformedRequest, &reason, None).await;
+            }
             RequestBody::TooLarge => {
                 session.set_keepalive(None);
                 let reason = format!(
@@ -97,7 +111,7 @@ impl Forwarder<'_> {
                     if reusable {
                         self.pool.release(finished.upstream);
                     }
-                    Ok(())
+                    Served::Answered
                 }
                 ExchangeEnd::NoResponse(error)
                     if error.is_stale_reuse(reused) && stale_retries < STALE_POOL_RETRIES =>
@@ -124,14 +138,11 @@ impl Forwarder<'_> {
                 }
                 ExchangeEnd::UpstreamBroken(error) => {
                     self.count_error(group, "body_error");
-                    Error::e_explain(
-                        ErrorType::ReadError,
-                        format!("upstream `{}` failed mid-response: {error}", group.name),
-                    )
+                    tracing::warn!(upstream = %group.name, server = %server.address, %error,
+                        "upstream failed mid-response");
+                    Served::Broken
                 }
-                ExchangeEnd::ClientGone { .. } | ExchangeEnd::Closed { .. } => {
-                    Error::e_explain(ErrorType::ConnectionClosed, "client went away mid-response")
-                }
+                ExchangeEnd::ClientGone { .. } | ExchangeEnd::Closed { .. } => Served::ClientGone,
             };
         }
     }
@@ -141,7 +152,7 @@ impl Forwarder<'_> {
         &self,
         group: &UpstreamGroup,
         server: &UpstreamServer,
-        session: &Session,
+        session: &ServerSession,
         request: &UpstreamRequest,
     ) -> Option<ResponseRewriter> {
         let key = group.affinity.as_ref()?;
@@ -183,7 +194,7 @@ impl Forwarder<'_> {
 
     /// Reads the whole request body, up to the limit. MCP messages are small JSON-RPC
     /// documents; buffering them lets a refused connection be retried on the next server.
-    async fn read_request_body(&self, session: &mut Session) -> Result<RequestBody> {
+    async fn read_request_body(&self, session: &mut ServerSession) -> RequestBody {
         let limit = self.max_request_body_bytes;
         let declared = session
             .req_header()
@@ -192,12 +203,23 @@ impl Forwarder<'_> {
             .and_then(|value| value.to_str().ok())
             .and_then(|value| value.parse::<u64>().ok());
         if declared.is_some_and(|length| length > limit) {
-            return Ok(RequestBody::TooLarge);
+            return RequestBody::TooLarge;
         }
         let mut body = BytesMut::new();
-        while let Some(chunk) = session.read_request_body().await? {
+        loop {
+            let chunk = match session.read_request_body().await {
+                Ok(Some(chunk)) => chunk,
+                Ok(None) => break,
+                // A client that sent a malformed body (or left mid-body) is told why; a
+                // gone client will not read it, which costs nothing.
+                Err(error) => {
+                    return RequestBody::Malformed(format!(
+                        "the request body is malformed or incomplete: {error}"
+                    ))
+                }
+            };
             if (body.len() + chunk.len()) as u64 > limit {
-                return Ok(RequestBody::TooLarge);
+                return RequestBody::TooLarge;
             }
             if body.is_empty() {
                 // The usual case, one chunk: no copy.
@@ -206,7 +228,7 @@ impl Forwarder<'_> {
             }
             body.extend_from_slice(&chunk);
         }
-        Ok(RequestBody::Complete(body.freeze()))
+        RequestBody::Complete(body.freeze())
     }
 
     /// Connects to the group's servers in balance order and sends the request to the first
@@ -342,6 +364,7 @@ fn pin_session<'g>(
 enum RequestBody {
     Complete(Bytes),
     TooLarge,
+    Malformed(String),
 }
 
 /// Why no upstream took the request.
@@ -359,17 +382,4 @@ fn connect_error_kind(error: &UpstreamError) -> &'static str {
         UpstreamError::ConnectTimeout => "connect_timeout",
         _ => "connect_error",
     }
-}
-
-/// Writes a refusal to the client and logs it.
-async fn write_refusal(
-    session: &mut Session,
-    kind: ProxyRefusal,
-    reason: &str,
-    jsonrpc_id: Option<serde_json::Value>,
-) -> Result<()> {
-    tracing::warn!(status = kind.status(), code = kind.code(), %reason, "refused request");
-    let (head, body) = refusal(kind, reason, jsonrpc_id);
-    session.write_response_header(Box::new(head), false).await?;
-    session.write_response_body(Some(body), true).await
 }

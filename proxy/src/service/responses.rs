@@ -24,6 +24,8 @@ pub enum ProxyRefusal {
     UpstreamTimeout,
     /// The request's MCP session cannot be served: forged, or its server is gone.
     UnknownSession,
+    /// The request body is malformed (bad chunked framing, a short body).
+    MalformedRequest,
 }
 
 impl ProxyRefusal {
@@ -34,6 +36,7 @@ impl ProxyRefusal {
             ProxyRefusal::BodyTooLarge => 413,
             ProxyRefusal::UpstreamUnavailable | ProxyRefusal::UpstreamFailed => 502,
             ProxyRefusal::UpstreamTimeout => 504,
+            ProxyRefusal::MalformedRequest => 400,
         }
     }
 
@@ -46,6 +49,7 @@ impl ProxyRefusal {
             ProxyRefusal::UpstreamFailed => "upstream_failed",
             ProxyRefusal::UpstreamTimeout => "upstream_timeout",
             ProxyRefusal::UnknownSession => "unknown_session",
+            ProxyRefusal::MalformedRequest => "malformed_request",
         }
     }
 }

@@ -6,12 +6,14 @@ use std::mem::MaybeUninit;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::task::{ready, Poll};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use tokio::time::Instant;
 
 use bytes::{Buf, Bytes, BytesMut};
 use http::{HeaderMap, Method};
-use tokio::io::{AsyncRead, AsyncWriteExt, ReadBuf};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
+use tokio_util::io::poll_read_buf;
 
 use super::body::{BodyDecoder, Decoded};
 use super::error::{is_closed_by_peer, UpstreamError};
@@ -302,15 +304,8 @@ impl UpstreamConnection {
             ready!(self.stream.poll_read_ready(cx))?;
             let want = self.read_size;
             self.buf.reserve(want);
-            let filled_before = self.buf.len();
-            let spare: &mut [MaybeUninit<u8>] = self.buf.spare_capacity_mut();
-            let mut rb = ReadBuf::uninit(spare);
-            match Pin::new(&mut self.stream).poll_read(cx, &mut rb) {
-                Poll::Ready(Ok(())) => {
-                    let n = rb.filled().len();
-                    // SAFETY: `ReadBuf` guarantees its first `n` bytes, which are
-                    // the start of the spare capacity, are initialised.
-                    unsafe { self.buf.set_len(filled_before + n) };
+            match poll_read_buf(Pin::new(&mut self.stream), cx, &mut self.buf) {
+                Poll::Ready(Ok(n)) => {
                     self.read_size = next_read_size(want, n);
                     Poll::Ready(Ok(n))
                 }
