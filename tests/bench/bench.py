@@ -148,6 +148,12 @@ def main():
                     log(f"    failed: {e!r}")
                     r = None
                 finally:
+                    code = t.exited()
+                    if code is not None:   # died during the workload: say so, with its last words
+                        log(f"    {name} exited with status {code} during the workload; log tail:\n"
+                            + t.log_tail())
+                        if isinstance(r, dict):
+                            r["exited"] = code
                     t.stop()
                 results[num][name] = r
                 log("    " + json.dumps({k: v for k, v in (r or {}).items() if k not in ("raw", "cpu_samples")},

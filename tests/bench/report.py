@@ -250,9 +250,13 @@ def render_idle(R7, names, a, out):
             notes.append(f"cannot hold {n}: {r['held']} open at the end")
         if r["post_errors"]:
             notes.append(f"{r['post_errors']} POST errors")
+        if r.get("exited") is not None:
+            notes.append(f"proxy exited (status {r['exited']}) during the workload")
         if r["body_bytes"]:
             notes.append(f"{r['body_bytes']} body bytes received (keepalives)")
-        if r["rss_open_mb"] is None:
+        if not r["held_before_post"]:
+            goal = "missed"
+        elif r["rss_open_mb"] is None:
             goal = "n/a (no proxy)"
         else:
             ok = (r["rss_open_mb"] < 256 and r["post_p99"] is not None and r["post_p99"] < 10

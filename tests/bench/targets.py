@@ -56,6 +56,18 @@ class Target:
     def reload(self, i):
         raise NotImplementedError
 
+    def exited(self):
+        """The main process's exit status if it died (a crash under load), else None."""
+        return self.proc.poll() if self.proc else None
+
+    def log_tail(self, lines=5):
+        """The last lines of the target's log file, if it has one."""
+        log = getattr(self, "log", None)
+        try:
+            return "".join(open(log.name).readlines()[-lines:]).strip() if log else ""
+        except OSError:
+            return ""
+
 
 class Direct(Target):
     proxy = False

@@ -105,7 +105,7 @@ def w7_idle(target, a):
                     pass
             t.abort()
         await asyncio.sleep(0.5)
-        proxy = target.proxy
+        proxy = target.proxy and held_before_post > 0
         return {
             "n": n, "connected": len(conns), "failed": st["failed"], "errors": sorted(st["errors"])[:3],
             "heads": heads, "bad": st["bad"], "held": held, "held_before_post": held_before_post,

@@ -234,14 +234,24 @@ impl<'a, C: ClientLeg, U: UpstreamLeg> Exchange<'a, C, U> {
                 PoolDrain::Until(at) => Some(at),
                 PoolDrain::Watching | PoolDrain::Unbounded => None,
             };
+            // One timer for both deadlines: each pending timer is held by every idle stream.
+            let timer = match (drain_deadline, keepalive_at) {
+                (Some(drain), Some(keepalive)) => Some(drain.min(keepalive)),
+                (drain, keepalive) => drain.or(keepalive),
+            };
             let wake = tokio::select! {
                 biased;
                 read = self.upstream.read_body() => Wake::Upstream(read),
                 departure = self.client.departure(), if self.watch_client => Wake::Client(departure),
                 _ = self.env.process_drain.draining(), if watch_drain => Wake::Draining,
                 _ = self.env.server_retirement.draining(), if watch_drain => Wake::Draining,
-                _ = sleep_until_some(drain_deadline), if drain_deadline.is_some() => Wake::DrainDeadline,
-                _ = sleep_until_some(keepalive_at), if keepalive_at.is_some() => Wake::Keepalive,
+                _ = sleep_until_some(timer), if timer.is_some() => {
+                    if drain_deadline.is_some_and(|at| at <= Instant::now()) {
+                        Wake::DrainDeadline
+                    } else {
+                        Wake::Keepalive
+                    }
+                }
             };
             match wake {
                 Wake::Upstream(Ok(Some(chunk))) => {

@@ -24,6 +24,8 @@ use super::response::{parse_head, ParsedHead, ResponseHead};
 const MIN_READ: usize = 8 * 1024;
 /// Ceiling of the adaptive read size.
 const MAX_READ: usize = 64 * 1024;
+/// Largest body piece [`UpstreamConnection::read_body`] joins from buffered chunks.
+const MAX_JOINED_BODY: usize = 64 * 1024;
 
 /// Where the connection stands in its request/response exchange.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -235,7 +237,11 @@ impl UpstreamConnection {
         loop {
             match self.decoder.decode(&mut self.buf) {
                 Err(e) => return Err(self.fail(e)),
-                Ok(Decoded::Data(data)) => {
+                Ok(Decoded::Data(first)) => {
+                    let data = match self.join_buffered(first) {
+                        Ok(data) => data,
+                        Err(e) => return Err(self.fail(e)),
+                    };
                     if self.decoder.is_done() {
                         self.finish();
                     }
@@ -261,6 +267,25 @@ impl UpstreamConnection {
                 Err(e) => return Err(self.fail(e)),
             }
         }
+    }
+
+    /// Joins the pieces of body already buffered after `first` (the many small chunks of
+    /// a chunked event stream that arrived in one read) into one, up to
+    /// [`MAX_JOINED_BODY`], so that they reach the client in one write. A lone piece
+    /// is returned as is, without a copy.
+    fn join_buffered(&mut self, first: Bytes) -> Result<Bytes, UpstreamError> {
+        let mut joined: Option<BytesMut> = None;
+        while !self.buf.is_empty()
+            && joined.as_ref().map_or(first.len(), BytesMut::len) < MAX_JOINED_BODY
+        {
+            match self.decoder.decode(&mut self.buf)? {
+                Decoded::Data(next) => joined
+                    .get_or_insert_with(|| BytesMut::from(&first[..]))
+                    .extend_from_slice(&next),
+                Decoded::NeedMore | Decoded::End => break,
+            }
+        }
+        Ok(joined.map_or(first, BytesMut::freeze))
     }
 
     /// Marks the response complete and decides whether the connection is reusable.

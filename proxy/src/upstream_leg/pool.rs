@@ -19,6 +19,11 @@ pub struct PoolSettings {
     /// Idle connections older than this are closed instead of reused.
     /// Default 4 s: below uvicorn's 5 s keep-alive.
     pub idle_timeout: Duration,
+    /// A connection idle at least this long is probed for a close (one non-blocking
+    /// peek) before it is reused. A busy connection, idle for less, is reused as is: a
+    /// close racing the request is caught by the caller's stale-connection retry.
+    /// Default 500 ms.
+    pub probe_after_idle: Duration,
 }
 
 impl Default for PoolSettings {
@@ -26,6 +31,7 @@ impl Default for PoolSettings {
         PoolSettings {
             max_idle_per_server: 128,
             idle_timeout: Duration::from_secs(4),
+            probe_after_idle: Duration::from_millis(500),
         }
     }
 }
@@ -95,7 +101,9 @@ impl ConnectionPool {
             // Closed outside the lock.
             drop(expired);
             let conn = candidate?;
-            if conn.probe_alive() {
+            // A busy connection is taken as is; one idle longer may have met the
+            // upstream's keep-alive timer: it is probed first.
+            if conn.idle_since().elapsed() < self.settings.probe_after_idle || conn.probe_alive() {
                 return Some(conn);
             }
             tracing::debug!(%addr, "discarding an idle upstream connection closed by the server");

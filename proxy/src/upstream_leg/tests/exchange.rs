@@ -295,3 +295,32 @@ async fn poll_once_and_drop<T: std::fmt::Debug>(fut: impl std::future::Future<Ou
         _ = std::future::ready(()) => {}
     }
 }
+
+#[tokio::test]
+async fn chunks_buffered_together_are_read_as_one_piece() {
+    let up = spawn_upstream(|mut s, _| async move {
+        let mut buf = Vec::new();
+        read_request(&mut s, &mut buf).await.unwrap();
+        // Head, three chunks and the last chunk in one write: one read upstream.
+        let mut response = b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n".to_vec();
+        for event in ["data: 1\n\n", "data: 2\n\n", "data: 3\n\n"] {
+            response.extend_from_slice(format!("{:x}\r\n{event}\r\n", event.len()).as_bytes());
+        }
+        response.extend_from_slice(b"0\r\n\r\n");
+        s.write_all(&response).await.unwrap();
+        serve_each(s, b"").await;
+    })
+    .await;
+    within(async {
+        let mut conn = connect(up.addr).await;
+        conn.send_request(&Method::GET, "/sse", &host_headers(), b"")
+            .await
+            .unwrap();
+        conn.read_response_head().await.unwrap();
+        let piece = conn.read_body().await.unwrap().unwrap();
+        assert_eq!(piece, &b"data: 1\n\ndata: 2\n\ndata: 3\n\n"[..]);
+        assert_eq!(conn.read_body().await.unwrap(), None);
+        assert!(conn.is_reusable());
+    })
+    .await;
+}

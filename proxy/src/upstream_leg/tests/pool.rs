@@ -16,6 +16,14 @@ fn pool() -> ConnectionPool {
     ConnectionPool::new(PoolSettings::default())
 }
 
+/// A pool that probes every idle connection before reuse.
+fn probing_pool() -> ConnectionPool {
+    ConnectionPool::new(PoolSettings {
+        probe_after_idle: Duration::ZERO,
+        ..PoolSettings::default()
+    })
+}
+
 #[tokio::test]
 async fn keep_alive_reuses_one_connection() {
     let up = spawn_upstream(|s, _| serve_each(s, OK)).await;
@@ -53,7 +61,7 @@ async fn connection_closed_while_idle_is_not_handed_out() {
         }
     })
     .await;
-    let pool = pool();
+    let pool = probing_pool();
     within(async {
         let (mut conn, _) = pool.checkout(up.addr, None).await.unwrap();
         exchange(&mut conn, Method::GET, b"").await.unwrap();
