@@ -24,6 +24,7 @@ pub mod generation;
 pub mod health;
 pub mod lifecycle;
 pub mod metrics;
+pub mod parking;
 pub mod recycle;
 pub mod reload;
 pub mod routing;

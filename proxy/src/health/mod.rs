@@ -8,6 +8,7 @@ pub mod checker;
 
 use crate::config::model::PassiveHealthConfig;
 use crate::drain::{DrainSignal, DrainTrigger};
+use crate::parking::ParkingLot;
 use mcp_edge_filters::seconds;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, Ordering};
@@ -27,6 +28,7 @@ pub struct ServerHealth {
     ejections: AtomicU64,
     epoch: Instant,
     retirement: DrainTrigger,
+    parking: Arc<ParkingLot>,
 }
 
 impl std::fmt::Debug for ServerHealth {
@@ -52,6 +54,7 @@ impl ServerHealth {
             ejections: AtomicU64::new(0),
             epoch: Instant::now(),
             retirement: crate::drain::drain_channel().0,
+            parking: Arc::default(),
         }
     }
 
@@ -160,6 +163,11 @@ impl ServerHealth {
     pub fn clear_probes(&self) {
         self.probe_streak.store(0, Ordering::Release);
         self.healthy.store(true, Ordering::Release);
+    }
+
+    /// The exchanges abandoned by their clients and parked on this server.
+    pub fn parking(&self) -> &Arc<ParkingLot> {
+        &self.parking
     }
 
     /// Counts an open stream until the guard drops.
