@@ -80,6 +80,19 @@ fn files(dir: &str, ext: &str) -> Vec<String> {
     out
 }
 
+/// The deployment-specific variables that the examples under `conf/examples/` read
+/// without a default (`conf/examples/gunicorn-recycle.yaml`).
+const EXAMPLE_ENV: &[(&str, &str)] = &[
+    ("MCP_EDGE_LISTEN", "127.0.0.1:8080"),
+    ("MCP_EDGE_ADMIN", "127.0.0.1:9901"),
+    ("MCP_EDGE_RUN_DIR", "/run/mcp-edge"),
+    ("SERVER_A", "127.0.0.1:8001"),
+    ("SERVER_B", "127.0.0.1:8002"),
+    ("MCP_EDGE_AFFINITY_KEY", "an-affinity-key-of-32-characters"),
+    ("GUNICORN_PID_A", "/run/gunicorn-a.pid"),
+    ("GUNICORN_PID_B", "/run/gunicorn-b.pid"),
+];
+
 #[test]
 fn every_shipped_config_is_valid() {
     let confs = files("conf", "yaml");
@@ -88,7 +101,12 @@ fn every_shipped_config_is_valid() {
         "expected the three profiles, found {confs:?}"
     );
     for conf in confs {
-        let out = check(&conf, &[]);
+        let env = if conf.starts_with("conf/examples/") {
+            EXAMPLE_ENV
+        } else {
+            &[]
+        };
+        let out = check(&conf, env);
         let stdout = text(&out.stdout);
         assert!(
             out.status.success(),

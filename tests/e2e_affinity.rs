@@ -7,6 +7,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 use support::edge::{Edge, Ports};
 use support::http::Client;
+use support::mcp_raw::{initialize, list_tools, server_of};
 use support::python::{python, script, SdkServer, Transport};
 
 const KEY: &str = "test-affinity-key-0123456789";
@@ -98,55 +99,6 @@ fn legacy_sse_over_two_servers_works() {
     println!("legacy SSE with affinity: {report}");
     assert_eq!(report["errors"].as_array().unwrap().len(), 0, "{report}");
     assert_eq!(report["calls_ok"], 30);
-}
-
-/// A raw JSON-RPC POST to `/mcp`, with a session id when given; returns the head.
-fn post_mcp(addr: std::net::SocketAddr, session: Option<&str>, body: &[u8]) -> support::http::Head {
-    let host = addr.to_string();
-    let mut headers = vec![
-        ("Host", host.as_str()),
-        ("Content-Type", "application/json"),
-        ("Accept", "application/json, text/event-stream"),
-    ];
-    if let Some(session) = session {
-        headers.push(("Mcp-Session-Id", session));
-        headers.push(("MCP-Protocol-Version", "2025-06-18"));
-    }
-    Client::connect(addr)
-        .exchange("POST", "/mcp", &headers, body)
-        .0
-}
-
-/// Initializes a session with a raw POST; returns the session token the client sees.
-fn initialize(addr: std::net::SocketAddr) -> String {
-    let body = br#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"raw","version":"0"}}}"#;
-    let head = post_mcp(addr, None, body);
-    assert_eq!(head.status, 200);
-    head.header("mcp-session-id")
-        .expect("a session id")
-        .to_string()
-}
-
-/// `tools/list` on a session; returns the status.
-fn list_tools(addr: std::net::SocketAddr, session: &str) -> u16 {
-    post_mcp(
-        addr,
-        Some(session),
-        br#"{"jsonrpc":"2.0","id":2,"method":"tools/list"}"#,
-    )
-    .status
-}
-
-/// The server a token names (its second field, base64url).
-fn server_of(token: &str) -> String {
-    use base64::Engine;
-    let field = token.split('.').nth(1).unwrap();
-    String::from_utf8(
-        base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(field)
-            .unwrap(),
-    )
-    .unwrap()
 }
 
 #[test]

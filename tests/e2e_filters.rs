@@ -303,9 +303,10 @@ fn cleanup_deadline_zero_closes_the_upstream_at_once() {
 #[test]
 fn cleanup_deadline_closes_a_never_ending_upstream_at_the_deadline() {
     let (upstream, reports) = sse_upstream(None, Duration::from_millis(200), 32);
+    // Parking off: the deadline closes the exchange (tests/e2e_parking.rs parks it).
     let edge = Edge::start(
         upstream.addr,
-        "  - cleanup_deadline: {task_group_cleanup_timeout: 5, session_pool_cleanup_timeout: 5}\n",
+        "  - cleanup_deadline: {task_group_cleanup_timeout: 5, session_pool_cleanup_timeout: 5, park_max_per_server: 0}\n",
     );
     let left = post_then_disconnect(&edge);
     let end = reports
@@ -359,7 +360,7 @@ fn without_cancel_cap_a_spinning_upstream_runs_to_the_deadline() {
     let (upstream, reports) = sse_upstream(None, Duration::from_millis(1), 32);
     let edge = Edge::start(
         upstream.addr,
-        "  - cleanup_deadline: {task_group_cleanup_timeout: 5, session_pool_cleanup_timeout: 5}\n  - cancel_cap: {enabled: false, max_iterations: 100}\n",
+        "  - cleanup_deadline: {task_group_cleanup_timeout: 5, session_pool_cleanup_timeout: 5, park_max_per_server: 0}\n  - cancel_cap: {enabled: false, max_iterations: 100}\n",
     );
     let left = post_then_disconnect(&edge);
     let end = reports

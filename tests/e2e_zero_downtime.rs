@@ -307,7 +307,7 @@ fn worker_recycle_under_load_fails_nothing() {
                 &alt,
                 "alt",
                 50,
-                "  - worker_recycle: {max_requests: 200, max_requests_jitter: 50}\n",
+                "  - worker_recycle: {process_max_requests: 200, process_max_requests_jitter: 50}\n",
             )
         },
         &[("MCP_EDGE_RECYCLE_SEED", "7")],

@@ -6,7 +6,7 @@
 //! - `session_pool_cleanup_timeout`: when the process drains, streams answering a request
 //!   get at most this long to finish before they are closed.
 
-use crate::filter::{DrainPlan, FilterFactory, ResponseHead, StreamFilter, StreamPlan};
+use crate::filter::{DrainPlan, FilterFactory, ParkPlan, ResponseHead, StreamFilter, StreamPlan};
 use crate::settings::{seconds, CleanupDeadlineSettings};
 use std::time::Duration;
 
@@ -15,6 +15,7 @@ use std::time::Duration;
 pub struct CleanupDeadlineFactory {
     task_group: Option<Duration>,
     session_pool: Option<Duration>,
+    park: Option<ParkPlan>,
 }
 
 impl CleanupDeadlineFactory {
@@ -23,6 +24,10 @@ impl CleanupDeadlineFactory {
         Self {
             task_group: seconds(settings.task_group_cleanup_timeout),
             session_pool: seconds(settings.session_pool_cleanup_timeout),
+            park: (settings.park_max_per_server > 0).then(|| ParkPlan {
+                max_per_server: settings.park_max_per_server as usize,
+                max_age: seconds(settings.park_max_age),
+            }),
         }
     }
 
@@ -48,9 +53,11 @@ impl StreamFilter for CleanupDeadlineFactory {
         plan.pool_drain_deadline = Some(self.session_pool.unwrap_or_default());
     }
 
-    /// Sets the drain deadline to `task_group_cleanup_timeout` (none when 0).
+    /// Sets the drain deadline to `task_group_cleanup_timeout` (none when 0), and how an
+    /// exchange still running then is parked.
     fn on_client_gone(&mut self, plan: &mut DrainPlan) {
         plan.deadline = self.task_group;
+        plan.park = self.task_group.and(self.park);
     }
 }
 
@@ -62,6 +69,7 @@ mod tests {
         CleanupDeadlineFactory::new(&CleanupDeadlineSettings {
             session_pool_cleanup_timeout: pool,
             task_group_cleanup_timeout: task_group,
+            ..CleanupDeadlineSettings::default()
         })
         .new_stream()
     }
@@ -71,6 +79,13 @@ mod tests {
         let mut plan = DrainPlan::default();
         filter(5.0, 0.5).on_client_gone(&mut plan);
         assert_eq!(plan.deadline, Some(Duration::from_secs(5)));
+        assert_eq!(
+            plan.park,
+            Some(ParkPlan {
+                max_per_server: 16,
+                max_age: Some(Duration::from_secs(300))
+            })
+        );
     }
 
     #[test]
@@ -78,6 +93,7 @@ mod tests {
         let mut plan = DrainPlan::default();
         filter(0.0, 0.0).on_client_gone(&mut plan);
         assert_eq!(plan.deadline, None);
+        assert_eq!(plan.park, None, "no deadline, no parking: closed at once");
         let mut stream_plan = StreamPlan::default();
         let head = ResponseHead {
             status: 200,

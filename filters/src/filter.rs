@@ -67,6 +67,17 @@ pub struct StreamPlan {
 pub struct DrainPlan {
     /// Keep reading and discarding the upstream response for at most this long.
     pub deadline: Option<Duration>,
+    /// Past the deadline, park the exchange instead of closing it. `None` closes it.
+    pub park: Option<ParkPlan>,
+}
+
+/// How an exchange still running at its cleanup deadline is parked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ParkPlan {
+    /// Most exchanges parked per upstream server; past it the oldest is closed.
+    pub max_per_server: usize,
+    /// Longest a parked exchange may run before it is closed; `None`: no age bound.
+    pub max_age: Option<Duration>,
 }
 
 /// One response body chunk as the filters see it. The proxy scans event streams for
@@ -141,6 +152,8 @@ pub enum DrainOutcome {
     CapExceeded,
     /// Another filter ended the wind-down from `on_drain_read`.
     FilterClosed,
+    /// The deadline passed with the upstream still working: the exchange was parked.
+    Parked,
 }
 
 impl DrainOutcome {
@@ -152,6 +165,7 @@ impl DrainOutcome {
             DrainOutcome::DeadlineExceeded => "deadline_exceeded",
             DrainOutcome::CapExceeded => "cap_exceeded",
             DrainOutcome::FilterClosed => "filter_closed",
+            DrainOutcome::Parked => "parked",
         }
     }
 }

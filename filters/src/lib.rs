@@ -23,8 +23,8 @@ pub use cancel_cap::CancelCapFactory;
 pub use chain::{ChainError, ChainFactory, StreamChain};
 pub use cleanup_deadline::CleanupDeadlineFactory;
 pub use filter::{
-    BodyChunk, CloseReason, DrainOutcome, DrainPlan, FilterFactory, ResponseHead, StreamEnd,
-    StreamFilter, StreamPlan, Verdict,
+    BodyChunk, CloseReason, DrainOutcome, DrainPlan, FilterFactory, ParkPlan, ResponseHead,
+    StreamEnd, StreamFilter, StreamPlan, Verdict,
 };
 pub use settings::{
     seconds, CancelCapSettings, CleanupDeadlineSettings, FilterSpec, SseGuardSettings,

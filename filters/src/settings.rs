@@ -19,7 +19,8 @@ pub enum FilterSpec {
     CleanupDeadline(CleanupDeadlineSettings),
     /// Layer 3 (last resort): caps the iterations a cancelled exchange may still run.
     CancelCap(CancelCapSettings),
-    /// Layer 4 (recovery): recycles the serving process after N (+ jitter) requests.
+    /// Layer 4 (recovery): recycles the upstream servers that leak (after N + jitter requests
+    /// or when their parked work piles up); optionally the mcp-edge process too.
     WorkerRecycle(WorkerRecycleSettings),
 }
 
@@ -84,6 +85,17 @@ pub struct CleanupDeadlineSettings {
     #[serde(default = "defaults::cleanup_timeout")]
     #[schemars(range(min = 0.0))]
     pub task_group_cleanup_timeout: f64,
+    /// Parking: an exchange still running when `task_group_cleanup_timeout` passes is
+    /// parked (its connection kept open, its bytes discarded) instead of closed, because
+    /// that close is what makes an anyio handler spin. At most this many are parked per
+    /// upstream server; past it the oldest is closed. 0 turns parking off (close at the
+    /// deadline).
+    #[serde(default = "defaults::park_max_per_server")]
+    pub park_max_per_server: u32,
+    /// Seconds a parked exchange may run before the proxy closes it. 0: no age bound.
+    #[serde(default = "defaults::park_max_age")]
+    #[schemars(range(min = 0.0))]
+    pub park_max_age: f64,
 }
 
 impl Default for CleanupDeadlineSettings {
@@ -91,6 +103,8 @@ impl Default for CleanupDeadlineSettings {
         Self {
             session_pool_cleanup_timeout: defaults::cleanup_timeout(),
             task_group_cleanup_timeout: defaults::cleanup_timeout(),
+            park_max_per_server: defaults::park_max_per_server(),
+            park_max_age: defaults::park_max_age(),
         }
     }
 }
@@ -119,15 +133,38 @@ impl Default for CancelCapSettings {
 }
 
 /// Settings of `worker_recycle`.
+///
+/// `max_requests`, `max_requests_jitter`, `max_parked` and `max_parked_age` recycle the
+/// **upstream servers** of every group that has a `recycle_hook` (one server of a group at
+/// a time). The `process_*` keys recycle the mcp-edge process itself through the upgrade
+/// path; they are off by default.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WorkerRecycleSettings {
-    /// Requests served before the process hands over to a successor. 0 disables.
+    /// Requests routed to one upstream server (of a group with a `recycle_hook`) before it
+    /// is recycled. 0 disables this trigger.
     #[serde(default = "defaults::max_requests")]
     pub max_requests: u64,
-    /// Upper bound of the uniform random jitter added to `max_requests`.
+    /// Upper bound of the uniform random jitter added to `max_requests`, drawn per server
+    /// and again after each of its recycles.
     #[serde(default = "defaults::max_requests_jitter")]
     pub max_requests_jitter: u64,
+    /// Recycle an upstream server when this many exchanges are parked on it. 0 disables.
+    #[serde(default = "defaults::max_parked")]
+    pub max_parked: u64,
+    /// Seconds: recycle an upstream server when its oldest parked exchange is older.
+    /// 0 disables.
+    #[serde(default = "defaults::max_parked_age")]
+    #[schemars(range(min = 0.0))]
+    pub max_parked_age: f64,
+    /// Requests served before the mcp-edge process hands over to a successor through the
+    /// upgrade path. 0 (the default) disables: the process leaks nothing, and each of its
+    /// recycles makes every SSE client reconnect.
+    #[serde(default)]
+    pub process_max_requests: u64,
+    /// Upper bound of the uniform random jitter added to `process_max_requests`.
+    #[serde(default)]
+    pub process_max_requests_jitter: u64,
 }
 
 impl Default for WorkerRecycleSettings {
@@ -135,6 +172,10 @@ impl Default for WorkerRecycleSettings {
         Self {
             max_requests: defaults::max_requests(),
             max_requests_jitter: defaults::max_requests_jitter(),
+            max_parked: defaults::max_parked(),
+            max_parked_age: defaults::max_parked_age(),
+            process_max_requests: 0,
+            process_max_requests_jitter: 0,
         }
     }
 }
@@ -168,6 +209,12 @@ mod defaults {
     pub fn cleanup_timeout() -> f64 {
         5.0
     }
+    pub fn park_max_per_server() -> u32 {
+        16
+    }
+    pub fn park_max_age() -> f64 {
+        300.0
+    }
     pub fn max_iterations() -> u64 {
         100
     }
@@ -176,5 +223,11 @@ mod defaults {
     }
     pub fn max_requests_jitter() -> u64 {
         500
+    }
+    pub fn max_parked() -> u64 {
+        10
+    }
+    pub fn max_parked_age() -> f64 {
+        60.0
     }
 }

@@ -47,6 +47,7 @@ impl AdminApp {
         // Servers a reload removed must disappear, not keep their last value.
         self.metrics.upstream_server_available.reset();
         self.metrics.upstream_server_streams_active.reset();
+        self.metrics.upstream_server_parked.reset();
         for group in generation.routes.groups() {
             for server in &group.servers {
                 let labels = [group.name.as_str(), server.address.as_str()];
@@ -58,6 +59,10 @@ impl AdminApp {
                     .upstream_server_streams_active
                     .with_label_values(&labels)
                     .set(server.health.active_streams());
+                self.metrics
+                    .upstream_server_parked
+                    .with_label_values(&labels)
+                    .set(server.health.parking().len() as i64);
             }
         }
     }

@@ -32,3 +32,4 @@ pub mod server;
 pub mod service;
 pub mod streams;
 pub mod upstream_leg;
+pub mod upstream_recycle;

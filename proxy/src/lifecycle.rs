@@ -138,7 +138,9 @@ impl Lifecycle {
         if self.is_draining() {
             // Already handing over (an upgrade, or Pingora's 5 s overlap): a successor of
             // our own would find no sockets to take.
-            tracing::info!("worker_recycle: threshold reached while draining; not recycling");
+            tracing::info!(
+                "worker_recycle: process threshold reached while draining; not recycling"
+            );
             return;
         }
         let recycles = self.metrics.worker_recycles_total.get() + 1;
@@ -161,13 +163,13 @@ impl Lifecycle {
                 tracing::info!(
                     served = self.recycle.served(),
                     successor = successor.id(),
-                    "worker_recycle: successor waiting; handing the sockets over"
+                    "worker_recycle: process successor waiting; handing the sockets over"
                 );
                 // SAFETY: kill(2) on our own pid.
                 unsafe { libc::kill(libc::getpid(), libc::SIGQUIT) };
             }
             Err(error) => {
-                tracing::error!(%error, "worker_recycle failed; this process keeps serving");
+                tracing::error!(%error, "worker_recycle: process recycle failed; this process keeps serving");
                 self.recycle.rearm();
             }
         }

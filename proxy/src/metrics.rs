@@ -29,6 +29,11 @@ pub struct Metrics {
     pub cancel_cap_terminated_total: IntCounter,
     /// Process recycles performed by `worker_recycle`.
     pub worker_recycles_total: IntCounter,
+    /// Upstream server recycles, by group, server, reason (`requests`, `parked_count`,
+    /// `parked_age`) and result (`ok`, `error`, `timeout`).
+    pub upstream_recycles_total: IntCounterVec,
+    /// 1 while a server is being recycled (no new sessions), by group and server.
+    pub upstream_server_recycling: IntGaugeVec,
     /// Config reloads, by result (`ok`, `error`).
     pub config_reloads_total: IntCounterVec,
     /// The config generation now serving new requests.
@@ -43,6 +48,11 @@ pub struct Metrics {
     pub upstream_server_available: IntGaugeVec,
     /// Open SSE streams per server, by group and server.
     pub upstream_server_streams_active: IntGaugeVec,
+    /// Parked exchanges per server, by group and server.
+    pub upstream_server_parked: IntGaugeVec,
+    /// Parked exchanges that ended, by outcome (`late_completion`, `upstream_closed`,
+    /// `closed_count_bound`, `closed_age_bound`).
+    pub parked_ended_total: IntCounterVec,
 }
 
 impl Metrics {
@@ -109,6 +119,22 @@ impl Metrics {
                 "Process recycles performed by worker_recycle.",
             )
             .expect("valid metric"),
+            upstream_recycles_total: IntCounterVec::new(
+                Opts::new(
+                    "mcp_edge_upstream_recycles_total",
+                    "Upstream server recycles through the group's recycle hook, by group, server, reason (requests, parked_count, parked_age) and result (ok, error, timeout).",
+                ),
+                &["upstream", "server", "reason", "result"],
+            )
+            .expect("valid metric"),
+            upstream_server_recycling: IntGaugeVec::new(
+                Opts::new(
+                    "mcp_edge_upstream_server_recycling",
+                    "1 while the server is being recycled and takes no new sessions.",
+                ),
+                &["upstream", "server"],
+            )
+            .expect("valid metric"),
             config_reloads_total: IntCounterVec::new(
                 Opts::new(
                     "mcp_edge_config_reloads_total",
@@ -162,6 +188,22 @@ impl Metrics {
                 &["upstream", "server"],
             )
             .expect("valid metric"),
+            upstream_server_parked: IntGaugeVec::new(
+                Opts::new(
+                    "mcp_edge_upstream_server_parked",
+                    "Abandoned exchanges parked on the server (kept running upstream).",
+                ),
+                &["upstream", "server"],
+            )
+            .expect("valid metric"),
+            parked_ended_total: IntCounterVec::new(
+                Opts::new(
+                    "mcp_edge_parked_ended_total",
+                    "Parked exchanges that ended, by outcome: late_completion (the upstream finished), upstream_closed, closed_count_bound or closed_age_bound (a possible spin, closed by the proxy).",
+                ),
+                &["outcome"],
+            )
+            .expect("valid metric"),
             registry,
         };
         metrics.register_all();
@@ -169,9 +211,11 @@ impl Metrics {
     }
 
     fn register_all(&self) {
-        let collectors: [Box<dyn prometheus::core::Collector>; 15] = [
+        let collectors: [Box<dyn prometheus::core::Collector>; 17] = [
             Box::new(self.upstream_server_available.clone()),
             Box::new(self.upstream_server_streams_active.clone()),
+            Box::new(self.upstream_server_parked.clone()),
+            Box::new(self.parked_ended_total.clone()),
             Box::new(self.upstream_ejections_total.clone()),
             Box::new(self.upstream_sessions_created_total.clone()),
             Box::new(self.requests_total.clone()),
@@ -187,6 +231,16 @@ impl Metrics {
             Box::new(self.upstream_connect_seconds.clone()),
         ];
         for collector in collectors {
+            self.registry
+                .register(collector)
+                .expect("metric names are unique");
+        }
+        // Upstream recycling (`crate::upstream_recycle`).
+        let recycling: [Box<dyn prometheus::core::Collector>; 2] = [
+            Box::new(self.upstream_recycles_total.clone()),
+            Box::new(self.upstream_server_recycling.clone()),
+        ];
+        for collector in recycling {
             self.registry
                 .register(collector)
                 .expect("metric names are unique");

@@ -1,6 +1,8 @@
-//! `worker_recycle` (layer 4, recovery): after `max_requests` plus a uniform jitter in
-//! [0, `max_requests_jitter`] requests, the process starts its successor through the same
-//! path as a binary upgrade (the successor inherits the listening sockets) and drains.
+//! The mcp-edge process recycle of `worker_recycle`: after `process_max_requests` plus a
+//! uniform jitter in [0, `process_max_requests_jitter`] requests, the process starts its
+//! successor through the same path as a binary upgrade (the successor inherits the
+//! listening sockets) and drains. Off by default: the upstream servers are what leak, and
+//! `crate::upstream_recycle` recycles them.
 //!
 //! The jitter is drawn once per process; `MCP_EDGE_RECYCLE_SEED` makes it reproducible
 //! (mixed with the process's recycle count, so successive processes still differ).
@@ -40,14 +42,18 @@ impl RecycleCounter {
     }
 
     /// The request count at which this process recycles under `settings`; `None` when
-    /// recycling is off (`max_requests: 0`).
+    /// recycling is off (`process_max_requests: 0`).
     pub fn threshold(&self, settings: &WorkerRecycleSettings) -> Option<u64> {
-        if settings.max_requests == 0 {
+        let (max, jitter_max) = (
+            settings.process_max_requests,
+            settings.process_max_requests_jitter,
+        );
+        if max == 0 {
             return None;
         }
-        let span = settings.max_requests_jitter as f64 + 1.0;
-        let jitter = ((self.jitter_fraction * span) as u64).min(settings.max_requests_jitter);
-        Some(settings.max_requests + jitter)
+        let span = jitter_max as f64 + 1.0;
+        let jitter = ((self.jitter_fraction * span) as u64).min(jitter_max);
+        Some(max.saturating_add(jitter))
     }
 
     /// Counts one served request; asks for a recycle (once) when the threshold is reached.
@@ -60,7 +66,7 @@ impl RecycleCounter {
             tracing::info!(
                 served,
                 threshold,
-                "worker_recycle: request threshold reached"
+                "worker_recycle: process request threshold reached"
             );
             self.notify.notify_one();
         }
@@ -99,8 +105,9 @@ mod tests {
 
     fn settings(max: u64, jitter: u64) -> WorkerRecycleSettings {
         WorkerRecycleSettings {
-            max_requests: max,
-            max_requests_jitter: jitter,
+            process_max_requests: max,
+            process_max_requests_jitter: jitter,
+            ..WorkerRecycleSettings::default()
         }
     }
 

@@ -6,7 +6,7 @@
 //! server that refuses the connection and try the next.
 
 use crate::affinity::AffinityKey;
-use crate::config::model::{Balance, Config, HealthConfig, UpstreamConfig};
+use crate::config::model::{Balance, Config, HealthConfig, RecycleHookConfig, UpstreamConfig};
 use crate::health::{HealthBook, ServerHealth};
 use mcp_edge_filters::seconds;
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -53,6 +53,8 @@ pub struct UpstreamGroup {
     pub affinity: Option<AffinityKey>,
     /// Health checking settings.
     pub health: Option<HealthConfig>,
+    /// How to restart one server gracefully, when the group is recycled.
+    pub recycle_hook: Option<RecycleHookConfig>,
     next: AtomicUsize,
 }
 
@@ -83,6 +85,7 @@ impl UpstreamGroup {
             balance: config.balance,
             affinity: config.affinity.as_ref().map(|a| AffinityKey::new(&a.key)),
             health: config.health.clone(),
+            recycle_hook: config.recycle_hook.clone(),
             next: AtomicUsize::new(0),
         })
     }
@@ -99,7 +102,8 @@ impl UpstreamGroup {
     }
 
     /// The servers to try for a new session or a stateless request, best first: available
-    /// servers (healthy, not ejected) in balance order, then the others as a last resort.
+    /// servers (healthy, not ejected, not recycling) in balance order, then the others as
+    /// a last resort.
     pub fn new_session_order(&self) -> Vec<&UpstreamServer> {
         let mut order: Vec<&UpstreamServer> = self.attempt_order().collect();
         if self.balance == Balance::FewestStreams {

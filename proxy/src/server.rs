@@ -11,6 +11,7 @@ use crate::recycle::{RecycleCounter, RECYCLES_ENV, SEED_ENV};
 use crate::reload::Reloader;
 use crate::service::{EdgeApp, EdgeParts};
 use crate::streams::StreamRegistry;
+use crate::upstream_recycle::{RecycleController, SystemRecycler, Timings};
 use pingora_core::apps::HttpServerOptions;
 use pingora_core::listeners::tls::TlsSettings;
 use pingora_core::listeners::{L4BufferSettings, ListenerConfig};
@@ -142,6 +143,15 @@ pub fn run(loaded: LoadedConfig, options: RunOptions) -> Result<std::convert::In
         "mcp-edge health checks",
         ActiveHealthChecks(HealthChecker::new(live.clone())),
     ));
+    server.add_service(background_service(
+        "mcp-edge upstream recycling",
+        UpstreamRecycling(RecycleController::new(
+            live.clone(),
+            metrics.clone(),
+            Arc::new(SystemRecycler),
+            Timings::default(),
+        )),
+    ));
     tracing::info!(
         listeners = ?config.listeners.iter().map(|l| l.address.as_str()).collect::<Vec<_>>(),
         admin = ?config.admin.as_ref().map(|a| a.address.as_str()),
@@ -174,6 +184,17 @@ struct ActiveHealthChecks(HealthChecker);
 #[async_trait::async_trait]
 impl pingora_core::services::background::BackgroundService for ActiveHealthChecks {
     /// Probes servers until shutdown starts.
+    async fn start(&self, shutdown: pingora_core::server::ShutdownWatch) {
+        self.0.run(shutdown).await
+    }
+}
+
+/// Runs the rolling upstream recycle loop as a Pingora background service.
+struct UpstreamRecycling(RecycleController<SystemRecycler>);
+
+#[async_trait::async_trait]
+impl pingora_core::services::background::BackgroundService for UpstreamRecycling {
+    /// Recycles due upstream servers until shutdown starts.
     async fn start(&self, shutdown: pingora_core::server::ShutdownWatch) {
         self.0.run(shutdown).await
     }

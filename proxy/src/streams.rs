@@ -19,6 +19,9 @@ pub struct StreamStats {
     pub server: String,
     /// The request method (`GET` for a standing stream, `POST` for an answer).
     pub method: String,
+    /// `open` for a stream relayed to its client; `parked` for an abandoned exchange kept
+    /// running upstream after its cleanup deadline.
+    pub state: &'static str,
     opened: Instant,
     events: AtomicU64,
     bytes: AtomicU64,
@@ -47,6 +50,7 @@ impl StreamStats {
             "upstream": self.upstream,
             "server": self.server,
             "method": self.method,
+            "state": self.state,
             "age_seconds": age.as_secs_f64(),
             "events": self.events.load(Ordering::Relaxed),
             "bytes": self.bytes.load(Ordering::Relaxed),
@@ -71,11 +75,34 @@ impl StreamRegistry {
         server: &str,
         method: &str,
     ) -> StreamHandle {
+        self.register(route, upstream, server, method, "open")
+    }
+
+    /// Registers a parked exchange; it stays listed until the handle drops.
+    pub fn park(
+        self: &Arc<Self>,
+        route: Arc<str>,
+        upstream: &str,
+        server: &str,
+        method: &str,
+    ) -> StreamHandle {
+        self.register(route, upstream, server, method, "parked")
+    }
+
+    fn register(
+        self: &Arc<Self>,
+        route: Arc<str>,
+        upstream: &str,
+        server: &str,
+        method: &str,
+        state: &'static str,
+    ) -> StreamHandle {
         let stats = Arc::new(StreamStats {
             route,
             upstream: upstream.to_string(),
             server: server.to_string(),
             method: method.to_string(),
+            state,
             opened: Instant::now(),
             events: AtomicU64::new(0),
             bytes: AtomicU64::new(0),
@@ -111,8 +138,9 @@ impl StreamRegistry {
             .map(|open| open.values().cloned().collect())
             .unwrap_or_default();
         streams.sort_by_key(|stats| stats.opened);
+        let parked = streams.iter().filter(|s| s.state == "parked").count();
         let list: Vec<_> = streams.iter().map(|s| s.describe(now)).collect();
-        serde_json::json!({ "count": list.len(), "streams": list })
+        serde_json::json!({ "count": list.len(), "parked": parked, "streams": list })
     }
 }
 

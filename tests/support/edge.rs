@@ -56,6 +56,18 @@ impl Edge {
         make_config: impl FnOnce(&Ports) -> String,
         env: &[(&str, &str)],
     ) -> Edge {
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(name, value)| (name.to_string(), value.to_string()))
+            .collect();
+        Edge::start_yaml_with_env(|ports| (make_config(ports), env))
+    }
+
+    /// Like [`Edge::start_yaml_env`], with environment variables that depend on the chosen
+    /// ports and directory (a config that reads its listeners from the environment).
+    pub fn start_yaml_with_env(
+        make: impl FnOnce(&Ports) -> (String, Vec<(String, String)>),
+    ) -> Edge {
         let dir = tempfile::tempdir().expect("temp dir");
         let ports = Ports {
             listen: SocketAddr::from(([127, 0, 0, 1], free_port())),
@@ -63,13 +75,14 @@ impl Edge {
             dir: dir.path().to_path_buf(),
         };
         let config_path = dir.path().join("mcp-edge.yaml");
-        std::fs::write(&config_path, make_config(&ports)).expect("write config");
+        let (config, env) = make(&ports);
+        std::fs::write(&config_path, config).expect("write config");
         let log = std::fs::File::create(dir.path().join("mcp-edge.log")).expect("log file");
         let child = Command::new(binary())
             .arg("-c")
             .arg(&config_path)
             .env("MCP_EDGE_LOG", "info")
-            .envs(env.iter().copied())
+            .envs(env)
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()

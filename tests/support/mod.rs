@@ -5,6 +5,7 @@
 pub mod edge;
 pub mod http;
 pub mod load;
+pub mod mcp_raw;
 pub mod process;
 pub mod python;
 pub mod upstream;

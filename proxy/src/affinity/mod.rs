@@ -42,27 +42,3 @@ pub fn session_of(request: &RequestHeader) -> Option<SessionCarrier> {
         .find_map(|pair| pair.strip_prefix("session_id="))
         .map(|id| SessionCarrier::Query(id.to_string()))
 }
-
-/// Replaces the session id of an upstream request (in the carrier it came in) with
-/// `upstream_id`: the `Mcp-Session-Id` header, or the `session_id` query parameter of
-/// `target`.
-pub fn restore_upstream_id(
-    headers: &mut http::HeaderMap,
-    target: &mut String,
-    carrier: &SessionCarrier,
-    upstream_id: &str,
-) -> Result<(), http::header::InvalidHeaderValue> {
-    match carrier {
-        SessionCarrier::Header(_) => {
-            headers.insert(SESSION_HEADER, http::HeaderValue::from_str(upstream_id)?);
-        }
-        SessionCarrier::Query(token) => {
-            *target = target.replacen(
-                &format!("session_id={token}"),
-                &format!("session_id={upstream_id}"),
-                1,
-            );
-        }
-    }
-    Ok(())
-}

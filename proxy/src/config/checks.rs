@@ -16,6 +16,7 @@ pub(crate) fn check(config: &Config) -> Vec<Problem> {
     check_upstreams(config, &mut out);
     check_routes(config, &mut out);
     check_tls(config, &mut out);
+    super::hook::check(config, &mut out);
     out
 }
 
@@ -47,6 +48,12 @@ fn check_durations(config: &Config, out: &mut Vec<Problem>) {
         ] {
             seconds.push((at(&base, [key(field)]), value));
         }
+        if let Some(hook) = &upstream.recycle_hook {
+            seconds.push((
+                at(&base, [key("recycle_hook"), key("timeout")]),
+                hook.timeout,
+            ));
+        }
     }
     for (i, spec) in config.filters.iter().enumerate() {
         let base = at(&path(&["filters"]), [Seg::Index(i), key(spec.kind())]);
@@ -62,7 +69,8 @@ fn check_durations(config: &Config, out: &mut Vec<Problem>) {
                 ),
                 ("task_group_cleanup_timeout", c.task_group_cleanup_timeout),
             ],
-            FilterSpec::CancelCap(_) | FilterSpec::WorkerRecycle(_) => Vec::new(),
+            FilterSpec::WorkerRecycle(w) => vec![("max_parked_age", w.max_parked_age)],
+            FilterSpec::CancelCap(_) => Vec::new(),
         };
         for (field, value) in fields {
             seconds.push((at(&base, [key(field)]), value));

@@ -14,6 +14,7 @@ mod convert;
 mod describe;
 mod diagnostics;
 mod expand;
+pub mod hook;
 mod load;
 mod locate;
 pub mod model;

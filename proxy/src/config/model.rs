@@ -140,6 +140,42 @@ pub struct UpstreamConfig {
     /// Active and passive health checking of the servers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub health: Option<HealthConfig>,
+    /// How to restart one server gracefully. With it, `worker_recycle` recycles the
+    /// group's servers (one at a time) after `max_requests` + jitter requests, or when
+    /// their parked work reaches its bound.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recycle_hook: Option<RecycleHookConfig>,
+}
+
+/// The recycle hook of a group: exactly one of `exec` and `http`, with a timeout.
+/// `{server}` in it is replaced by the server's address as written in `servers:`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RecycleHookConfig {
+    /// Run this program (argv; no shell) and wait for it; exit status 0 is success.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1))]
+    pub exec: Option<Vec<String>>,
+    /// Send this plain-HTTP request; any 2xx status is success.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http: Option<HttpHookConfig>,
+    /// Seconds the hook may take; past it the hook is killed (or the request abandoned)
+    /// and the recycle counts as failed (result `timeout`).
+    #[serde(default = "defaults::hook_timeout")]
+    #[schemars(extend("exclusiveMinimum" = 0))]
+    pub timeout: f64,
+}
+
+/// An HTTP recycle hook.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HttpHookConfig {
+    /// The request method.
+    #[serde(default = "defaults::hook_method")]
+    pub method: String,
+    /// An `http://` URL; `{server}` is replaced by the server's address, as in
+    /// `http://{server}/admin/recycle`.
+    pub url: String,
 }
 
 /// How a group picks a server for a new session or a stateless request.
@@ -307,5 +343,11 @@ mod defaults {
     }
     pub fn eject_seconds() -> f64 {
         30.0
+    }
+    pub fn hook_timeout() -> f64 {
+        10.0
+    }
+    pub fn hook_method() -> String {
+        "POST".to_string()
     }
 }

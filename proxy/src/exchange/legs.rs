@@ -54,13 +54,12 @@ pub trait ClientLeg: Send {
     /// small socket buffering. Runs once, before the head is written.
     fn apply_plan(&mut self, plan: &StreamPlan);
 
-    /// Writes the response head. With `flush`, the head is put on the wire now (a standing
-    /// event stream may stay silent for minutes); otherwise it may wait to leave with the
-    /// first body bytes, in one write.
+    /// Writes the response head. A head without `Content-Length` (every event stream:
+    /// a standing one may stay silent for minutes) must be on the wire when this returns;
+    /// one with a length may wait to leave with the body, in one write.
     fn write_head(
         &mut self,
         head: Head,
-        flush: bool,
     ) -> impl Future<Output = Result<(), ClientWriteError>> + Send;
 
     /// Writes one body chunk.

@@ -16,7 +16,7 @@
 use super::end::{DrainClose, ExchangeEnd};
 use super::event_stream::{EventStream, StreamTracking};
 use super::legs::{ClientLeg, ClientWriteError, Departure, Head, UpstreamLeg};
-use super::wind_down::wind_down;
+use super::wind_down::{wind_down, ParkTicket};
 use crate::affinity::ResponseRewriter;
 use crate::drain::DrainSignal;
 use crate::metrics::Metrics;
@@ -58,6 +58,8 @@ pub struct Finished<U: UpstreamLeg> {
     /// the client and no hook past the request ran, so the caller may retry the request
     /// with the same chain, or drop it (which ends it as an upstream error).
     pub chain: StreamChain,
+    /// Set when the wind-down parked the exchange: the caller parks `upstream` with it.
+    pub park: Option<ParkTicket>,
 }
 
 impl<U: UpstreamLeg> Finished<U> {
@@ -117,6 +119,8 @@ pub struct Exchange<'a, C, U> {
     env: ExchangeEnv<'a>,
     /// Cleared when the client sent something unexpected: it is not watched any more.
     watch_client: bool,
+    /// Set when the wind-down parks the exchange.
+    park: Option<ParkTicket>,
 }
 
 impl<'a, C: ClientLeg, U: UpstreamLeg> Exchange<'a, C, U> {
@@ -135,6 +139,7 @@ impl<'a, C: ClientLeg, U: UpstreamLeg> Exchange<'a, C, U> {
             rewriter,
             env,
             watch_client: true,
+            park: None,
         }
     }
 
@@ -154,6 +159,7 @@ impl<'a, C: ClientLeg, U: UpstreamLeg> Exchange<'a, C, U> {
                         end,
                         upstream: self.upstream,
                         chain: self.chain,
+                        park: self.park,
                     };
                 }
             };
@@ -203,9 +209,7 @@ impl<'a, C: ClientLeg, U: UpstreamLeg> Exchange<'a, C, U> {
             EventStream::open(&self.env.tracking, self.env.method.as_str())
         });
         self.client.apply_plan(&plan);
-        // A standing event stream may stay silent for long: its client must see the head
-        // now. Any other head leaves with the first body bytes, in one write.
-        if let Err(error) = self.client.write_head(head, is_event_stream).await {
+        if let Err(error) = self.client.write_head(head).await {
             let mut abandoned = self.write_failed(error, &plan);
             abandoned.client_head_sent = false;
             return State::WindingDown(abandoned);
@@ -386,13 +390,14 @@ impl<'a, C: ClientLeg, U: UpstreamLeg> Exchange<'a, C, U> {
             // The client must not wait for the wind-down.
             self.client.abort().await;
         }
-        let outcome = wind_down(
+        let (outcome, park) = wind_down(
             &mut self.upstream,
             &mut self.chain,
             self.env.metrics,
             abandoned.upstream_head_read,
         )
         .await;
+        self.park = park;
         State::Done(match abandoned.reason {
             Some(reason) => ExchangeEnd::Closed {
                 reason,

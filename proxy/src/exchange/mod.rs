@@ -17,9 +17,10 @@ pub mod machine;
 pub mod wind_down;
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 pub use end::{DrainClose, ExchangeEnd};
 pub use event_stream::StreamTracking;
 pub use legs::{ClientLeg, ClientWriteError, Departure, Head, UpstreamLeg};
 pub use machine::{Exchange, ExchangeEnv, Finished};
+pub use wind_down::ParkTicket;

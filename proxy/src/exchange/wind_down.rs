@@ -9,23 +9,39 @@
 
 use super::legs::UpstreamLeg;
 use crate::metrics::Metrics;
-use mcp_edge_filters::{CloseReason, DrainOutcome, StreamChain, Verdict};
+use mcp_edge_filters::{CloseReason, DrainOutcome, ParkPlan, StreamChain, Verdict};
 use tokio::time::{timeout_at, Instant};
 
-/// Runs the chain's drain plan on `upstream`, logs and counts the outcome.
-/// `head_read`: whether the upstream's response head was already read.
+/// An exchange to park: the upstream was still working at the deadline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ParkTicket {
+    /// The bounds it is parked under.
+    pub plan: ParkPlan,
+    /// Whether the upstream's response head was read (the parked exchange reads it first
+    /// when not).
+    pub head_read: bool,
+}
+
+/// Runs the chain's drain plan on `upstream`, logs and counts the outcome. `head_read`:
+/// whether the upstream's response head was already read. Returns the outcome, and the
+/// ticket to park the exchange with when the deadline passed and the plan parks.
 pub async fn wind_down<U: UpstreamLeg>(
     upstream: &mut U,
     chain: &mut StreamChain,
     metrics: &Metrics,
-    head_read: bool,
-) -> DrainOutcome {
+    mut head_read: bool,
+) -> (DrainOutcome, Option<ParkTicket>) {
     let plan = chain.on_client_gone();
     let started = Instant::now();
-    let (outcome, reads) = match plan.deadline {
+    let (mut outcome, reads) = match plan.deadline {
         None => (DrainOutcome::ClosedAtOnce, 0),
-        Some(deadline) => drain(upstream, chain, started + deadline, head_read).await,
+        Some(deadline) => drain(upstream, chain, started + deadline, &mut head_read).await,
     };
+    let mut ticket = None;
+    if let (DrainOutcome::DeadlineExceeded, Some(plan)) = (outcome, plan.park) {
+        outcome = DrainOutcome::Parked;
+        ticket = Some(ParkTicket { plan, head_read });
+    }
     tracing::info!(
         outcome = outcome.label(),
         reads,
@@ -40,24 +56,25 @@ pub async fn wind_down<U: UpstreamLeg>(
         tracing::warn!(reads, "cancel_cap terminated an upstream still producing");
         metrics.cancel_cap_terminated_total.inc();
     }
-    outcome
+    (outcome, ticket)
 }
 
 /// Reads and discards until the response ends, `until` passes, or a filter says close.
+/// `head_read` is set once the head has been read.
 async fn drain<U: UpstreamLeg>(
     upstream: &mut U,
     chain: &mut StreamChain,
     until: Instant,
-    head_read: bool,
+    head_read: &mut bool,
 ) -> (DrainOutcome, u64) {
     // The wind-down is bounded by its own deadline, not by the group's read timeouts.
     upstream.set_read_timeout(None);
-    if !head_read {
+    if !*head_read {
         match timeout_at(until, upstream.read_head()).await {
             Err(_elapsed) => return (DrainOutcome::DeadlineExceeded, 0),
             // The upstream gave up on its own: it was not cut by the proxy.
             Ok(Err(_)) => return (DrainOutcome::Completed, 0),
-            Ok(Ok(_head)) => {}
+            Ok(Ok(_head)) => *head_read = true,
         }
     }
     let mut reads = 0u64;

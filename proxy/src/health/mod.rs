@@ -29,6 +29,12 @@ pub struct ServerHealth {
     epoch: Instant,
     retirement: DrainTrigger,
     parking: Arc<ParkingLot>,
+    /// Successful active probes so far (re-admission after a recycle waits for a new one).
+    probe_successes: AtomicU64,
+    /// Requests routed to this server since its last recycle.
+    routed_requests: AtomicU64,
+    /// True while an upstream recycle runs: no new sessions.
+    recycling: AtomicBool,
 }
 
 impl std::fmt::Debug for ServerHealth {
@@ -55,6 +61,9 @@ impl ServerHealth {
             epoch: Instant::now(),
             retirement: crate::drain::drain_channel().0,
             parking: Arc::default(),
+            probe_successes: AtomicU64::new(0),
+            routed_requests: AtomicU64::new(0),
+            recycling: AtomicBool::new(false),
         }
     }
 
@@ -62,10 +71,43 @@ impl ServerHealth {
         self.epoch.elapsed().as_millis() as u64
     }
 
-    /// True when the server may take new sessions: healthy by probes and not ejected.
+    /// True when the server may take new sessions: healthy by probes, not ejected, and
+    /// not being recycled.
     pub fn available(&self) -> bool {
         self.healthy.load(Ordering::Acquire)
+            && !self.recycling.load(Ordering::Acquire)
             && self.ejected_until_ms.load(Ordering::Acquire) <= self.now_ms()
+    }
+
+    /// Counts one request routed to this server (towards `worker_recycle.max_requests`).
+    pub fn record_routed_request(&self) {
+        self.routed_requests.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Requests routed to this server since its last recycle.
+    pub fn routed_requests(&self) -> u64 {
+        self.routed_requests.load(Ordering::Relaxed)
+    }
+
+    /// Restarts the routed-request count (after a recycle).
+    pub fn reset_routed_requests(&self) {
+        self.routed_requests.store(0, Ordering::Relaxed);
+    }
+
+    /// True while the server is being recycled: it takes no new sessions, but requests
+    /// of its existing sessions still reach it.
+    pub fn recycling(&self) -> bool {
+        self.recycling.load(Ordering::Acquire)
+    }
+
+    /// Marks the server as recycling (or re-admits it); returns the previous state.
+    pub fn set_recycling(&self, recycling: bool) -> bool {
+        self.recycling.swap(recycling, Ordering::AcqRel)
+    }
+
+    /// Successful active probes so far.
+    pub fn probe_successes(&self) -> u64 {
+        self.probe_successes.load(Ordering::Acquire)
     }
 
     /// True when active probes consider the server healthy.
@@ -119,6 +161,9 @@ impl ServerHealth {
 
     /// Records a probe result; flips health after `rise` successes or `fall` failures.
     pub fn record_probe(&self, ok: bool, rise: u32, fall: u32) {
+        if ok {
+            self.probe_successes.fetch_add(1, Ordering::AcqRel);
+        }
         let streak = if ok {
             self.probe_streak
                 .fetch_update(Ordering::AcqRel, Ordering::Acquire, |s| {

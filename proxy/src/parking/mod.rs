@@ -8,5 +8,9 @@
 //! age; one the upstream finishes counts as a late completion.
 
 mod lot;
+mod run;
+#[cfg(test)]
+mod tests;
 
 pub use lot::{Parked, ParkingLot};
+pub use run::{run_parked, ParkedEnd};

@@ -44,7 +44,7 @@ pub struct EdgeParts {
     pub streams: Arc<StreamRegistry>,
     /// Whether the process is draining.
     pub drain: DrainSignal,
-    /// Counts requests towards `worker_recycle`.
+    /// Counts requests towards the process recycle (`worker_recycle.process_max_requests`).
     pub recycle: Arc<RecycleCounter>,
 }
 

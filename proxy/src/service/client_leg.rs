@@ -4,7 +4,6 @@ use super::socket_tuning::keep_client_buffers_small;
 use crate::exchange::{ClientLeg, ClientWriteError, Departure, Head};
 use bytes::Bytes;
 use mcp_edge_filters::StreamPlan;
-use pingora_core::protocols::http::HttpTask;
 use pingora_core::protocols::http::ServerSession;
 use pingora_error::{Error, ErrorType};
 use pingora_http::ResponseHeader;
@@ -12,9 +11,6 @@ use std::time::Duration;
 
 /// How long closing a client's side may take (a stuck client cannot take a flush).
 const CLIENT_CLOSE_LIMIT: Duration = Duration::from_millis(100);
-
-/// The marker error of [`PingoraClient::flush_head`].
-const FLUSH_MARKER: ErrorType = ErrorType::Custom("mcp-edge: flush the response head");
 
 /// Pingora's downstream session as a [`ClientLeg`].
 pub struct PingoraClient<'a> {
@@ -25,25 +21,6 @@ impl<'a> PingoraClient<'a> {
     /// The client leg of `session`.
     pub fn new(session: &'a mut ServerSession) -> Self {
         Self { session }
-    }
-
-    /// Puts a head buffered by Pingora's HTTP/1 writer on the wire. Pingora flushes a
-    /// head only with the first body bytes and offers no flush of its own; a `Failed` task
-    /// after an empty body task makes its task writer flush the stream and hand the marker
-    /// error straight back, changing nothing else. HTTP/2 sends the HEADERS frame at once.
-    async fn flush_head(&mut self) -> Result<(), ClientWriteError> {
-        if self.session.as_http1().is_none() {
-            return Ok(());
-        }
-        let tasks = vec![
-            HttpTask::Body(None, false),
-            HttpTask::Failed(Error::new(FLUSH_MARKER)),
-        ];
-        match self.session.response_duplex_vec(tasks).await {
-            Err(error) if error.etype() == &FLUSH_MARKER => Ok(()),
-            Err(error) => Err(write_error(&error)),
-            Ok(_) => Ok(()),
-        }
     }
 }
 
@@ -63,7 +40,7 @@ impl ClientLeg for PingoraClient<'_> {
         }
     }
 
-    async fn write_head(&mut self, head: Head, flush: bool) -> Result<(), ClientWriteError> {
+    async fn write_head(&mut self, head: Head) -> Result<(), ClientWriteError> {
         // The upstream's header map moves into Pingora's head as is (names lower-cased,
         // which HTTP/1.1 and HTTP/2 clients read alike): no copy, no re-hashing.
         let (mut parts, ()) = http::Response::new(()).into_parts();
@@ -73,11 +50,7 @@ impl ClientLeg for PingoraClient<'_> {
         self.session
             .write_response_header(Box::new(response))
             .await
-            .map_err(|error| write_error(&error))?;
-        if flush {
-            self.flush_head().await?;
-        }
-        Ok(())
+            .map_err(|error| write_error(&error))
     }
 
     async fn write_body(&mut self, chunk: Bytes) -> Result<(), ClientWriteError> {

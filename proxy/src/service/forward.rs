@@ -12,12 +12,13 @@
 
 use super::app::write_refusal_with_id as write_refusal;
 use super::client_leg::PingoraClient;
-use super::headers::UpstreamRequest;
+use super::headers::{RequestRewrite, UpstreamRequest};
 use super::responses::{jsonrpc_id, ProxyRefusal};
 use crate::affinity::{self, ResponseRewriter, SESSION_HEADER};
 use crate::drain::DrainSignal;
-use crate::exchange::{Exchange, ExchangeEnd, ExchangeEnv, StreamTracking};
+use crate::exchange::{Exchange, ExchangeEnd, ExchangeEnv, Finished, ParkTicket, StreamTracking};
 use crate::metrics::Metrics;
+use crate::parking::run_parked;
 use crate::routing::{Route, UpstreamGroup, UpstreamServer};
 use crate::streams::StreamRegistry;
 use crate::upstream_leg::{ConnectionPool, UpstreamConnection, UpstreamError};
@@ -31,7 +32,7 @@ pub struct Forwarder<'a> {
     /// The upstream connection pool.
     pub pool: &'a ConnectionPool,
     /// Where outcomes are counted.
-    pub metrics: &'a Metrics,
+    pub metrics: &'a Arc<Metrics>,
     /// Largest accepted request body.
     pub max_request_body_bytes: u64,
     /// The registry of open event streams.
@@ -79,9 +80,8 @@ impl Forwarder<'_> {
                 return write_refusal(session, ProxyRefusal::BodyTooLarge, &reason, None).await;
             }
         };
-        let mut request = UpstreamRequest::from_client(session.req_header());
         let group = &route.upstream;
-        let pinned = match pin_session(group, session.req_header(), &mut request) {
+        let (pinned, rewrite) = match pin_session(group, session.req_header()) {
             Ok(pinned) => pinned,
             Err(reason) => {
                 let id = jsonrpc_id(&body);
@@ -91,25 +91,33 @@ impl Forwarder<'_> {
         let mut chain = chain;
         let mut stale_retries = 0;
         loop {
-            let (connection, server, reused) = match self.send(group, pinned, &request, &body).await
-            {
+            let request = UpstreamRequest::new(session.req_header(), &rewrite);
+            let sent = self.send(group, pinned, &request, &body).await;
+            let (connection, server, reused) = match sent {
                 Ok(sent) => sent,
                 Err(failure) => {
                     let id = jsonrpc_id(&body);
                     return write_refusal(session, failure.refusal, &failure.reason, id).await;
                 }
             };
-            let rewriter = self.response_rewriter(group, server, session, &request);
-            let env = self.exchange_env(route, server, &request.method);
+            let method = session.req_header().method.clone();
+            let rewriter = self.response_rewriter(group, server, session, &method);
+            let env = self.exchange_env(route, server, &method);
             let mut client = PingoraClient::new(session);
             let finished = Exchange::new(&mut client, connection, chain, rewriter, env)
                 .run()
                 .await;
             let reusable = finished.upstream_reusable();
-            return match finished.end {
+            let Finished {
+                end,
+                upstream,
+                chain: unused_chain,
+                park,
+            } = finished;
+            return match end {
                 ExchangeEnd::Complete | ExchangeEnd::Drained(_) => {
                     if reusable {
-                        self.pool.release(finished.upstream);
+                        self.pool.release(upstream);
                     }
                     Served::Answered
                 }
@@ -119,7 +127,7 @@ impl Forwarder<'_> {
                     // The upstream closed a pooled connection as the request arrived,
                     // without a byte of answer: the request is sent again on a fresh one.
                     stale_retries += 1;
-                    chain = finished.chain;
+                    chain = unused_chain;
                     continue;
                 }
                 ExchangeEnd::NoResponse(error) => {
@@ -142,9 +150,53 @@ impl Forwarder<'_> {
                         "upstream failed mid-response");
                     Served::Broken
                 }
-                ExchangeEnd::ClientGone { .. } | ExchangeEnd::Closed { .. } => Served::ClientGone,
+                ExchangeEnd::ClientGone { .. } | ExchangeEnd::Closed { .. } => {
+                    if let Some(ticket) = park {
+                        self.park(upstream, ticket, route, server, &method);
+                    }
+                    Served::ClientGone
+                }
             };
         }
+    }
+
+    /// Parks an abandoned exchange whose upstream still works at the cleanup deadline: a
+    /// task of its own keeps reading and discarding the response, so the upstream never
+    /// sees the disconnect that would cancel its handler, until it ends or a bound
+    /// closes it.
+    fn park(
+        &self,
+        mut upstream: UpstreamConnection,
+        ticket: ParkTicket,
+        route: &Route,
+        server: &UpstreamServer,
+        method: &http::Method,
+    ) {
+        let parked = server.health.parking().park(ticket.plan.max_per_server);
+        let listing = self.streams.park(
+            route.prefix.clone(),
+            &route.upstream.name,
+            &server.address,
+            method.as_str(),
+        );
+        let metrics = self.metrics.clone();
+        let address = server.address.clone();
+        tracing::info!(server = %address, "parked an exchange still running at its cleanup deadline");
+        tokio::spawn(async move {
+            let end =
+                run_parked(&mut upstream, parked, ticket.plan.max_age, ticket.head_read).await;
+            drop(listing);
+            metrics
+                .parked_ended_total
+                .with_label_values(&[end.label()])
+                .inc();
+            if end.closed_by_proxy() {
+                tracing::warn!(server = %address, outcome = end.label(),
+                    "closed a parked exchange at its bound: its upstream handler may spin");
+            } else {
+                tracing::info!(server = %address, outcome = end.label(), "parked exchange ended");
+            }
+        });
     }
 
     /// The affinity rewriter of a response from `server`, when the group has affinity on.
@@ -153,7 +205,7 @@ impl Forwarder<'_> {
         group: &UpstreamGroup,
         server: &UpstreamServer,
         session: &ServerSession,
-        request: &UpstreamRequest,
+        method: &http::Method,
     ) -> Option<ResponseRewriter> {
         let key = group.affinity.as_ref()?;
         let created = self
@@ -164,7 +216,7 @@ impl Forwarder<'_> {
             key,
             &server.address,
             session.req_header().headers.contains_key(SESSION_HEADER),
-            request.method == http::Method::GET,
+            method == http::Method::GET,
             created,
         ))
     }
@@ -238,7 +290,7 @@ impl Forwarder<'_> {
         &self,
         group: &'g UpstreamGroup,
         pinned: Option<&'g UpstreamServer>,
-        request: &UpstreamRequest,
+        request: &UpstreamRequest<'_>,
         body: &Bytes,
     ) -> std::result::Result<(UpstreamConnection, &'g UpstreamServer, bool), SendFailure> {
         let mut failures = Vec::new();
@@ -278,10 +330,13 @@ impl Forwarder<'_> {
                 connection.set_write_timeout(group.timeouts.write);
                 connection.set_read_timeout(group.timeouts.read);
                 match connection
-                    .send_request(&request.method, &request.target, &request.headers, body)
+                    .send_request(request.method(), request.target(), request.headers(), body)
                     .await
                 {
-                    Ok(()) => return Ok((connection, server, reused)),
+                    Ok(()) => {
+                        server.health.record_routed_request();
+                        return Ok((connection, server, reused));
+                    }
                     Err(error) if error.is_stale_reuse(reused) => continue,
                     Err(error) => {
                         self.count_error(group, "request_error");
@@ -327,16 +382,15 @@ impl Forwarder<'_> {
 }
 
 /// Resolves the server a request's session is pinned to, when the group has affinity on,
-/// and restores the upstream's own session id in `request`. `Err(reason)` means the
-/// session cannot be served here (forged, tampered, or its server left the group): the
-/// client gets 404 and the request reaches no server.
+/// and how the request must change to carry the upstream's own session id. `Err(reason)`
+/// means the session cannot be served here (forged, tampered, or its server left the
+/// group): the client gets 404 and the request reaches no server.
 fn pin_session<'g>(
     group: &'g UpstreamGroup,
     client: &pingora_http::RequestHeader,
-    request: &mut UpstreamRequest,
-) -> std::result::Result<Option<&'g UpstreamServer>, String> {
+) -> std::result::Result<(Option<&'g UpstreamServer>, RequestRewrite), String> {
     let (Some(key), Some(carrier)) = (&group.affinity, affinity::session_of(client)) else {
-        return Ok(None);
+        return Ok((None, RequestRewrite::default()));
     };
     let token = match &carrier {
         affinity::SessionCarrier::Header(token) | affinity::SessionCarrier::Query(token) => token,
@@ -350,14 +404,27 @@ fn pin_session<'g>(
             pinned.server, group.name
         ));
     };
-    affinity::restore_upstream_id(
-        &mut request.headers,
-        &mut request.target,
-        &carrier,
-        &pinned.session_id,
-    )
-    .map_err(|error| format!("unknown session: the session id is not a header value ({error})"))?;
-    Ok(Some(server))
+    let upstream_id = &pinned.session_id;
+    let rewrite = match carrier {
+        affinity::SessionCarrier::Header(_) => RequestRewrite {
+            session_header: Some(http::HeaderValue::from_str(upstream_id).map_err(|error| {
+                format!("unknown session: the session id is not a header value ({error})")
+            })?),
+            target: None,
+        },
+        affinity::SessionCarrier::Query(token) => {
+            let target = client.uri.path_and_query().map_or("/", |pq| pq.as_str());
+            RequestRewrite {
+                session_header: None,
+                target: Some(target.replacen(
+                    &format!("session_id={token}"),
+                    &format!("session_id={upstream_id}"),
+                    1,
+                )),
+            }
+        }
+    };
+    Ok((Some(server), rewrite))
 }
 
 /// The request body as read from the client.

@@ -10,7 +10,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use bytes::{Buf, Bytes, BytesMut};
-use http::{HeaderMap, Method};
+use http::{HeaderName, HeaderValue, Method};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio_util::io::poll_read_buf;
@@ -139,13 +139,16 @@ impl UpstreamConnection {
     /// instead (always when the body is not empty, and for methods other than
     /// GET, HEAD, DELETE and OPTIONS when it is). The caller provides `Host`.
     /// Not cancel-safe: a dropped or failed send leaves the connection broken.
-    pub async fn send_request(
+    pub async fn send_request<'h, H>(
         &mut self,
         method: &Method,
         target: &str,
-        headers: &HeaderMap,
+        headers: H,
         body: &[u8],
-    ) -> Result<(), UpstreamError> {
+    ) -> Result<(), UpstreamError>
+    where
+        H: IntoIterator<Item = (&'h HeaderName, &'h HeaderValue)> + Clone,
+    {
         match self.state {
             State::Idle => {}
             State::Done if self.reusable => {}
@@ -156,7 +159,7 @@ impl UpstreamConnection {
             }
         }
         request::validate_target(target)?;
-        let encoded = request::encode(method, target, headers, body);
+        let encoded = request::encode(method, target, headers.clone(), body);
         self.state = State::Broken;
         self.head_request = method == Method::HEAD;
         self.request_close = request::wants_close(headers);

@@ -1,7 +1,7 @@
 //! Serialisation of request heads.
 
 use http::header::{CONNECTION, CONTENT_LENGTH, TRANSFER_ENCODING};
-use http::{HeaderMap, Method};
+use http::{HeaderName, HeaderValue, Method};
 
 use super::error::UpstreamError;
 
@@ -59,15 +59,18 @@ fn push_decimal(out: &mut Vec<u8>, mut n: u64) {
 /// Serialises the request line, the headers and the computed `content-length`.
 /// The buffer is allocated once at its final size; the body is copied in when
 /// head + body stay below [`INLINE_BODY_LIMIT`].
-pub(super) fn encode(
+pub(super) fn encode<'h, H>(
     method: &Method,
     target: &str,
-    headers: &HeaderMap,
+    headers: H,
     body: &[u8],
-) -> EncodedRequest {
+) -> EncodedRequest
+where
+    H: IntoIterator<Item = (&'h HeaderName, &'h HeaderValue)> + Clone,
+{
     let with_length = sends_content_length(method, body.len());
     let mut head_len = method.as_str().len() + 1 + target.len() + " HTTP/1.1\r\n".len() + 2;
-    for (name, value) in headers {
+    for (name, value) in headers.clone() {
         if !is_framing_header(name) {
             head_len += name.as_str().len() + 2 + value.len() + 2;
         }
@@ -108,11 +111,12 @@ pub(super) fn encode(
 }
 
 /// Whether the request asks to close the connection after the exchange.
-pub(super) fn wants_close(headers: &HeaderMap) -> bool {
+pub(super) fn wants_close<'h>(
+    headers: impl IntoIterator<Item = (&'h HeaderName, &'h HeaderValue)>,
+) -> bool {
     headers
-        .get_all(CONNECTION)
-        .iter()
-        .any(|v| has_token(v.as_bytes(), b"close"))
+        .into_iter()
+        .any(|(name, value)| name == CONNECTION && has_token(value.as_bytes(), b"close"))
 }
 
 /// Whether the comma-separated header value `value` contains `token`

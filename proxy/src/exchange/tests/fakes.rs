@@ -107,7 +107,7 @@ impl UpstreamLeg for FakeUpstream {
 /// What the fake client was sent, in order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Sent {
-    Head { status: u16, flushed: bool },
+    Head { status: u16 },
     Body(Bytes),
     Finish,
     Abort,
@@ -219,10 +219,9 @@ impl ClientLeg for FakeClient {
         self.send_timeout = plan.send_timeout;
     }
 
-    async fn write_head(&mut self, head: Head, flush: bool) -> Result<(), ClientWriteError> {
+    async fn write_head(&mut self, head: Head) -> Result<(), ClientWriteError> {
         let sent = Sent::Head {
             status: head.status.as_u16(),
-            flushed: flush,
         };
         self.write(sent).await
     }

@@ -1,7 +1,7 @@
 //! The exchange state machine, transition by transition, with fake legs under paused
 //! tokio time: every wait below is a timer or a fake's signal, never a real sleep.
 
-mod fakes;
+pub(crate) mod fakes;
 mod relaying;
 mod winding_down;
 
@@ -89,6 +89,8 @@ fn cleanup_deadline(task_group: f64, session_pool: f64) -> FilterSpec {
     FilterSpec::CleanupDeadline(CleanupDeadlineSettings {
         session_pool_cleanup_timeout: session_pool,
         task_group_cleanup_timeout: task_group,
+        park_max_per_server: 0,
+        park_max_age: 0.0,
     })
 }
 

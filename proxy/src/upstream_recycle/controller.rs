@@ -1,0 +1,306 @@
+//! The rolling recycle loop: a background task that reads the live config generation each
+//! tick (so it follows reloads), finds servers that are due, and recycles at most one
+//! server of a group at a time.
+//!
+//! One recycle: the server takes no new sessions ([`RecyclingGuard`]); the hook runs; on
+//! success the loop waits until the server is healthy again (a passing active probe after
+//! the hook returned, or a TCP connect every `probe_interval` without active checks),
+//! at most `readmit_timeout`, then re-admits it, resets its request count and draws a new
+//! jitter. On failure the server is re-admitted at once and retried after a back-off.
+
+use super::trigger::{Load, Reason, Trigger};
+use super::{Recycler, RecyclingGuard};
+use crate::config::model::RecycleHookConfig;
+use crate::generation::LiveConfig;
+use crate::health::ServerHealth;
+use crate::metrics::Metrics;
+use crate::routing::UpstreamServer;
+use rand::SeedableRng;
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+use tokio::time::{timeout, Instant, MissedTickBehavior};
+
+/// The loop's pacing.
+#[derive(Debug, Clone, Copy)]
+pub struct Timings {
+    /// How often servers are checked for being due.
+    pub tick: Duration,
+    /// Longest wait for a recycled server to be healthy; then it is re-admitted anyway.
+    pub readmit_timeout: Duration,
+    /// Interval of the re-admission checks (connects, or active probe results).
+    pub probe_interval: Duration,
+}
+
+impl Default for Timings {
+    fn default() -> Self {
+        Self {
+            tick: Duration::from_millis(100),
+            readmit_timeout: Duration::from_secs(30),
+            probe_interval: Duration::from_millis(200),
+        }
+    }
+}
+
+/// Recycles the upstream servers of the live generation's groups that have a hook.
+pub struct RecycleController<R: Recycler> {
+    live: Arc<LiveConfig>,
+    metrics: Arc<Metrics>,
+    recycler: Arc<R>,
+    timings: Timings,
+}
+
+/// One recycle to run.
+struct Job {
+    group: String,
+    address: String,
+    socket: SocketAddr,
+    health: Arc<ServerHealth>,
+    hook: RecycleHookConfig,
+    active_checks: bool,
+    reason: Reason,
+}
+
+/// How a recycle ended.
+struct Done {
+    group: String,
+    address: String,
+    began: Instant,
+    ok: bool,
+}
+
+/// The loop's own state.
+struct State {
+    triggers: HashMap<String, Trigger>,
+    /// Group name → the address recycling in it.
+    busy: HashMap<String, String>,
+    tasks: JoinSet<Done>,
+    rng: rand::rngs::StdRng,
+}
+
+impl State {
+    fn new() -> Self {
+        Self {
+            triggers: HashMap::new(),
+            busy: HashMap::new(),
+            tasks: JoinSet::new(),
+            rng: rand::rngs::StdRng::from_entropy(),
+        }
+    }
+}
+
+impl<R: Recycler> RecycleController<R> {
+    /// A controller over the live config.
+    pub fn new(
+        live: Arc<LiveConfig>,
+        metrics: Arc<Metrics>,
+        recycler: Arc<R>,
+        timings: Timings,
+    ) -> Self {
+        Self {
+            live,
+            metrics,
+            recycler,
+            timings,
+        }
+    }
+
+    /// Recycles due servers until shutdown starts (recycles in flight are abandoned).
+    pub async fn run(&self, mut shutdown: watch::Receiver<bool>) {
+        let mut state = State::new();
+        let mut ticker = tokio::time::interval(self.timings.tick);
+        ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = ticker.tick() => {}
+                _ = shutdown.changed() => return,
+            }
+            self.tick(&mut state);
+        }
+    }
+
+    /// Collects finished recycles, then starts the due ones.
+    fn tick(&self, state: &mut State) {
+        while let Some(finished) = state.tasks.try_join_next() {
+            let Ok(done) = finished else { continue };
+            state.busy.remove(&done.group);
+            if let Some(trigger) = state.triggers.get_mut(&done.address) {
+                if done.ok {
+                    trigger.succeeded(done.began, &mut state.rng);
+                } else {
+                    trigger.failed(Instant::now());
+                }
+            }
+        }
+        let generation = self.live.current();
+        let Some(settings) = generation.recycle.clone() else {
+            return;
+        };
+        let now = Instant::now();
+        let mut present = HashSet::new();
+        for group in generation.routes.groups() {
+            let Some(hook) = &group.recycle_hook else {
+                continue;
+            };
+            for server in &group.servers {
+                present.insert(server.address.clone());
+            }
+            if state.busy.contains_key(&group.name) {
+                continue;
+            }
+            // Of the due servers, the one recycled least recently goes first, so a
+            // server that is due again at once cannot starve the others.
+            let mut due: Option<(&UpstreamServer, Reason, Load, Option<Instant>)> = None;
+            for server in &group.servers {
+                let trigger = state
+                    .triggers
+                    .entry(server.address.clone())
+                    .or_insert_with(|| Trigger::new(&mut state.rng));
+                if server.health.recycling() {
+                    continue;
+                }
+                let load = Load {
+                    routed: server.health.routed_requests(),
+                    parked_ages: server.health.parking().ages(),
+                };
+                let Some(reason) = trigger.due(&settings, &load, now) else {
+                    continue;
+                };
+                let last = trigger.last_recycle();
+                if due.as_ref().is_none_or(|(_, _, _, best)| last < *best) {
+                    due = Some((server, reason, load, last));
+                }
+            }
+            let Some((server, reason, load, _)) = due else {
+                continue;
+            };
+            tracing::info!(
+                upstream = %group.name,
+                server = %server.address,
+                reason = reason.label(),
+                routed = load.routed,
+                threshold = ?state.triggers.get(&server.address).and_then(|t| t.threshold(&settings)),
+                parked = load.parked_ages.len(),
+                "worker_recycle: recycling upstream server (no new sessions)"
+            );
+            let job = Job {
+                group: group.name.clone(),
+                address: server.address.clone(),
+                socket: server.socket,
+                health: server.health.clone(),
+                hook: hook.clone(),
+                active_checks: group.health.as_ref().is_some_and(|h| h.active.is_some()),
+                reason,
+            };
+            state
+                .busy
+                .insert(group.name.clone(), server.address.clone());
+            state.tasks.spawn(recycle(
+                job,
+                self.recycler.clone(),
+                self.metrics.clone(),
+                self.timings,
+            ));
+        }
+        // Forget servers no generation uses any more (unless recycling now).
+        let busy: HashSet<&String> = state.busy.values().collect();
+        state
+            .triggers
+            .retain(|address, _| present.contains(address) || busy.contains(address));
+    }
+}
+
+/// Runs one recycle of `job.address`, and counts and logs its result.
+async fn recycle<R: Recycler>(
+    job: Job,
+    recycler: Arc<R>,
+    metrics: Arc<Metrics>,
+    timings: Timings,
+) -> Done {
+    let began = Instant::now();
+    let guard = RecyclingGuard::start(
+        job.health.clone(),
+        metrics.clone(),
+        [job.group.clone(), job.address.clone()],
+    );
+    let result = recycler.run_hook(&job.hook, &job.address).await;
+    let label = match &result {
+        Ok(()) => {
+            let readmitted = wait_healthy(&job, recycler.as_ref(), timings).await;
+            if !readmitted {
+                tracing::warn!(
+                    upstream = %job.group,
+                    server = %job.address,
+                    limit = ?timings.readmit_timeout,
+                    "worker_recycle: server not healthy after its recycle; re-admitting anyway"
+                );
+            }
+            job.health.reset_routed_requests();
+            drop(guard);
+            tracing::info!(
+                upstream = %job.group,
+                server = %job.address,
+                reason = job.reason.label(),
+                result = "ok",
+                elapsed = ?began.elapsed(),
+                "worker_recycle: upstream server recycled and re-admitted"
+            );
+            "ok"
+        }
+        Err(error) => {
+            drop(guard);
+            tracing::warn!(
+                upstream = %job.group,
+                server = %job.address,
+                reason = job.reason.label(),
+                result = error.result_label(),
+                %error,
+                "worker_recycle: recycle hook failed; server re-admitted, retrying after a back-off"
+            );
+            error.result_label()
+        }
+    };
+    metrics
+        .upstream_recycles_total
+        .with_label_values(&[
+            job.group.as_str(),
+            job.address.as_str(),
+            job.reason.label(),
+            label,
+        ])
+        .inc();
+    Done {
+        group: job.group,
+        address: job.address,
+        began,
+        ok: result.is_ok(),
+    }
+}
+
+/// Waits until the recycled server is healthy again: with active checks, a probe that
+/// passed after the hook returned (and the server healthy by them); without, a TCP
+/// connect. False when `readmit_timeout` passed first.
+async fn wait_healthy<R: Recycler>(job: &Job, recycler: &R, timings: Timings) -> bool {
+    let probes_before = job.health.probe_successes();
+    let check = async {
+        loop {
+            let healthy = if job.active_checks {
+                job.health.healthy() && job.health.probe_successes() > probes_before
+            } else {
+                recycler.reachable(job.socket).await
+            };
+            if healthy {
+                return;
+            }
+            tokio::time::sleep(timings.probe_interval).await;
+        }
+    };
+    timeout(timings.readmit_timeout, check).await.is_ok()
+}
+
+#[cfg(test)]
+#[path = "controller_tests.rs"]
+mod tests;
