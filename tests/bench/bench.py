@@ -42,8 +42,8 @@ from targets import make_factories, start_upstreams, stop_upstreams  # noqa: E40
 from workload_idle import streams_for  # noqa: E402
 from workloads import WORKLOADS  # noqa: E402
 
-DEFAULT_TARGETS = ("direct,edge-balanced,edge-balanced-norecycle,edge-balanced-noyield,edge-nofilters,"
-                   "nginx,haproxy")
+DEFAULT_TARGETS = ("direct,edge-balanced,edge-balanced-norecycle,edge-process-recycle,"
+                   "edge-balanced-noyield,edge-nofilters,nginx,haproxy")
 BEFORE = ("before-balanced", "before-nofilters")   # need --baseline-bin
 
 # Targets that run only in some workloads (every other target runs in all of them).
@@ -52,6 +52,7 @@ ONLY_IN = {
     "edge-balanced-norecycle": (1, 4, 6, 7),            # where requests are counted / streams held
     "before-balanced": (1, 4, 6, 7),
     "edge-balanced-noyield": (2,),                      # rapid_yield closes a full-rate stream by design
+    "edge-process-recycle": (1, 6),                     # the cost of recycling the proxy process
 }
 
 

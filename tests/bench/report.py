@@ -62,6 +62,8 @@ def render(results, a, machine, command):
     out("- Targets: `direct` (client to the upstream: the ceiling); `edge-balanced` (the release "
         "binary, filters copied verbatim from conf/mcp-edge.yaml, SSE_SEND_TIMEOUT=5); "
         "`edge-balanced-norecycle` (same, GUNICORN_MAX_REQUESTS=0; workloads 1, 4, 6 and 7 only); "
+        "`edge-process-recycle` (balanced with the mcp-edge process itself recycled after 5000 + [0, 500] "
+        "requests, the old default; workloads 1 and 6 only); "
         "`edge-balanced-noyield` (same, SSE_RAPID_YIELD_MAX=0; workload 2 only); `edge-nofilters` "
         "(`filters: []`); `before-nofilters` / `before-balanced` (with `--baseline-bin`: "
         "edge-nofilters / edge-balanced-norecycle started from a release build of an earlier commit, "
@@ -101,6 +103,15 @@ def render(results, a, machine, command):
         if bn and nf:
             out(f"Balanced chain without worker_recycle vs no filters: req/s {100 * (bn['rps'] / nf['rps'] - 1):+.1f}%, "
                 f"p99 {100 * (bn['p99'] / nf['p99'] - 1):+.1f}%.")
+        if b and bn:
+            out(f"Balanced chain (worker_recycle at its default: upstream servers with a hook only) vs "
+                f"worker_recycle off: req/s {100 * (b['rps'] / bn['rps'] - 1):+.1f}%, "
+                f"CPU/req {100 * (b['cpu_us_per_req'] / bn['cpu_us_per_req'] - 1):+.1f}%.")
+        pr = R[1].get("edge-process-recycle")
+        if pr and bn:
+            out(f"mcp-edge process recycled every 5000 + [0, 500] requests vs no recycle: "
+                f"req/s {100 * (pr['rps'] / bn['rps'] - 1):+.1f}%, p99 {100 * (pr['p99'] / bn['p99'] - 1):+.1f}% "
+                f"({pr.get('recycles', 0)} recycles).")
         for line in after_before(R[1], [("rps", "req/s"), ("cpu_us_per_req", "CPU µs/req"), ("p99", "p99")]):
             out(line)
         st = [(t, R[1][t]["strace"]) for t in names if R[1].get(t) and R[1][t].get("strace")]

@@ -86,11 +86,12 @@ class Direct(Target):
 
 
 class Edge(Target):
-    def __init__(self, name, env, filters, extra_env=None, binary=EDGE_BIN):
+    def __init__(self, name, env, filters, extra_env=None, binary=EDGE_BIN, filter_edits=()):
         super().__init__(name, env)
         self.filters = filters
         self.extra_env = extra_env or {}
         self.binary = binary
+        self.filter_edits = filter_edits   # (old, new) replacements in the filters block
 
     def config(self, i=0):
         src = open(CONF).read()
@@ -107,6 +108,8 @@ class Edge(Target):
                     f"    read_timeout: {read_timeout}\n    sse_idle_timeout: 0\n    write_timeout: 30\n")
         ups += ("routes:\n  - match: {path_prefix: /sse/}\n    upstream: sse\n"
                 "  - match: {path_prefix: /}\n    upstream: fixed\n")
+        for old, new in self.filter_edits:
+            filt = filt.replace(old, new)
         filters = ("\nfilters:" + filt) if self.filters else "\nfilters: []\n"
         return head + ups + filters
 
@@ -286,6 +289,10 @@ def make_factories(env, baseline_bin=None):
         "edge-balanced": lambda: Edge("edge-balanced", env, True, balanced_env),
         "edge-balanced-norecycle": lambda: Edge("edge-balanced-norecycle", env, True,
                                                 dict(balanced_env, GUNICORN_MAX_REQUESTS="0")),
+        "edge-process-recycle": lambda: Edge(
+            "edge-process-recycle", env, True, balanced_env,
+            filter_edits=(("process_max_requests: 0", "process_max_requests: 5000"),
+                          ("process_max_requests_jitter: 0", "process_max_requests_jitter: 500"))),
         "edge-balanced-noyield": lambda: Edge("edge-balanced-noyield", env, True,
                                               dict(balanced_env, SSE_RAPID_YIELD_MAX="0")),
         "edge-nofilters": lambda: Edge("edge-nofilters", env, False),

@@ -20,7 +20,7 @@ struct Ticket {
     id: u64,
     since: Instant,
     /// Fired to close the exchange when the lot is over its bound.
-    evict: Option<oneshot::Sender<()>>,
+    evict: oneshot::Sender<()>,
 }
 
 /// A parked exchange's place in the lot: it leaves the lot when this drops.
@@ -39,8 +39,8 @@ impl ParkingLot {
     }
 
     /// Parks one more exchange. When that makes more than `max` parked, the oldest ones
-    /// are told to close (through their [`Parked::evicted`]); they leave the lot when
-    /// their [`Parked`] drops.
+    /// leave the lot at once and are told to close (through their [`Parked::evicted`]):
+    /// the lot never holds more than `max`.
     pub fn park(self: &Arc<Self>, max: usize) -> Parked {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (evict, evicted) = oneshot::channel();
@@ -48,20 +48,11 @@ impl ParkingLot {
         parked.push_back(Ticket {
             id,
             since: Instant::now(),
-            evict: Some(evict),
+            evict,
         });
-        let mut over = parked
-            .iter()
-            .filter(|t| t.evict.is_some())
-            .count()
-            .saturating_sub(max);
-        for ticket in parked.iter_mut() {
-            if over == 0 {
-                break;
-            }
-            if let Some(evict) = ticket.evict.take() {
-                let _ = evict.send(());
-                over -= 1;
+        while parked.len() > max.max(1) {
+            if let Some(oldest) = parked.pop_front() {
+                let _ = oldest.evict.send(());
             }
         }
         Parked {
@@ -71,7 +62,7 @@ impl ParkingLot {
         }
     }
 
-    /// Exchanges parked now (including any told to close that have not ended yet).
+    /// Exchanges parked now (those told to close have left the lot).
     pub fn len(&self) -> usize {
         self.lock().len()
     }
@@ -117,6 +108,7 @@ mod tests {
         let third = lot.park(2);
         assert!(first.evicted.try_recv().is_ok(), "the oldest is evicted");
         assert!(second.evicted.try_recv().is_err());
+        assert_eq!(lot.len(), 2, "an evicted exchange leaves the lot at once");
         drop(first);
         assert_eq!(lot.len(), 2);
         drop((second, third));
