@@ -165,8 +165,12 @@ impl Lifecycle {
                     successor = successor.id(),
                     "worker_recycle: process successor waiting; handing the sockets over"
                 );
-                // SAFETY: kill(2) on our own pid.
-                unsafe { libc::kill(libc::getpid(), libc::SIGQUIT) };
+                // Pingora's own upgrade path: SIGQUIT to this process.
+                if let Err(errno) =
+                    nix::sys::signal::kill(nix::unistd::getpid(), nix::sys::signal::Signal::SIGQUIT)
+                {
+                    tracing::error!(%errno, "worker_recycle: could not signal this process");
+                }
             }
             Err(error) => {
                 tracing::error!(%error, "worker_recycle: process recycle failed; this process keeps serving");

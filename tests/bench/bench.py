@@ -35,7 +35,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))   # sibling modules, however started
 
 from clients import wrk  # noqa: E402
-from common import EDGE_BIN, REPO, free_port, log, raise_nofile  # noqa: E402
+from common import CONF, EDGE_BIN, REPO, free_port, log, raise_nofile  # noqa: E402
 from report import machine_info, render, write_doc  # noqa: E402
 from sse_upstream import run_sse_upstream  # noqa: E402
 from targets import make_factories, start_upstreams, stop_upstreams  # noqa: E402
@@ -84,6 +84,8 @@ def main():
                     "--baseline-bin adds before-balanced,before-nofilters unless one is listed)")
     ap.add_argument("--baseline-bin", default="", metavar="PATH",
                     help="release binary of an earlier commit: adds targets before-nofilters, before-balanced")
+    ap.add_argument("--baseline-conf", default="", metavar="PATH",
+                    help="that commit's conf/mcp-edge.yaml (its filter keys); default: this checkout's")
     ap.add_argument("--idle-streams", type=int, default=0, metavar="N",
                     help="workload 7 streams (default 10000, --quick 1000; capped by RLIMIT_NOFILE)")
     ap.add_argument("--strace", action="store_true",
@@ -123,7 +125,7 @@ def main():
     a.env = env
     ups, updir = start_upstreams(env)
 
-    factories = make_factories(env, a.baseline_bin or None)
+    factories = make_factories(env, a.baseline_bin or None, a.baseline_conf or CONF)
     unknown = [n for n in a.target_names if n not in factories]
     if unknown:
         stop_upstreams(ups, updir)

@@ -86,15 +86,17 @@ class Direct(Target):
 
 
 class Edge(Target):
-    def __init__(self, name, env, filters, extra_env=None, binary=EDGE_BIN, filter_edits=()):
+    def __init__(self, name, env, filters, extra_env=None, binary=EDGE_BIN, filter_edits=(),
+                 conf=CONF):
         super().__init__(name, env)
         self.filters = filters
         self.extra_env = extra_env or {}
         self.binary = binary
+        self.conf = conf   # the profile the filters are copied from (the baseline's own for before-*)
         self.filter_edits = filter_edits   # (old, new) replacements in the filters block
 
     def config(self, i=0):
-        src = open(CONF).read()
+        src = open(self.conf).read()
         head, _, rest = src.partition("\nupstreams:")
         _, _, filt = rest.partition("\nfilters:")
         head = head.replace("127.0.0.1:8080", f"127.0.0.1:{self.port}")
@@ -143,6 +145,14 @@ class Edge(Target):
                 os.kill(p, signal.SIGHUP)
             except OSError:
                 pass
+
+    def exited(self):
+        """None while serving, and after a clean hand-over to a recycled successor (the
+        first process exits 0 by design); the exit status otherwise."""
+        code = super().exited()
+        if code == 0 and self.recycles() > 0:
+            return None
+        return code
 
     def recycles(self):
         try:
@@ -271,7 +281,7 @@ backend sse
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
-def make_factories(env, baseline_bin=None):
+def make_factories(env, baseline_bin=None, baseline_conf=CONF):
     """Target name -> constructor of a fresh, not yet started target. With baseline_bin
     (a release build of an earlier commit), also before-nofilters / before-balanced: the
     same as edge-nofilters / edge-balanced-norecycle, started from that binary."""
@@ -279,10 +289,11 @@ def make_factories(env, baseline_bin=None):
     before = {}
     if baseline_bin:
         before = {
-            "before-nofilters": lambda: Edge("before-nofilters", env, False, binary=baseline_bin),
+            "before-nofilters": lambda: Edge("before-nofilters", env, False, binary=baseline_bin,
+                                             conf=baseline_conf),
             "before-balanced": lambda: Edge("before-balanced", env, True,
                                             dict(balanced_env, GUNICORN_MAX_REQUESTS="0"),
-                                            binary=baseline_bin),
+                                            binary=baseline_bin, conf=baseline_conf),
         }
     return {**before,
         "direct": lambda: Direct("direct", env),

@@ -1,5 +1,7 @@
 //! Finding and signalling the running process.
 
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -22,21 +24,13 @@ pub fn running_pid(pid_file: &Path) -> Result<i32, String> {
 
 /// True when a process `pid` exists.
 pub fn alive(pid: i32) -> bool {
-    // SAFETY: kill with signal 0 only checks for existence and permission.
-    pid > 0 && unsafe { libc::kill(pid, 0) } == 0
+    pid > 0 && kill(Pid::from_raw(pid), None).is_ok()
 }
 
 /// Sends `signal` to `pid`.
-pub fn signal(pid: i32, signal: libc::c_int) -> Result<(), String> {
-    // SAFETY: kill(2) has no memory-safety preconditions.
-    if unsafe { libc::kill(pid, signal) } == 0 {
-        Ok(())
-    } else {
-        Err(format!(
-            "cannot signal process {pid}: {}",
-            std::io::Error::last_os_error()
-        ))
-    }
+pub fn signal(pid: i32, signal: Signal) -> Result<(), String> {
+    kill(Pid::from_raw(pid), signal)
+        .map_err(|errno| format!("cannot signal process {pid}: {errno}"))
 }
 
 /// Polls `condition` every 50 ms until it holds or `limit` passes.

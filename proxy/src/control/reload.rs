@@ -30,7 +30,7 @@ fn reload(path: &Path) -> Result<String, String> {
     })?;
     let pid = process::running_pid(&loaded.config.server.pid_file)?;
     let Some(admin) = &loaded.config.admin else {
-        process::signal(pid, libc::SIGHUP)?;
+        process::signal(pid, nix::sys::signal::Signal::SIGHUP)?;
         return Ok(format!(
             "sent SIGHUP to {pid}; no admin listener is configured, so the outcome is in its log"
         ));
@@ -40,7 +40,7 @@ fn reload(path: &Path) -> Result<String, String> {
         .parse()
         .map_err(|e| format!("admin.address: {e}"))?;
     let before = admin_client::config(admin)?;
-    process::signal(pid, libc::SIGHUP)?;
+    process::signal(pid, nix::sys::signal::Signal::SIGHUP)?;
     let mut after = None;
     let applied = process::wait_for(APPLY_LIMIT, || {
         after = admin_client::config(admin).ok();

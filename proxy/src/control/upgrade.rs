@@ -65,7 +65,7 @@ fn upgrade(binary: Option<PathBuf>, config_path: &Path) -> Result<u32, String> {
     let new_pid = new.id();
 
     // (3) Only now hand over.
-    process::signal(old_pid, libc::SIGQUIT)?;
+    process::signal(old_pid, nix::sys::signal::Signal::SIGQUIT)?;
 
     // (4) The new process must serve.
     if let Some(admin) = &loaded.config.admin {

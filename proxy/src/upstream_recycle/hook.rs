@@ -144,9 +144,11 @@ fn kill_group(pid: Option<u32>) {
     let Some(pgid) = pid.and_then(|p| i32::try_from(p).ok()).filter(|p| *p > 0) else {
         return;
     };
-    // SAFETY: kill(2) has no memory effects; a negative pid names the process group that
-    // the hook leads (it was spawned with `process_group(0)`).
-    unsafe { libc::kill(-pgid, libc::SIGKILL) };
+    // The hook leads its own process group (it was spawned with `process_group(0)`).
+    let _ = nix::sys::signal::killpg(
+        nix::unistd::Pid::from_raw(pgid),
+        nix::sys::signal::Signal::SIGKILL,
+    );
 }
 
 /// Reads `pipe` to its end, keeping the first [`STDERR_CAP`] bytes (the rest is

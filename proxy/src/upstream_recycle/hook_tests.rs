@@ -72,8 +72,7 @@ async fn a_hook_past_its_timeout_is_killed_with_its_children() {
         .parse()
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(5);
-    // SAFETY: signal 0 only checks that the process exists.
-    while unsafe { libc::kill(sleeper, 0) } == 0 {
+    while nix::sys::signal::kill(nix::unistd::Pid::from_raw(sleeper), None).is_ok() {
         // A killed child stays a zombie until init reaps it; that counts as gone.
         let state = std::fs::read_to_string(format!("/proc/{sleeper}/stat")).unwrap_or_default();
         if state.split_whitespace().nth(2) == Some("Z") {
