@@ -114,3 +114,37 @@ fn interim_responses_are_skipped_and_the_final_one_relayed() {
     assert_eq!(head.status, 200);
     assert_eq!(body, b"{\"final\":true}");
 }
+
+#[test]
+fn pipelined_requests_are_all_answered_in_order() {
+    let upstream = Upstream::start(|mut conn: Conn| {
+        while let Some(request) = conn.read_request() {
+            let body = format!("{{\"path\":\"{}\"}}", request.target);
+            if conn
+                .respond(200, "application/json", body.as_bytes())
+                .is_err()
+            {
+                return;
+            }
+        }
+    });
+    let edge = Edge::start(upstream.addr, "");
+    let mut client = Client::connect(edge.listen);
+    // A POST with its body, then two GETs, in one write.
+    let body = r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#;
+    let pipelined = format!(
+        "POST /a HTTP/1.1\r\nHost: mcp.test\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}GET /b HTTP/1.1\r\nHost: mcp.test\r\n\r\nGET /c HTTP/1.1\r\nHost: mcp.test\r\n\r\n",
+        body.len()
+    );
+    let mut stream = client.stream();
+    stream.write_all(pipelined.as_bytes()).unwrap();
+    for path in ["/a", "/b", "/c"] {
+        let head = client.read_head();
+        assert_eq!(head.status, 200, "{path}");
+        let answer = client.read_body(&head);
+        assert_eq!(
+            String::from_utf8(answer).unwrap(),
+            format!("{{\"path\":\"{path}\"}}")
+        );
+    }
+}

@@ -21,63 +21,17 @@ use std::fmt::Write as _;
 use std::time::Duration;
 use support::edge::Edge;
 use support::process::cpu_over;
-use support::python::{ScriptChild, Sdk, SdkServer};
+use support::python::{Sdk, SdkServer};
+use support::spin::{start_call, Wire};
 
 /// The measurement window after the kill.
 const WINDOW: Duration = Duration::from_secs(5);
-/// How long the client gets to connect and see the handler start.
-const CALL_DEADLINE: Duration = Duration::from_secs(30);
 /// CPU-seconds per window above which a direct call counts as spinning.
 const SPINS: f64 = 2.0;
 /// Through the proxy, an abandoned finite call may burn this share of the direct figure.
 const BOUND: f64 = 0.10;
 /// The work of the `finite` tool, in seconds.
 const FINITE_SECONDS: f64 = 2.0;
-
-/// How the client reaches the upstream.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Wire {
-    /// Legacy HTTP+SSE (2024-11-05).
-    Sse,
-    /// Session-based streamable HTTP (`initialize`, `Mcp-Session-Id`).
-    Session,
-    /// Stateless POSTs (2026-07-28): the 2.x client's `auto` mode against a 2.x server.
-    Stateless,
-}
-
-impl Wire {
-    const ALL: [Wire; 3] = [Wire::Sse, Wire::Session, Wire::Stateless];
-
-    fn name(self) -> &'static str {
-        match self {
-            Wire::Sse => "legacy SSE",
-            Wire::Session => "streamable HTTP (session)",
-            Wire::Stateless => "stateless POST (2026-07-28)",
-        }
-    }
-
-    fn server_transport(self) -> &'static str {
-        match self {
-            Wire::Sse => "sse",
-            Wire::Session | Wire::Stateless => "streamable-http",
-        }
-    }
-
-    fn client_transport(self) -> &'static str {
-        match self {
-            Wire::Sse => "sse",
-            Wire::Session => "streamable-http",
-            Wire::Stateless => "stateless",
-        }
-    }
-
-    fn path(self) -> &'static str {
-        match self {
-            Wire::Sse => "/sse",
-            Wire::Session | Wire::Stateless => "/mcp",
-        }
-    }
-}
 
 /// What one run measured.
 struct Cell {
@@ -100,28 +54,7 @@ fn measure(wire: Wire, profile: Option<Profile>, tool: &str, seconds: f64, windo
         .as_ref()
         .map_or_else(|| format!("http://{}", server.addr), Edge::base_url);
     let url = format!("{base}{}", wire.path());
-    let seconds = seconds.to_string();
-    let client = ScriptChild::spawn(
-        Sdk::V2,
-        "spin_client.py",
-        &[
-            "--transport",
-            wire.client_transport(),
-            "--url",
-            &url,
-            "--tool",
-            tool,
-            "--seconds",
-            &seconds,
-        ],
-    );
-    assert!(
-        client.wait_line("CALLING", CALL_DEADLINE),
-        "{} {tool}: the call did not start\n--- client\n{}\n--- server\n{}",
-        wire.name(),
-        client.log(),
-        server.log()
-    );
+    let client = start_call(wire, &url, tool, seconds, "server", || server.log());
     client.kill();
     let cpu = (0..windows)
         .map(|_| cpu_over(server.pid(), WINDOW))

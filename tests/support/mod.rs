@@ -3,9 +3,12 @@
 #![allow(dead_code)]
 
 pub mod edge;
+pub mod gunicorn;
 pub mod http;
 pub mod load;
 pub mod mcp_raw;
+pub mod metrics;
 pub mod process;
 pub mod python;
+pub mod spin;
 pub mod upstream;

@@ -133,6 +133,9 @@ impl HttpServerApp for EdgeApp {
         mut session: ServerSession,
         shutdown: &ShutdownWatch,
     ) -> Option<ReusedHttpStream> {
+        // Requests a client pipelines behind this one are answered in order (RFC 9112
+        // §9.3.2), not dropped with the connection.
+        session.set_pipelining_enabled(true);
         let read = tokio::select! {
             biased;
             read = session.read_request() => read,
