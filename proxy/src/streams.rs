@@ -19,9 +19,8 @@ pub struct StreamStats {
     pub server: String,
     /// The request method (`GET` for a standing stream, `POST` for an answer).
     pub method: String,
-    /// `open` for a stream relayed to its client; `parked` for an abandoned exchange kept
-    /// running upstream after its cleanup deadline.
-    pub state: &'static str,
+    /// Whether it is relayed to its client, or parked.
+    pub state: StreamState,
     opened: Instant,
     events: AtomicU64,
     bytes: AtomicU64,
@@ -50,12 +49,31 @@ impl StreamStats {
             "upstream": self.upstream,
             "server": self.server,
             "method": self.method,
-            "state": self.state,
+            "state": self.state.label(),
             "age_seconds": age.as_secs_f64(),
             "events": self.events.load(Ordering::Relaxed),
             "bytes": self.bytes.load(Ordering::Relaxed),
             "last_event_age_seconds": last_event_age,
         })
+    }
+}
+
+/// What a listed exchange is doing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StreamState {
+    /// An event stream relayed to its client.
+    Open,
+    /// An abandoned exchange kept running upstream after its cleanup deadline.
+    Parked,
+}
+
+impl StreamState {
+    /// The `state` field of `/streams`.
+    pub fn label(self) -> &'static str {
+        match self {
+            StreamState::Open => "open",
+            StreamState::Parked => "parked",
+        }
     }
 }
 
@@ -67,35 +85,14 @@ pub struct StreamRegistry {
 }
 
 impl StreamRegistry {
-    /// Registers a stream; it stays listed until the handle drops.
+    /// Registers a stream (or a parked exchange); it stays listed until the handle drops.
     pub fn open(
         self: &Arc<Self>,
         route: Arc<str>,
         upstream: &str,
         server: &str,
         method: &str,
-    ) -> StreamHandle {
-        self.register(route, upstream, server, method, "open")
-    }
-
-    /// Registers a parked exchange; it stays listed until the handle drops.
-    pub fn park(
-        self: &Arc<Self>,
-        route: Arc<str>,
-        upstream: &str,
-        server: &str,
-        method: &str,
-    ) -> StreamHandle {
-        self.register(route, upstream, server, method, "parked")
-    }
-
-    fn register(
-        self: &Arc<Self>,
-        route: Arc<str>,
-        upstream: &str,
-        server: &str,
-        method: &str,
-        state: &'static str,
+        state: StreamState,
     ) -> StreamHandle {
         let stats = Arc::new(StreamStats {
             route,
@@ -138,7 +135,10 @@ impl StreamRegistry {
             .map(|open| open.values().cloned().collect())
             .unwrap_or_default();
         streams.sort_by_key(|stats| stats.opened);
-        let parked = streams.iter().filter(|s| s.state == "parked").count();
+        let parked = streams
+            .iter()
+            .filter(|s| s.state == StreamState::Parked)
+            .count();
         let list: Vec<_> = streams.iter().map(|s| s.describe(now)).collect();
         serde_json::json!({ "count": list.len(), "parked": parked, "streams": list })
     }
@@ -173,7 +173,13 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn streams_are_listed_while_their_handle_lives() {
         let registry = Arc::new(StreamRegistry::default());
-        let handle = registry.open(Arc::from("/mcp"), "gateway", "127.0.0.1:4444", "GET");
+        let handle = registry.open(
+            Arc::from("/mcp"),
+            "gateway",
+            "127.0.0.1:4444",
+            "GET",
+            StreamState::Open,
+        );
         tokio::time::advance(std::time::Duration::from_secs(3)).await;
         handle.stats().record(2, 100);
         tokio::time::advance(std::time::Duration::from_secs(1)).await;

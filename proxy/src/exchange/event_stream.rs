@@ -2,7 +2,7 @@
 //! gauges, listed in `/streams`, and scanned once per chunk for event boundaries.
 
 use crate::health::{ServerHealth, StreamCount};
-use crate::streams::{StreamHandle, StreamRegistry};
+use crate::streams::{StreamHandle, StreamRegistry, StreamState};
 use mcp_edge_filters::EventBoundaryScanner;
 use prometheus::IntGauge;
 use std::sync::Arc;
@@ -37,6 +37,7 @@ impl EventStream {
             tracking.upstream,
             &tracking.server.address,
             method,
+            StreamState::Open,
         );
         Self {
             _active: ActiveGauge::open(tracking.active),

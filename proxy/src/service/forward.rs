@@ -20,7 +20,7 @@ use crate::exchange::{Exchange, ExchangeEnd, ExchangeEnv, Finished, ParkTicket, 
 use crate::metrics::Metrics;
 use crate::parking::run_parked;
 use crate::routing::{Route, UpstreamGroup, UpstreamServer};
-use crate::streams::StreamRegistry;
+use crate::streams::{StreamRegistry, StreamState};
 use crate::upstream_leg::{ConnectionPool, UpstreamConnection, UpstreamError};
 use bytes::{Bytes, BytesMut};
 use mcp_edge_filters::StreamChain;
@@ -173,11 +173,12 @@ impl Forwarder<'_> {
         method: &http::Method,
     ) {
         let parked = server.health.parking().park(ticket.plan.max_per_server);
-        let listing = self.streams.park(
+        let listing = self.streams.open(
             route.prefix.clone(),
             &route.upstream.name,
             &server.address,
             method.as_str(),
+            StreamState::Parked,
         );
         let metrics = self.metrics.clone();
         let address = server.address.clone();
