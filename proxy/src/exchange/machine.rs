@@ -8,10 +8,13 @@
 //!        ▼                  │  └─upstream error──▶ Done(UpstreamBroken)
 //!   WindingDown ◀───────────┘ client gone, send_timeout, rapid_yield
 //!        └─completed / deadline / cap──▶ Done(ClientGone | Closed)
+//!                   └─deadline, upstream still working, parking on──▶ Parked
 //! ```
 //!
 //! Each state is a method that runs until the next transition and returns the next state;
 //! the filters decide in their hooks (plan, chunk verdicts, drain plan, drain verdicts).
+//! Parked is the one state run outside the request: [`Finished::park`] hands the upstream
+//! leg to [`crate::parking`], which keeps it open in a task of its own.
 
 use super::end::{DrainClose, ExchangeEnd};
 use super::event_stream::{EventStream, StreamTracking};

@@ -1,8 +1,8 @@
 //! One exchange (a request's response, both legs) as an explicit state machine.
 //!
 //! - [`legs`]: the client and upstream legs behind small traits;
-//! - [`machine`]: the states (awaiting the head, relaying, winding down, done) and their
-//!   transitions, decided by the filter chain's hooks;
+//! - [`machine`]: the states (awaiting the head, relaying, winding down, done; parked is
+//!   run by [`crate::parking`]) and their transitions, decided by the filter chain's hooks;
 //! - [`wind_down`]: what happens to an upstream exchange whose client left;
 //! - [`end`]: how an exchange ended, as a type;
 //! - [`event_stream`]: the registration and counters of an open event stream.

@@ -1,8 +1,8 @@
 //! The proxy service: Pingora's HTTP server in front of the forwarding engine.
 //!
-//! - [`app`]: the [`HttpServerApp`](pingora_core::apps::HttpServerApp) Pingora calls for
+//! - `app`: the [`HttpServerApp`](pingora_core::apps::HttpServerApp) Pingora calls for
 //!   every request;
-//! - [`forward`]: one request's exchange with an upstream;
+//! - `forward`: one request's exchange with an upstream;
 //! - `client_leg`, `upstream`: the two legs of the [exchange](crate::exchange);
 //! - `headers`, `responses`, `socket_tuning`, `idle_close`: what they say.
 
