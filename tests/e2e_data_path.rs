@@ -148,3 +148,31 @@ fn pipelined_requests_are_all_answered_in_order() {
         );
     }
 }
+
+#[test]
+fn an_idle_pooled_connection_is_closed_after_the_idle_timeout_without_more_traffic() {
+    let (closed, closes) = mpsc::channel::<bool>();
+    let closed = Mutex::new(closed);
+    let upstream = Upstream::start(move |mut conn: Conn| {
+        if conn.read_request().is_some() {
+            conn.respond(200, "application/json", b"{}").unwrap();
+            // The upstream's own keep-alive timer: it closes its side of the idle
+            // connection, and waits for the proxy to close the other.
+            conn.stream().shutdown(std::net::Shutdown::Write).unwrap();
+            let clean = conn.wait_closed();
+            closed.lock().unwrap().send(clean).unwrap();
+        }
+    });
+    let edge = Edge::start(upstream.addr, "");
+    let mut client = Client::connect(edge.listen);
+    let (head, _) = client.exchange("POST", "/mcp", &[JSON], b"{}");
+    assert_eq!(head.status, 200);
+    // No further request reaches that server: only the pool's sweep (idle timeout 4 s,
+    // swept every second) closes the proxy's side.
+    assert!(
+        closes
+            .recv_timeout(std::time::Duration::from_secs(10))
+            .is_ok(),
+        "the proxy kept a half-closed upstream connection open"
+    );
+}

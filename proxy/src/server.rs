@@ -11,6 +11,7 @@ use crate::recycle::{RecycleCounter, RECYCLES_ENV, SEED_ENV};
 use crate::reload::Reloader;
 use crate::service::{EdgeApp, EdgeParts};
 use crate::streams::StreamRegistry;
+use crate::upstream_leg::{ConnectionPool, PoolSettings};
 use crate::upstream_recycle::{RecycleController, SystemRecycler, Timings};
 use pingora_core::apps::HttpServerOptions;
 use pingora_core::listeners::tls::TlsSettings;
@@ -74,6 +75,7 @@ pub fn run(loaded: LoadedConfig, options: RunOptions) -> Result<std::convert::In
         metrics.clone(),
     ));
     let streams = Arc::new(StreamRegistry::default());
+    let pool = Arc::new(ConnectionPool::new(PoolSettings::default()));
 
     // One proxy service per h2c setting: HTTP/2 prior knowledge is a service option.
     for h2c in [false, true] {
@@ -94,6 +96,7 @@ pub fn run(loaded: LoadedConfig, options: RunOptions) -> Result<std::convert::In
             streams: streams.clone(),
             drain: lifecycle.drain_signal(),
             recycle: recycle.clone(),
+            pool: pool.clone(),
         };
         let name = if h2c {
             "mcp-edge proxy (h2c)"
@@ -138,6 +141,10 @@ pub fn run(loaded: LoadedConfig, options: RunOptions) -> Result<std::convert::In
     server.add_service(background_service(
         "mcp-edge lifecycle",
         SharedLifecycle(lifecycle),
+    ));
+    server.add_service(background_service(
+        "mcp-edge upstream pool sweep",
+        PoolSweep(pool),
     ));
     server.add_service(background_service(
         "mcp-edge health checks",
@@ -197,6 +204,33 @@ impl pingora_core::services::background::BackgroundService for UpstreamRecycling
     /// Recycles due upstream servers until shutdown starts.
     async fn start(&self, shutdown: pingora_core::server::ShutdownWatch) {
         self.0.run(shutdown).await
+    }
+}
+
+/// Closes pooled upstream connections idle past the pool's idle timeout, once a second, so
+/// that a connection the upstream closed does not sit half-open (an fd, `CLOSE_WAIT`) until
+/// the next request to that server happens to check it out.
+struct PoolSweep(Arc<ConnectionPool>);
+
+/// How often [`PoolSweep`] runs.
+const POOL_SWEEP_INTERVAL: Duration = Duration::from_secs(1);
+
+#[async_trait::async_trait]
+impl pingora_core::services::background::BackgroundService for PoolSweep {
+    /// Sweeps the pool until shutdown starts.
+    async fn start(&self, mut shutdown: pingora_core::server::ShutdownWatch) {
+        let mut tick = tokio::time::interval(POOL_SWEEP_INTERVAL);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {
+                    let closed = self.0.evict_expired();
+                    if closed > 0 {
+                        tracing::debug!(closed, "closed expired idle upstream connections");
+                    }
+                }
+                _ = shutdown.changed() => return,
+            }
+        }
     }
 }
 

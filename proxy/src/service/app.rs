@@ -16,7 +16,7 @@ use crate::generation::LiveConfig;
 use crate::metrics::Metrics;
 use crate::recycle::RecycleCounter;
 use crate::streams::StreamRegistry;
-use crate::upstream_leg::{ConnectionPool, PoolSettings};
+use crate::upstream_leg::ConnectionPool;
 use async_trait::async_trait;
 use http::StatusCode;
 use pingora_core::apps::{
@@ -46,12 +46,14 @@ pub struct EdgeParts {
     pub drain: DrainSignal,
     /// Counts requests towards the process recycle (`worker_recycle.process_max_requests`).
     pub recycle: Arc<RecycleCounter>,
+    /// The upstream keep-alive pool, shared by the proxy services and swept for expired
+    /// connections in the background.
+    pub pool: Arc<ConnectionPool>,
 }
 
 /// The mcp-edge application of one proxy service (listeners sharing an h2c setting).
 pub struct EdgeApp {
     parts: EdgeParts,
-    pool: ConnectionPool,
     options: HttpServerOptions,
     idle_close: IdleClose,
 }
@@ -62,7 +64,6 @@ impl EdgeApp {
     pub fn new(parts: EdgeParts, options: HttpServerOptions, idle_close_delay: Duration) -> Self {
         Self {
             parts,
-            pool: ConnectionPool::new(PoolSettings::default()),
             options,
             idle_close: IdleClose::new(idle_close_delay),
         }
@@ -81,7 +82,7 @@ impl EdgeApp {
             );
         };
         let forwarder = Forwarder {
-            pool: &self.pool,
+            pool: &self.parts.pool,
             metrics: &self.parts.metrics,
             max_request_body_bytes: generation.loaded.config.server.max_request_body_bytes,
             streams: &self.parts.streams,
