@@ -1,6 +1,7 @@
 //! A config generation: everything built from one validated config file, swapped in as a
 //! whole on start-up and on reload.
 
+use crate::access_log::AccessLog;
 use crate::config::LoadedConfig;
 use crate::health::HealthBook;
 use crate::routing::RouteTable;
@@ -19,13 +20,19 @@ pub struct Generation {
     pub routes: RouteTable,
     /// The `worker_recycle` settings, when the chain has the filter.
     pub recycle: Option<WorkerRecycleSettings>,
+    /// The access log, when it is on.
+    pub access_log: Option<AccessLog>,
 }
 
 impl Generation {
     /// Builds generation `id` from a validated config. Fails when an upstream server does
-    /// not resolve.
+    /// not resolve, or the access log cannot be opened.
     pub fn build(id: u64, loaded: LoadedConfig, health: &HealthBook) -> Result<Self, Vec<String>> {
         let routes = RouteTable::build(&loaded.config, health)?;
+        let access_log = match &loaded.config.observability.access_log {
+            Some(config) => Some(AccessLog::open(config).map_err(|error| vec![error])?),
+            None => None,
+        };
         let recycle = loaded.config.filters.iter().find_map(|spec| match spec {
             FilterSpec::WorkerRecycle(settings) => Some(settings.clone()),
             _ => None,
@@ -35,6 +42,7 @@ impl Generation {
             loaded,
             routes,
             recycle,
+            access_log,
         })
     }
 

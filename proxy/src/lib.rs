@@ -12,6 +12,7 @@
 
 #![warn(missing_docs)]
 
+pub mod access_log;
 pub mod admin;
 pub mod affinity;
 pub mod cli;
@@ -23,6 +24,7 @@ pub mod exchange;
 pub mod generation;
 pub mod health;
 pub mod lifecycle;
+pub mod mcp;
 pub mod metrics;
 pub mod parking;
 pub mod recycle;

@@ -1,4 +1,4 @@
-//! The process lifecycle: SIGHUP reloads, worker recycles, the pid file, and the draining
+//! The process lifecycle: SIGHUP reloads, SIGUSR1 access log reopens, worker recycles, the pid file, and the draining
 //! state.
 //!
 //! Pingora handles SIGINT, SIGTERM and SIGQUIT itself; SIGHUP's default action would kill
@@ -111,6 +111,7 @@ impl Lifecycle {
         // hand-over before it tells its services; draining starts at the signal instead, so
         // keep-alive clients and SSE streams move to the new process at once.
         let mut quits = signal(SignalKind::quit()).ok();
+        let mut reopens = signal(SignalKind::user_defined1()).ok();
         loop {
             tokio::select! {
                 Some(()) = async { match hangups.as_mut() { Some(h) => h.recv().await, None => None } } => {
@@ -120,6 +121,10 @@ impl Lifecycle {
                 Some(()) = async { match quits.as_mut() { Some(q) => q.recv().await, None => None } } => {
                     tracing::info!("SIGQUIT: handing over to the new process; draining");
                     self.trigger.start();
+                }
+                Some(()) = async { match reopens.as_mut() { Some(r) => r.recv().await, None => None } } => {
+                    tracing::info!("SIGUSR1: reopening the access log");
+                    crate::access_log::request_reopen();
                 }
                 _ = self.recycle.requested() => self.recycle_now().await,
                 _ = shutdown.changed() => {

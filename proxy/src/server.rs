@@ -9,6 +9,7 @@ use crate::lifecycle::{Lifecycle, ProcessFiles};
 use crate::metrics::Metrics;
 use crate::recycle::{RecycleCounter, RECYCLES_ENV, SEED_ENV};
 use crate::reload::Reloader;
+use crate::service::McpParts;
 use crate::service::{EdgeApp, EdgeParts};
 use crate::streams::StreamRegistry;
 use crate::upstream_leg::{ConnectionPool, PoolSettings};
@@ -76,6 +77,7 @@ pub fn run(loaded: LoadedConfig, options: RunOptions) -> Result<std::convert::In
     ));
     let streams = Arc::new(StreamRegistry::default());
     let pool = Arc::new(ConnectionPool::new(PoolSettings::default()));
+    let mcp = Arc::new(McpParts::new(config.observability.tool_labels));
 
     // One proxy service per h2c setting: HTTP/2 prior knowledge is a service option.
     for h2c in [false, true] {
@@ -97,6 +99,7 @@ pub fn run(loaded: LoadedConfig, options: RunOptions) -> Result<std::convert::In
             drain: lifecycle.drain_signal(),
             recycle: recycle.clone(),
             pool: pool.clone(),
+            mcp: mcp.clone(),
         };
         let name = if h2c {
             "mcp-edge proxy (h2c)"

@@ -18,6 +18,7 @@ pub mod hook;
 mod load;
 mod locate;
 pub mod model;
+mod observability;
 mod schema;
 mod typed;
 mod validate;

@@ -4,6 +4,7 @@
 //! schema is generated from these types (`mcp-edge schema`) and a test fails when the
 //! committed file drifts from them.
 
+pub use super::observability::{AccessLogConfig, AccessLogFormat, ObservabilityConfig};
 use mcp_edge_filters::FilterSpec;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -35,6 +36,9 @@ pub struct Config {
     /// The filter chain, applied in list order; each kind at most once.
     #[serde(default)]
     pub filters: Vec<FilterSpec>,
+    /// The access log and the bounds of MCP metric labels.
+    #[serde(default)]
+    pub observability: ObservabilityConfig,
 }
 
 /// Pingora process settings.

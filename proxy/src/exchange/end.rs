@@ -33,19 +33,20 @@ pub enum ExchangeEnd<E> {
     NoResponse(E),
     /// The upstream failed mid-body: the client got a truncated response.
     UpstreamBroken(E),
-    /// The client left; the abandoned upstream exchange was wound down.
+    /// The client left. When a call was in flight, the abandoned upstream exchange was
+    /// wound down; otherwise its leg was closed at once.
     ClientGone {
         /// Whether the response head had reached the client (status 499 when not).
         head_sent: bool,
-        /// How the wind-down ended.
-        wind_down: DrainOutcome,
+        /// How the wind-down ended; `None` when nothing was in flight.
+        wind_down: Option<DrainOutcome>,
     },
-    /// A filter closed the stream; the upstream exchange was wound down.
+    /// A filter closed the stream; a call in flight was wound down.
     Closed {
         /// Why.
         reason: CloseReason,
-        /// How the wind-down ended.
-        wind_down: DrainOutcome,
+        /// How the wind-down ended; `None` when nothing was in flight.
+        wind_down: Option<DrainOutcome>,
     },
     /// The process or the stream's server drained, and the stream was closed cleanly.
     Drained(DrainClose),
@@ -57,19 +58,34 @@ impl<E> ExchangeEnd<E> {
         match self {
             ExchangeEnd::Complete => StreamEnd::Complete,
             ExchangeEnd::NoResponse(_) | ExchangeEnd::UpstreamBroken(_) => StreamEnd::UpstreamError,
-            ExchangeEnd::ClientGone { wind_down, .. } => StreamEnd::ClientGone(*wind_down),
+            ExchangeEnd::ClientGone { wind_down, .. } => {
+                StreamEnd::ClientGone(wind_down.unwrap_or(DrainOutcome::ClosedAtOnce))
+            }
             ExchangeEnd::Closed { reason, .. } => StreamEnd::Closed(*reason),
             ExchangeEnd::Drained(_) => StreamEnd::Closed(CloseReason::Draining),
         }
     }
 
-    /// The short name of the ending, for logs.
+    /// How the wind-down of an abandoned call ended, when there was one.
+    pub fn wind_down(&self) -> Option<DrainOutcome> {
+        match self {
+            ExchangeEnd::ClientGone { wind_down, .. } | ExchangeEnd::Closed { wind_down, .. } => {
+                *wind_down
+            }
+            _ => None,
+        }
+    }
+
+    /// The short name of the ending, for logs and the access log.
     pub fn label(&self) -> &'static str {
         match self {
             ExchangeEnd::Complete => "completed",
             ExchangeEnd::NoResponse(_) => "upstream_no_response",
             ExchangeEnd::UpstreamBroken(_) => "upstream_broken",
-            ExchangeEnd::ClientGone { .. } => "client_gone",
+            ExchangeEnd::ClientGone {
+                wind_down: Some(_), ..
+            } => "client_gone",
+            ExchangeEnd::ClientGone { wind_down: None, .. } => "client_closed",
             ExchangeEnd::Closed { reason, .. } => reason.label(),
             ExchangeEnd::Drained(close) => close.label(),
         }

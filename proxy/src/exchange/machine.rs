@@ -22,10 +22,13 @@ use super::legs::{ClientLeg, ClientWriteError, Departure, Head, UpstreamLeg};
 use super::wind_down::{wind_down, ParkTicket};
 use crate::affinity::ResponseRewriter;
 use crate::drain::DrainSignal;
+use crate::mcp::CallWatch;
 use crate::metrics::Metrics;
 use crate::service::headers::strip_hop_by_hop;
 use bytes::Bytes;
-use mcp_edge_filters::{BodyChunk, CloseReason, ResponseHead, StreamChain, StreamPlan, Verdict};
+use mcp_edge_filters::{
+    BodyChunk, CloseReason, DrainOutcome, ResponseHead, StreamChain, StreamPlan, Verdict,
+};
 use std::time::Duration;
 use tokio::time::{sleep_until, Instant};
 
@@ -48,6 +51,9 @@ pub struct ExchangeEnv<'a> {
     pub server_retirement: DrainSignal,
     /// Longest upstream silence on an event stream.
     pub sse_idle_timeout: Option<Duration>,
+    /// Whether a call is in flight: what tells an abandoned call from a client that
+    /// simply closed.
+    pub calls: CallWatch,
 }
 
 /// An exchange that ended: how, and the upstream leg, for the caller to reuse, park or
@@ -203,6 +209,7 @@ impl<'a, C: ClientLeg, U: UpstreamLeg> Exchange<'a, C, U> {
             content_type: head.content_type(),
         };
         let is_event_stream = view.is_event_stream();
+        self.env.calls.on_head(is_event_stream);
         let plan = self.chain.on_response_headers(&view);
         if let Some(rewriter) = self.rewriter.as_mut() {
             rewriter.rewrite_head(&mut head.headers, is_event_stream);
@@ -327,8 +334,14 @@ impl<'a, C: ClientLeg, U: UpstreamLeg> Exchange<'a, C, U> {
         if chunk.is_empty() {
             return None;
         }
+        let watched = self.env.calls.wants_bytes().then(|| chunk.clone());
         match self.client.write_body(chunk).await {
-            Ok(()) => None,
+            Ok(()) => {
+                if let Some(relayed) = watched {
+                    self.env.calls.on_relayed(&relayed);
+                }
+                None
+            }
             Err(error) => Some(State::WindingDown(self.write_failed(error, &relay.plan))),
         }
     }
@@ -381,7 +394,9 @@ impl<'a, C: ClientLeg, U: UpstreamLeg> Exchange<'a, C, U> {
     }
 
     /// [`State::WindingDown`]: closes the client when a filter closed the stream, then
-    /// winds the upstream exchange down.
+    /// winds the upstream exchange down when a call was in flight. A client that left
+    /// with nothing in flight (a standing stream at the end of its session, a response
+    /// stream after its answer) has its upstream leg closed at once, uncounted.
     async fn wind_down(&mut self, abandoned: Abandoned) -> State<U::Error> {
         if let Some(reason) = abandoned.reason {
             tracing::info!(reason = reason.label(), "sse_guard closed the stream");
@@ -393,14 +408,20 @@ impl<'a, C: ClientLeg, U: UpstreamLeg> Exchange<'a, C, U> {
             // The client must not wait for the wind-down.
             self.client.abort().await;
         }
-        let (outcome, park) = wind_down(
-            &mut self.upstream,
-            &mut self.chain,
-            self.env.metrics,
-            abandoned.upstream_head_read,
-        )
-        .await;
-        self.park = park;
+        let outcome = if self.env.calls.in_flight() {
+            let (outcome, park) = wind_down(
+                &mut self.upstream,
+                &mut self.chain,
+                self.env.metrics,
+                abandoned.upstream_head_read,
+            )
+            .await;
+            self.park = park;
+            self.count_abandoned_calls(outcome);
+            Some(outcome)
+        } else {
+            None
+        };
         State::Done(match abandoned.reason {
             Some(reason) => ExchangeEnd::Closed {
                 reason,
@@ -411,6 +432,18 @@ impl<'a, C: ClientLeg, U: UpstreamLeg> Exchange<'a, C, U> {
                 wind_down: outcome,
             },
         })
+    }
+
+    /// Counts the calls the client abandoned, by tool and how their wind-down ended.
+    fn count_abandoned_calls(&mut self, outcome: DrainOutcome) {
+        for call in self.env.calls.abandoned() {
+            self.env
+                .metrics
+                .mcp
+                .abandoned_calls_total
+                .with_label_values(&[call.method, &call.tool, outcome.label()])
+                .inc();
+        }
     }
 }
 

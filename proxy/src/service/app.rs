@@ -8,11 +8,16 @@
 //! are not used: they would hold a second, larger future per connection for hooks mcp-edge
 //! does not need.
 
+use super::calls::McpParts;
 use super::forward::{Forwarder, Served};
+use super::record::RequestRecord;
 use super::idle_close::IdleClose;
 use super::responses::{refusal, ProxyRefusal};
 use crate::drain::DrainSignal;
-use crate::generation::LiveConfig;
+use crate::access_log::{AccessLine, AccessLog};
+use crate::affinity::SESSION_HEADER;
+use crate::generation::{Generation, LiveConfig};
+use crate::mcp::{method_label, McpRequest, NOT_MCP};
 use crate::metrics::Metrics;
 use crate::recycle::RecycleCounter;
 use crate::streams::StreamRegistry;
@@ -26,7 +31,7 @@ use pingora_core::protocols::http::ServerSession;
 use pingora_core::server::ShutdownWatch;
 use pingora_error::ErrorType;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 use tokio::time::Instant;
 
 /// The `route` label of requests no route matched.
@@ -49,6 +54,8 @@ pub struct EdgeParts {
     /// The upstream keep-alive pool, shared by the proxy services and swept for expired
     /// connections in the background.
     pub pool: Arc<ConnectionPool>,
+    /// Tool labels and the calls in flight on legacy SSE sessions.
+    pub mcp: Arc<McpParts>,
 }
 
 /// The mcp-edge application of one proxy service (listeners sharing an h2c setting).
@@ -69,13 +76,18 @@ impl EdgeApp {
         }
     }
 
-    /// Serves a request whose head was read; returns the matched route's label and how it
-    /// ended.
-    async fn serve(&self, session: &mut ServerSession) -> (Option<Arc<str>>, Served) {
-        let generation = self.parts.live.current();
+    /// Serves a request whose head was read on `generation`; returns the matched route's
+    /// label and how it ended, and notes what happened in `record`.
+    async fn serve(
+        &self,
+        session: &mut ServerSession,
+        generation: &Generation,
+        record: &mut RequestRecord,
+    ) -> (Option<Arc<str>>, Served) {
         let path = session.req_header().uri.path();
         let Some(route) = generation.routes.route(path).cloned() else {
             let reason = format!("no route matches path `{path}`");
+            record.end = ProxyRefusal::NoRoute.code();
             return (
                 None,
                 write_refusal(session, ProxyRefusal::NoRoute, &reason).await,
@@ -87,30 +99,27 @@ impl EdgeApp {
             max_request_body_bytes: generation.loaded.config.server.max_request_body_bytes,
             streams: &self.parts.streams,
             drain: &self.parts.drain,
+            mcp: &self.parts.mcp,
         };
         let served = forwarder
-            .forward(session, &route, generation.loaded.chain.new_stream())
+            .forward(session, &route, generation.loaded.chain.new_stream(), record)
             .await;
         let recycle = generation.recycle.as_ref();
         self.parts.recycle.record_request(recycle);
         (Some(route.prefix.clone()), served)
     }
 
-    /// Counts the request by route and status, and observes its duration.
-    fn account(
-        &self,
-        session: &ServerSession,
-        route: Option<&str>,
-        served: &Served,
-        started: Instant,
-    ) {
+    /// Counts the request by route, status, MCP method and tool, observes its duration,
+    /// and writes its access log line.
+    fn account(&self, session: &ServerSession, served: Served, done: Done<'_>) {
         let status = match (session.response_written(), served) {
             (Some(head), _) => Some(head.status),
             (None, Served::ClientGone) => StatusCode::from_u16(CLIENT_CLOSED_REQUEST).ok(),
             (None, _) => None,
         };
         let status_label = status.as_ref().map_or("none", StatusCode::as_str);
-        let route = route.unwrap_or(NO_ROUTE_LABEL);
+        let route = done.route.unwrap_or(NO_ROUTE_LABEL);
+        let elapsed = done.started.elapsed().as_secs_f64();
         let metrics = &self.parts.metrics;
         metrics
             .requests_total
@@ -119,8 +128,105 @@ impl EdgeApp {
         metrics
             .request_duration_seconds
             .with_label_values(&[route])
-            .observe(started.elapsed().as_secs_f64());
+            .observe(elapsed);
+        let record = done.record;
+        let mcp_method = record
+            .mcp
+            .as_ref()
+            .map_or(NOT_MCP, |mcp| method_label(&mcp.method));
+        let mcp = &metrics.mcp;
+        mcp.requests_total
+            .with_label_values(&[mcp_method, status_label])
+            .inc();
+        mcp.request_duration_seconds
+            .with_label_values(&[mcp_method])
+            .observe(elapsed);
+        if let Some(tool) = record.tool_label.as_deref() {
+            mcp.tool_calls_total
+                .with_label_values(&[tool, status_label])
+                .inc();
+            mcp.tool_call_duration_seconds
+                .with_label_values(&[tool])
+                .observe(elapsed);
+        }
+        if let Some(log) = &done.generation.access_log {
+            let status = status.map_or(0, |status| status.as_u16());
+            if !write_access_line(log, session, &done, route, status, elapsed) {
+                metrics.access_log_dropped_total.inc();
+            }
+        }
     }
+}
+
+/// What [`EdgeApp::account`] reports on, besides the session.
+struct Done<'a> {
+    generation: &'a Generation,
+    route: Option<&'a str>,
+    record: &'a RequestRecord,
+    started: Instant,
+    received_at: SystemTime,
+}
+
+/// Writes the access log line of a served request; `false` when it was dropped.
+fn write_access_line(
+    log: &AccessLog,
+    session: &ServerSession,
+    done: &Done<'_>,
+    route: &str,
+    status: u16,
+    duration: f64,
+) -> bool {
+    let request = session.req_header();
+    let record = done.record;
+    let client = session
+        .client_addr()
+        .map_or_else(String::new, ToString::to_string);
+    let time = humantime::format_rfc3339_millis(done.received_at).to_string();
+    let session_hash = session_id(session).map(|id| log.sessions.hash(id));
+    let mcp = record.mcp.as_ref();
+    log.write(&AccessLine {
+        time: &time,
+        client: &client,
+        method: request.method.as_str(),
+        path: request.uri.path(),
+        route,
+        upstream: record.server.as_deref(),
+        status,
+        bytes_in: record.bytes_in,
+        bytes_out: session.body_bytes_sent(),
+        duration,
+        end: record.end,
+        wind_down: record.wind_down,
+        mcp_method: mcp.map(|mcp| &*mcp.method),
+        target: mcp.and_then(|mcp| mcp.target.as_deref()),
+        jsonrpc_id: mcp.and_then(McpRequest::id),
+        session: session_hash.as_deref(),
+    })
+}
+
+/// The MCP session id of a request: its `Mcp-Session-Id` (or legacy `session_id`), else
+/// the one the response handed out.
+fn session_id(session: &ServerSession) -> Option<&str> {
+    let request = session.req_header();
+    request
+        .headers
+        .get(SESSION_HEADER)
+        .and_then(|value| value.to_str().ok())
+        .or_else(|| {
+            request
+                .uri
+                .query()?
+                .split('&')
+                .find_map(|pair| pair.strip_prefix("session_id="))
+        })
+        .or_else(|| {
+            session
+                .response_written()?
+                .headers
+                .get(SESSION_HEADER)?
+                .to_str()
+                .ok()
+        })
 }
 
 #[async_trait]
@@ -157,13 +263,23 @@ impl HttpServerApp for EdgeApp {
             }
         }
         let started = Instant::now();
+        let received_at = SystemTime::now();
         if *shutdown.borrow() || self.parts.drain.is_draining() {
             // A successor serves new connections: answer this one, then let the client
             // reconnect there, instead of racing a close of an idle connection later.
             session.set_keepalive(None);
         }
-        let (route, served) = self.serve(&mut session).await;
-        self.account(&session, route.as_deref(), &served, started);
+        let generation = self.parts.live.current();
+        let mut record = RequestRecord::default();
+        let (route, served) = self.serve(&mut session, &generation, &mut record).await;
+        let done = Done {
+            generation: &generation,
+            route: route.as_deref(),
+            record: &record,
+            started,
+            received_at,
+        };
+        self.account(&session, served, done);
         if !matches!(served, Served::Answered) {
             return None;
         }

@@ -12,11 +12,15 @@
 
 use super::app::write_refusal_with_id as write_refusal;
 use super::client_leg::PingoraClient;
+use super::calls::McpParts;
 use super::headers::{RequestRewrite, UpstreamRequest};
+use super::record::RequestRecord;
 use super::responses::{jsonrpc_id, ProxyRefusal};
 use crate::affinity::{self, ResponseRewriter, SESSION_HEADER};
+use crate::mcp::McpRequest;
 use crate::drain::DrainSignal;
 use crate::exchange::{Exchange, ExchangeEnd, ExchangeEnv, Finished, ParkTicket, StreamTracking};
+use crate::mcp::CallWatch;
 use crate::metrics::Metrics;
 use crate::parking::run_parked;
 use crate::routing::{Route, UpstreamGroup, UpstreamServer};
@@ -39,6 +43,8 @@ pub struct Forwarder<'a> {
     pub streams: &'a Arc<StreamRegistry>,
     /// Whether the process is draining.
     pub drain: &'a DrainSignal,
+    /// Tool labels and legacy sessions.
+    pub mcp: &'a McpParts,
 }
 
 /// How serving one request ended, as far as the client connection is concerned.
@@ -58,20 +64,23 @@ const STALE_POOL_RETRIES: usize = 2;
 
 impl Forwarder<'_> {
     /// Forwards the request in `session` along `route`, writing the response (or a refusal)
-    /// to the client.
+    /// to the client; what happened is noted in `record`.
     pub async fn forward(
         &self,
         session: &mut ServerSession,
         route: &Route,
         chain: StreamChain,
+        record: &mut RequestRecord,
     ) -> Served {
         let body = match self.read_request_body(session).await {
             RequestBody::Complete(body) => body,
             RequestBody::Malformed(reason) => {
                 session.set_keepalive(None);
+                record.end = ProxyRefusal::MalformedRequest.code();
                 return write_refusal(session, ProxyRefusal::MalformedRequest, &reason, None).await;
             }
             RequestBody::TooLarge => {
+                record.end = ProxyRefusal::BodyTooLarge.code();
                 session.set_keepalive(None);
                 let reason = format!(
                     "request body exceeds the limit of {} bytes",
@@ -80,29 +89,44 @@ impl Forwarder<'_> {
                 return write_refusal(session, ProxyRefusal::BodyTooLarge, &reason, None).await;
             }
         };
+        record.bytes_in = body.len();
+        if session.req_header().method == http::Method::POST {
+            record.mcp = McpRequest::parse(&body);
+        }
+        record.tool_label = record.mcp.as_ref().and_then(|mcp| self.mcp.tool_label(mcp));
+        let calls = record.mcp.as_ref().map_or_else(Vec::new, |mcp| {
+            self.mcp.pending_calls(mcp, record.tool_label.as_ref())
+        });
         let group = &route.upstream;
         let (pinned, rewrite) = match pin_session(group, session.req_header()) {
             Ok(pinned) => pinned,
             Err(reason) => {
+                record.end = ProxyRefusal::UnknownSession.code();
                 let id = jsonrpc_id(&body);
                 return write_refusal(session, ProxyRefusal::UnknownSession, &reason, id).await;
             }
         };
+        let expected = self.mcp.expect_on_session(session.req_header(), &calls);
         let mut chain = chain;
         let mut stale_retries = 0;
-        loop {
+        let served = loop {
             let request = UpstreamRequest::new(session.req_header(), &rewrite);
             let sent = self.send(group, pinned, &request, &body).await;
             let (connection, server, reused) = match sent {
                 Ok(sent) => sent,
                 Err(failure) => {
+                    record.end = failure.refusal.code();
                     let id = jsonrpc_id(&body);
-                    return write_refusal(session, failure.refusal, &failure.reason, id).await;
+                    break write_refusal(session, failure.refusal, &failure.reason, id).await;
                 }
             };
+            record.server = Some(server.address.clone());
             let method = session.req_header().method.clone();
             let rewriter = self.response_rewriter(group, server, session, &method);
-            let env = self.exchange_env(route, server, &method);
+            let watch = self
+                .mcp
+                .watch(session.req_header(), record.mcp.as_ref(), &calls);
+            let env = self.exchange_env(route, server, &method, watch);
             let mut client = PingoraClient::new(session);
             let finished = Exchange::new(&mut client, connection, chain, rewriter, env)
                 .run()
@@ -114,7 +138,9 @@ impl Forwarder<'_> {
                 chain: unused_chain,
                 park,
             } = finished;
-            return match end {
+            record.end = end.label();
+            record.wind_down = end.wind_down().map(|outcome| outcome.label());
+            break match end {
                 ExchangeEnd::Complete | ExchangeEnd::Drained(_) => {
                     if reusable {
                         self.pool.release(upstream);
@@ -138,6 +164,7 @@ impl Forwarder<'_> {
                         _ => (ProxyRefusal::UpstreamFailed, "response_error"),
                     };
                     self.count_error(group, kind);
+                    record.end = refusal_kind.code();
                     let reason = format!(
                         "upstream `{}` server {} failed before responding: {}",
                         group.name, server.address, error
@@ -157,7 +184,18 @@ impl Forwarder<'_> {
                     Served::ClientGone
                 }
             };
+        };
+        if let Some(expected) = expected {
+            // A legacy POST the upstream did not accept gets no answer on the stream.
+            let accepted = served == Served::Answered
+                && session
+                    .response_written()
+                    .is_some_and(|head| head.status.is_success());
+            if !accepted {
+                expected.withdraw();
+            }
         }
+        served
     }
 
     /// Parks an abandoned exchange whose upstream still works at the cleanup deadline: a
@@ -228,6 +266,7 @@ impl Forwarder<'_> {
         route: &'e Route,
         server: &'e UpstreamServer,
         method: &'e http::Method,
+        calls: CallWatch,
     ) -> ExchangeEnv<'e> {
         ExchangeEnv {
             metrics: self.metrics,
@@ -242,6 +281,7 @@ impl Forwarder<'_> {
             process_drain: self.drain.clone(),
             server_retirement: server.health.retirement(),
             sse_idle_timeout: route.upstream.timeouts.sse_idle,
+            calls,
         }
     }
 

@@ -5,6 +5,7 @@ pub(crate) mod fakes;
 mod relaying;
 mod winding_down;
 
+use crate::mcp::CallWatch;
 use super::{ExchangeEnv, StreamTracking};
 use crate::drain::{drain_channel, DrainTrigger};
 use crate::health::{HealthBook, ServerHealth};
@@ -52,6 +53,7 @@ impl Harness {
             process_drain: self.process_drain.signal(),
             server_retirement: self.retirement.signal(),
             sse_idle_timeout: None,
+            calls: CallWatch::Opaque { method: "none" },
         }
     }
 

@@ -112,7 +112,7 @@ async fn a_client_that_stops_reading_is_closed_for_send_timeout() {
         finished.end,
         ExchangeEnd::Closed {
             reason: CloseReason::SendTimeout,
-            wind_down: DrainOutcome::ClosedAtOnce
+            wind_down: Some(DrainOutcome::ClosedAtOnce)
         }
     ));
     assert_eq!(started.elapsed(), Duration::from_secs(2));

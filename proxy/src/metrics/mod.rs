@@ -5,6 +5,12 @@
 //! prefixes, upstream names) or from fixed sets (reasons, outcomes), so cardinality stays
 //! bounded.
 
+mod mcp;
+mod process;
+
+pub use mcp::McpMetrics;
+pub use process::BUILD_COMMIT;
+
 use prometheus::{
     Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
     IntGaugeVec, Opts, Registry, TextEncoder,
@@ -53,6 +59,10 @@ pub struct Metrics {
     /// Parked exchanges that ended, by outcome (`late_completion`, `upstream_closed`,
     /// `closed_count_bound`, `closed_age_bound`).
     pub parked_ended_total: IntCounterVec,
+    /// Access log lines dropped because the writer fell behind.
+    pub access_log_dropped_total: IntCounter,
+    /// The MCP-aware metrics (by method, by tool, abandoned calls).
+    pub mcp: McpMetrics,
 }
 
 impl Metrics {
@@ -204,9 +214,16 @@ impl Metrics {
                 &["outcome"],
             )
             .expect("valid metric"),
+            access_log_dropped_total: IntCounter::new(
+                "mcp_edge_access_log_dropped_total",
+                "Access log lines dropped because the writer fell behind.",
+            )
+            .expect("valid metric"),
+            mcp: McpMetrics::register(&registry),
             registry,
         };
         metrics.register_all();
+        process::register(&metrics.registry);
         metrics
     }
 
@@ -235,10 +252,11 @@ impl Metrics {
                 .register(collector)
                 .expect("metric names are unique");
         }
-        // Upstream recycling (`crate::upstream_recycle`).
-        let recycling: [Box<dyn prometheus::core::Collector>; 2] = [
+        // Upstream recycling (`crate::upstream_recycle`) and the access log.
+        let recycling: [Box<dyn prometheus::core::Collector>; 3] = [
             Box::new(self.upstream_recycles_total.clone()),
             Box::new(self.upstream_server_recycling.clone()),
+            Box::new(self.access_log_dropped_total.clone()),
         ];
         for collector in recycling {
             self.registry
@@ -285,6 +303,11 @@ mod tests {
             .cleanup_total
             .with_label_values(&["completed"])
             .inc();
+        metrics
+            .mcp
+            .requests_total
+            .with_label_values(&["tools/call", "200"])
+            .inc();
         let text = String::from_utf8(metrics.render()).unwrap();
         for name in [
             "mcp_edge_requests_total",
@@ -295,6 +318,11 @@ mod tests {
             "mcp_edge_worker_recycles_total",
             "mcp_edge_config_reloads_total",
             "mcp_edge_config_generation",
+            "mcp_edge_mcp_requests_total",
+            "mcp_edge_build_info",
+            "process_resident_memory_bytes",
+            "process_open_fds",
+            "process_start_time_seconds",
         ] {
             assert!(text.contains(name), "{name} missing from:\n{text}");
         }

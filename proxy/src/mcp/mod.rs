@@ -1,0 +1,18 @@
+//! MCP awareness: what a request is in MCP terms, and whether its call is still in flight.
+//!
+//! - [`message`]: the JSON-RPC method, target (tool, resource, prompt) and ids of a body;
+//! - [`labels`]: bounded metric labels for methods and tool names;
+//! - [`calls`]: whether an exchange still owes its client an answer;
+//! - [`answers`]: the answers an event stream carries;
+//! - [`sessions`]: the calls in flight on legacy SSE sessions.
+
+pub mod answers;
+pub mod calls;
+pub mod labels;
+pub mod message;
+pub mod sessions;
+
+pub use calls::{AbandonedCall, CallWatch};
+pub use labels::{method_label, ToolLabels, NOT_MCP};
+pub use message::McpRequest;
+pub use sessions::{LegacySessions, PendingCall};
