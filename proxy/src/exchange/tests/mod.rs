@@ -4,6 +4,7 @@
 pub(crate) mod fakes;
 mod relaying;
 mod winding_down;
+mod calls_in_flight;
 
 use crate::mcp::CallWatch;
 use super::{ExchangeEnv, StreamTracking};
@@ -40,6 +41,10 @@ impl Harness {
     }
 
     fn env<'a>(&'a self, method: &'a http::Method) -> ExchangeEnv<'a> {
+        self.env_watching(method, CallWatch::Opaque { method: "none" })
+    }
+
+    fn env_watching<'a>(&'a self, method: &'a http::Method, calls: CallWatch) -> ExchangeEnv<'a> {
         ExchangeEnv {
             metrics: &self.metrics,
             tracking: StreamTracking {
@@ -53,7 +58,7 @@ impl Harness {
             process_drain: self.process_drain.signal(),
             server_retirement: self.retirement.signal(),
             sse_idle_timeout: None,
-            calls: CallWatch::Opaque { method: "none" },
+            calls,
         }
     }
 
@@ -61,6 +66,14 @@ impl Harness {
         self.metrics
             .cleanup_total
             .with_label_values(&[outcome])
+            .get()
+    }
+
+    fn abandoned(&self, method: &str, tool: &str, outcome: &str) -> u64 {
+        self.metrics
+            .mcp
+            .abandoned_calls_total
+            .with_label_values(&[method, tool, outcome])
             .get()
     }
 
