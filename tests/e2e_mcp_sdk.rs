@@ -9,7 +9,8 @@
 //! ping, and the session's end. `tests/python/interop_server.py` logs every request that
 //! reached the upstream, so the case also checks the GET stream and the DELETE that ends
 //! a streamable HTTP session, and that stateless (2026-07-28) POSTs carry no session.
-//! The built-in demo server is covered too.
+//! The built-in demo server is covered too. After every case, the alerting rules shipped in
+//! `conf/prometheus/` must stay silent: normal sessions abandon no call.
 //!
 //! The first run installs the SDKs into `target/mcp-edge-test-venv{,-v1}` (see
 //! `support::python`). Each case is its own test, so the harness runs them in parallel.
@@ -21,6 +22,7 @@ mod support;
 use profiles::Profile;
 use serde_json::Value;
 use std::net::SocketAddr;
+use support::alerts;
 use support::edge::Edge;
 use support::python::{sdk_client, sdk_client_with, Sdk, SdkServer, Transport};
 
@@ -85,6 +87,8 @@ fn run_case(server_sdk: Sdk, transport: Transport, client_sdk: Sdk, style: Style
             assert!(seen("REQ POST /messages/ 202"), "{context}");
         }
     }
+    // A normal session abandons nothing: the shipped alerts stay silent.
+    alerts::assert_quiet(&edge, &context);
 }
 
 /// Checks what every era has: the tools, `add` and the countdown's progress.

@@ -2,6 +2,7 @@
 //! and raw clients, all on ephemeral loopback ports.
 #![allow(dead_code)]
 
+pub mod alerts;
 pub mod edge;
 pub mod gunicorn;
 pub mod http;

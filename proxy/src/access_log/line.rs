@@ -104,9 +104,7 @@ fn quoted(value: &str) -> std::borrow::Cow<'_, str> {
     if plain {
         value.into()
     } else {
-        serde_json::to_string(value)
-            .unwrap_or_default()
-            .into()
+        serde_json::to_string(value).unwrap_or_default().into()
     }
 }
 

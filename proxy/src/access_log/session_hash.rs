@@ -58,6 +58,9 @@ mod tests {
         assert!(!hash.contains("secret"));
         assert_eq!(hash, hasher.hash("secret-session-id"));
         assert_ne!(hash, hasher.hash("other-session"));
-        assert_ne!(hash, SessionHasher::new(Some("another key 12345")).hash("secret-session-id"));
+        assert_ne!(
+            hash,
+            SessionHasher::new(Some("another key 12345")).hash("secret-session-id")
+        );
     }
 }

@@ -146,7 +146,10 @@ mod tests {
             if text == expected {
                 return;
             }
-            assert!(Instant::now() < deadline, "{path:?} holds {text:?}, expected {expected:?}");
+            assert!(
+                Instant::now() < deadline,
+                "{path:?} holds {text:?}, expected {expected:?}"
+            );
             std::thread::sleep(Duration::from_millis(5));
         }
     }

@@ -85,7 +85,9 @@ impl<E> ExchangeEnd<E> {
             ExchangeEnd::ClientGone {
                 wind_down: Some(_), ..
             } => "client_gone",
-            ExchangeEnd::ClientGone { wind_down: None, .. } => "client_closed",
+            ExchangeEnd::ClientGone {
+                wind_down: None, ..
+            } => "client_closed",
             ExchangeEnd::Closed { reason, .. } => reason.label(),
             ExchangeEnd::Drained(close) => close.label(),
         }

@@ -145,7 +145,12 @@ mod tests {
 
     #[test]
     fn an_answer_split_across_chunks_and_data_lines_is_seen_once_complete() {
-        let ids = scan(&["da", "ta: {\"jsonrpc\":\"2.0\",", "\ndata: \"id\":3,\"result\":{}}\n", "\n"]);
+        let ids = scan(&[
+            "da",
+            "ta: {\"jsonrpc\":\"2.0\",",
+            "\ndata: \"id\":3,\"result\":{}}\n",
+            "\n",
+        ]);
         assert_eq!(ids, vec!["3"]);
         assert!(scan(&["data: {\"jsonrpc\":\"2.0\",\"id\":3,\"result\":{}}\n"]).is_empty());
     }

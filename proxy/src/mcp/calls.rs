@@ -140,7 +140,9 @@ impl CallWatch {
                 method,
                 tool: super::sessions::untooled(),
             }],
-            CallWatch::Calls { pending, .. } => std::mem::take(pending).into_iter().map(label).collect(),
+            CallWatch::Calls { pending, .. } => {
+                std::mem::take(pending).into_iter().map(label).collect()
+            }
             CallWatch::Standing { registration, .. } => registration
                 .as_ref()
                 .map(|registration| registration.calls().take_pending())
@@ -156,7 +158,9 @@ impl CallWatch {
 /// (`event: endpoint\ndata: /messages/?session_id=…`).
 fn endpoint_session_id(chunk: &[u8]) -> Option<&str> {
     let text = std::str::from_utf8(chunk).ok()?;
-    let event = text.find("event: endpoint").or_else(|| text.find("event:endpoint"))?;
+    let event = text
+        .find("event: endpoint")
+        .or_else(|| text.find("event:endpoint"))?;
     let after = &text[event..];
     let start = after.find("session_id=")? + "session_id=".len();
     let id = &after[start..];
@@ -248,7 +252,13 @@ mod tests {
             endpoint_session_id(b"event: endpoint\r\ndata: /m?a=1&session_id=T.k-1&b=2\r\n"),
             Some("T.k-1")
         );
-        assert_eq!(endpoint_session_id(b"data: /messages/?session_id=abc\n\n"), None);
-        assert_eq!(endpoint_session_id(b"event: endpoint\ndata: /messages/?session_id=\n"), None);
+        assert_eq!(
+            endpoint_session_id(b"data: /messages/?session_id=abc\n\n"),
+            None
+        );
+        assert_eq!(
+            endpoint_session_id(b"event: endpoint\ndata: /messages/?session_id=\n"),
+            None
+        );
     }
 }

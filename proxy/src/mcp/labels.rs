@@ -116,7 +116,10 @@ mod tests {
     #[test]
     fn methods_outside_the_specification_are_other() {
         assert_eq!(method_label("tools/call"), "tools/call");
-        assert_eq!(method_label("notifications/initialized"), "notifications/initialized");
+        assert_eq!(
+            method_label("notifications/initialized"),
+            "notifications/initialized"
+        );
         assert_eq!(method_label("tools/call2"), OTHER);
         assert_eq!(method_label(&"x".repeat(1000)), OTHER);
     }

@@ -59,6 +59,8 @@ pub struct Metrics {
     /// Parked exchanges that ended, by outcome (`late_completion`, `upstream_closed`,
     /// `closed_count_bound`, `closed_age_bound`).
     pub parked_ended_total: IntCounterVec,
+    /// Requests being served now (head read, exchange and wind-down not yet over).
+    pub requests_in_flight: IntGauge,
     /// Access log lines dropped because the writer fell behind.
     pub access_log_dropped_total: IntCounter,
     /// The MCP-aware metrics (by method, by tool, abandoned calls).
@@ -214,6 +216,11 @@ impl Metrics {
                 &["outcome"],
             )
             .expect("valid metric"),
+            requests_in_flight: IntGauge::new(
+                "mcp_edge_requests_in_flight",
+                "Requests being served now, wind-downs of abandoned calls included.",
+            )
+            .expect("valid metric"),
             access_log_dropped_total: IntCounter::new(
                 "mcp_edge_access_log_dropped_total",
                 "Access log lines dropped because the writer fell behind.",
@@ -253,7 +260,8 @@ impl Metrics {
                 .expect("metric names are unique");
         }
         // Upstream recycling (`crate::upstream_recycle`) and the access log.
-        let recycling: [Box<dyn prometheus::core::Collector>; 3] = [
+        let recycling: [Box<dyn prometheus::core::Collector>; 4] = [
+            Box::new(self.requests_in_flight.clone()),
             Box::new(self.upstream_recycles_total.clone()),
             Box::new(self.upstream_server_recycling.clone()),
             Box::new(self.access_log_dropped_total.clone()),

@@ -10,12 +10,12 @@
 
 use super::calls::McpParts;
 use super::forward::{Forwarder, Served};
-use super::record::RequestRecord;
 use super::idle_close::IdleClose;
+use super::record::RequestRecord;
 use super::responses::{refusal, ProxyRefusal};
-use crate::drain::DrainSignal;
 use crate::access_log::{AccessLine, AccessLog};
 use crate::affinity::SESSION_HEADER;
+use crate::drain::DrainSignal;
 use crate::generation::{Generation, LiveConfig};
 use crate::mcp::{method_label, McpRequest, NOT_MCP};
 use crate::metrics::Metrics;
@@ -102,7 +102,12 @@ impl EdgeApp {
             mcp: &self.parts.mcp,
         };
         let served = forwarder
-            .forward(session, &route, generation.loaded.chain.new_stream(), record)
+            .forward(
+                session,
+                &route,
+                generation.loaded.chain.new_stream(),
+                record,
+            )
             .await;
         let recycle = generation.recycle.as_ref();
         self.parts.recycle.record_request(recycle);
@@ -155,6 +160,22 @@ impl EdgeApp {
                 metrics.access_log_dropped_total.inc();
             }
         }
+    }
+}
+
+/// Counts a request in `mcp_edge_requests_in_flight` while it lives.
+struct InFlight(prometheus::IntGauge);
+
+impl InFlight {
+    fn enter(gauge: &prometheus::IntGauge) -> Self {
+        gauge.inc();
+        Self(gauge.clone())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.dec();
     }
 }
 
@@ -269,6 +290,7 @@ impl HttpServerApp for EdgeApp {
             // reconnect there, instead of racing a close of an idle connection later.
             session.set_keepalive(None);
         }
+        let in_flight = InFlight::enter(&self.parts.metrics.requests_in_flight);
         let generation = self.parts.live.current();
         let mut record = RequestRecord::default();
         let (route, served) = self.serve(&mut session, &generation, &mut record).await;
@@ -280,6 +302,7 @@ impl HttpServerApp for EdgeApp {
             received_at,
         };
         self.account(&session, served, done);
+        drop(in_flight);
         if !matches!(served, Served::Answered) {
             return None;
         }

@@ -25,7 +25,8 @@ impl McpParts {
 
     /// The `tool` label of a request, when it is a `tools/call`.
     pub fn tool_label(&self, mcp: &McpRequest) -> Option<Arc<str>> {
-        (&*mcp.method == "tools/call").then(|| self.tools.label(mcp.target.as_deref().unwrap_or("")))
+        (&*mcp.method == "tools/call")
+            .then(|| self.tools.label(mcp.target.as_deref().unwrap_or("")))
     }
 
     /// The calls of a request that expect an answer.

@@ -11,16 +11,16 @@
 //! or close it.
 
 use super::app::write_refusal_with_id as write_refusal;
-use super::client_leg::PingoraClient;
 use super::calls::McpParts;
+use super::client_leg::PingoraClient;
 use super::headers::{RequestRewrite, UpstreamRequest};
 use super::record::RequestRecord;
 use super::responses::{jsonrpc_id, ProxyRefusal};
 use crate::affinity::{self, ResponseRewriter, SESSION_HEADER};
-use crate::mcp::McpRequest;
 use crate::drain::DrainSignal;
 use crate::exchange::{Exchange, ExchangeEnd, ExchangeEnv, Finished, ParkTicket, StreamTracking};
 use crate::mcp::CallWatch;
+use crate::mcp::McpRequest;
 use crate::metrics::Metrics;
 use crate::parking::run_parked;
 use crate::routing::{Route, UpstreamGroup, UpstreamServer};

@@ -31,7 +31,9 @@ async fn a_client_leaving_after_its_answer_is_not_an_abandoned_call() {
     let (upstream, script) = FakeUpstream::new();
     script.send(head("text/event-stream")).unwrap();
     script
-        .send(Upstream::Chunk(b"data: {\"jsonrpc\":\"2.0\",\"id\":7,\"result\":{}}\n\n"))
+        .send(Upstream::Chunk(
+            b"data: {\"jsonrpc\":\"2.0\",\"id\":7,\"result\":{}}\n\n",
+        ))
         .unwrap();
     let post = Method::POST;
     let filters = chain(&[cleanup_deadline(5.0, 5.0)]);
@@ -54,8 +56,14 @@ async fn a_client_leaving_after_its_answer_is_not_an_abandoned_call() {
         finished.end
     );
     assert_eq!(finished.end.label(), "client_closed");
-    assert_eq!(harness.cleanup("completed") + harness.cleanup("deadline_exceeded"), 0);
-    assert_eq!(harness.abandoned("tools/call", "search", "deadline_exceeded"), 0);
+    assert_eq!(
+        harness.cleanup("completed") + harness.cleanup("deadline_exceeded"),
+        0
+    );
+    assert_eq!(
+        harness.abandoned("tools/call", "search", "deadline_exceeded"),
+        0
+    );
     drop(script);
 }
 
@@ -66,7 +74,9 @@ async fn a_client_leaving_before_its_answer_abandons_the_call_and_it_is_counted_
     let (upstream, script) = FakeUpstream::new();
     script.send(head("text/event-stream")).unwrap();
     script
-        .send(Upstream::Chunk(b"data: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/progress\"}\n\n"))
+        .send(Upstream::Chunk(
+            b"data: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/progress\"}\n\n",
+        ))
         .unwrap();
     let post = Method::POST;
     let filters = chain(&[cleanup_deadline(5.0, 5.0)]);
@@ -85,7 +95,10 @@ async fn a_client_leaving_before_its_answer_abandons_the_call_and_it_is_counted_
         }
     ));
     assert_eq!(harness.cleanup("deadline_exceeded"), 1);
-    assert_eq!(harness.abandoned("tools/call", "search", "deadline_exceeded"), 1);
+    assert_eq!(
+        harness.abandoned("tools/call", "search", "deadline_exceeded"),
+        1
+    );
     drop(script);
 }
 
@@ -96,7 +109,9 @@ async fn a_standing_stream_closed_at_the_end_of_its_session_is_not_wound_down() 
     let (upstream, script) = FakeUpstream::new();
     script.send(head("text/event-stream")).unwrap();
     script
-        .send(Upstream::Chunk(b"event: endpoint\ndata: /messages/?session_id=s1\n\n"))
+        .send(Upstream::Chunk(
+            b"event: endpoint\ndata: /messages/?session_id=s1\n\n",
+        ))
         .unwrap();
     let get = Method::GET;
     let filters = chain(&[cleanup_deadline(5.0, 5.0)]);
@@ -128,7 +143,9 @@ async fn a_legacy_session_left_with_a_call_in_flight_winds_the_stream_down() {
     let (upstream, script) = FakeUpstream::new();
     script.send(head("text/event-stream")).unwrap();
     script
-        .send(Upstream::Chunk(b"event: endpoint\ndata: /messages/?session_id=s1\n\n"))
+        .send(Upstream::Chunk(
+            b"event: endpoint\ndata: /messages/?session_id=s1\n\n",
+        ))
         .unwrap();
     let get = Method::GET;
     let filters = chain(&[cleanup_deadline(5.0, 5.0)]);
@@ -141,7 +158,9 @@ async fn a_legacy_session_left_with_a_call_in_flight_winds_the_stream_down() {
             .expect("s1", vec![call("1", "fast"), call("2", "forever")])
             .unwrap();
         script
-            .send(Upstream::Chunk(b"event: message\ndata: {\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{}}\n\n"))
+            .send(Upstream::Chunk(
+                b"event: message\ndata: {\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{}}\n\n",
+            ))
             .unwrap();
         probe.wait_sent(3).await;
         probe.leave();
@@ -154,7 +173,13 @@ async fn a_legacy_session_left_with_a_call_in_flight_winds_the_stream_down() {
             ..
         }
     ));
-    assert_eq!(harness.abandoned("tools/call", "forever", "deadline_exceeded"), 1);
-    assert_eq!(harness.abandoned("tools/call", "fast", "deadline_exceeded"), 0);
+    assert_eq!(
+        harness.abandoned("tools/call", "forever", "deadline_exceeded"),
+        1
+    );
+    assert_eq!(
+        harness.abandoned("tools/call", "fast", "deadline_exceeded"),
+        0
+    );
     drop(script);
 }

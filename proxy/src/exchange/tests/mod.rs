@@ -1,15 +1,15 @@
 //! The exchange state machine, transition by transition, with fake legs under paused
 //! tokio time: every wait below is a timer or a fake's signal, never a real sleep.
 
+mod calls_in_flight;
 pub(crate) mod fakes;
 mod relaying;
 mod winding_down;
-mod calls_in_flight;
 
-use crate::mcp::CallWatch;
 use super::{ExchangeEnv, StreamTracking};
 use crate::drain::{drain_channel, DrainTrigger};
 use crate::health::{HealthBook, ServerHealth};
+use crate::mcp::CallWatch;
 use crate::metrics::Metrics;
 use crate::streams::StreamRegistry;
 use mcp_edge_filters::{
