@@ -12,7 +12,9 @@
 
 use super::app::write_refusal_with_id as write_refusal;
 use super::client_leg::PingoraClient;
+use super::forwarded::ClientPeer;
 use super::headers::{RequestRewrite, UpstreamRequest};
+use super::request_checks::expects_continue;
 use super::responses::{jsonrpc_id, ProxyRefusal};
 use crate::affinity::{self, ResponseRewriter, SESSION_HEADER};
 use crate::drain::DrainSignal;
@@ -39,6 +41,8 @@ pub struct Forwarder<'a> {
     pub streams: &'a Arc<StreamRegistry>,
     /// Whether the process is draining.
     pub drain: &'a DrainSignal,
+    /// The client connection, as the forwarding headers describe it.
+    pub peer: ClientPeer,
 }
 
 /// How serving one request ended, as far as the client connection is concerned.
@@ -91,7 +95,7 @@ impl Forwarder<'_> {
         let mut chain = chain;
         let mut stale_retries = 0;
         loop {
-            let request = UpstreamRequest::new(session.req_header(), &rewrite);
+            let request = UpstreamRequest::new(session.req_header(), &rewrite, self.peer);
             let sent = self.send(group, pinned, &request, &body).await;
             let (connection, server, reused) = match sent {
                 Ok(sent) => sent,
@@ -257,6 +261,14 @@ impl Forwarder<'_> {
             .and_then(|value| value.parse::<u64>().ok());
         if declared.is_some_and(|length| length > limit) {
             return RequestBody::TooLarge;
+        }
+        if expects_continue(session.req_header()) && !session.is_body_empty() {
+            // The client waits for the go-ahead before it sends the body (RFC 9110
+            // §10.1.1): routed and within the limit, it gets one now. `Expect` itself is
+            // not forwarded: the body is buffered here.
+            if let Err(error) = write_continue(session).await {
+                return RequestBody::Malformed(format!("writing 100 Continue failed: {error}"));
+            }
         }
         let mut body = BytesMut::new();
         loop {
@@ -426,6 +438,15 @@ fn pin_session<'g>(
         }
     };
     Ok((Some(server), rewrite))
+}
+
+/// Writes `100 Continue`, keeping the connection reusable: Pingora would otherwise take any
+/// response written before the body was read as a reason to close after it.
+async fn write_continue(session: &mut ServerSession) -> pingora_error::Result<()> {
+    session.set_close_on_response_before_downstream_finish(false);
+    let written = session.write_continue_response().await;
+    session.set_close_on_response_before_downstream_finish(true);
+    written
 }
 
 /// The request body as read from the client.

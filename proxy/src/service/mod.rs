@@ -4,13 +4,16 @@
 //!   every request;
 //! - `forward`: one request's exchange with an upstream;
 //! - `client_leg`, `upstream`: the two legs of the [exchange](crate::exchange);
-//! - `headers`, `responses`, `socket_tuning`, `idle_close`: what they say.
+//! - `request_checks`: the request head checks before routing;
+//! - `headers`, `forwarded`, `responses`, `socket_tuning`, `idle_close`: what they say.
 
 mod app;
 mod client_leg;
 mod forward;
+pub(crate) mod forwarded;
 pub(crate) mod headers;
 mod idle_close;
+mod request_checks;
 mod responses;
 mod socket_tuning;
 mod upstream;
