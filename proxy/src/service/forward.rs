@@ -27,6 +27,7 @@ use crate::upstream_leg::{ConnectionPool, UpstreamConnection, UpstreamError};
 use bytes::{Bytes, BytesMut};
 use mcp_edge_filters::StreamChain;
 use pingora_core::protocols::http::ServerSession;
+use pingora_error::ErrorType;
 use std::sync::Arc;
 
 /// What a forwarder needs besides the request: shared, per-process parts.
@@ -71,6 +72,7 @@ impl Forwarder<'_> {
     ) -> Served {
         let body = match self.read_request_body(session).await {
             RequestBody::Complete(body) => body,
+            RequestBody::ClientGone => return Served::ClientGone,
             RequestBody::Malformed(reason) => {
                 session.set_keepalive(None);
                 return write_refusal(session, ProxyRefusal::MalformedRequest, &reason, None).await;
@@ -267,7 +269,8 @@ impl Forwarder<'_> {
             // §10.1.1): routed and within the limit, it gets one now. `Expect` itself is
             // not forwarded: the body is buffered here.
             if let Err(error) = write_continue(session).await {
-                return RequestBody::Malformed(format!("writing 100 Continue failed: {error}"));
+                tracing::debug!(%error, "the client left before 100 Continue");
+                return RequestBody::ClientGone;
             }
         }
         let mut body = BytesMut::new();
@@ -275,8 +278,14 @@ impl Forwarder<'_> {
             let chunk = match session.read_request_body().await {
                 Ok(Some(chunk)) => chunk,
                 Ok(None) => break,
-                // A client that sent a malformed body (or left mid-body) is told why; a
-                // gone client will not read it, which costs nothing.
+                // A client that reset the connection mid-body left: nobody reads an
+                // answer, and it is no problem of the proxy's.
+                Err(error) if error.etype() == &ErrorType::ReadError => {
+                    tracing::debug!(%error, "the client left while sending the request body");
+                    return RequestBody::ClientGone;
+                }
+                // A malformed body (bad chunk framing) or one cut short by a close is
+                // refused: a half-closed client still reads the answer.
                 Err(error) => {
                     return RequestBody::Malformed(format!(
                         "the request body is malformed or incomplete: {error}"
@@ -452,6 +461,8 @@ async fn write_continue(session: &mut ServerSession) -> pingora_error::Result<()
 /// The request body as read from the client.
 enum RequestBody {
     Complete(Bytes),
+    /// The client reset the connection before the body was complete.
+    ClientGone,
     TooLarge,
     Malformed(String),
 }
