@@ -81,7 +81,11 @@ fn connection_cannot_strip_end_to_end_headers() {
     assert_eq!(request.header("content-length"), Some("2"));
     assert_eq!(request.body, b"{}");
     assert_eq!(request.header("x-forwarded-for"), Some("127.0.0.1"));
-    assert_eq!(request.header("x-private"), None, "a nominated header is dropped");
+    assert_eq!(
+        request.header("x-private"),
+        None,
+        "a nominated header is dropped"
+    );
     assert_eq!(request.header("connection"), None);
 }
 
@@ -93,9 +97,8 @@ fn chunked_twice_is_a_400_that_reaches_no_upstream() {
         "Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n",
         "Transfer-Encoding: chunked, chunked\r\n",
     ] {
-        let request = format!(
-            "POST /mcp HTTP/1.1\r\nHost: mcp.test\r\n{framing}\r\n2\r\n{{}}\r\n0\r\n\r\n"
-        );
+        let request =
+            format!("POST /mcp HTTP/1.1\r\nHost: mcp.test\r\n{framing}\r\n2\r\n{{}}\r\n0\r\n\r\n");
         let (head, _) = raw_exchange(&edge, request.as_bytes());
         assert_eq!(head.status, 400, "{framing:?}");
         assert_eq!(head.header("x-mcp-edge-error"), Some("bad_request"));
@@ -105,7 +108,10 @@ fn chunked_twice_is_a_400_that_reaches_no_upstream() {
         &edge,
         b"POST /mcp HTTP/1.1\r\nHost: mcp.test\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n",
     );
-    assert_eq!(head.status, 501, "a transfer coding the proxy does not decode");
+    assert_eq!(
+        head.status, 501,
+        "a transfer coding the proxy does not decode"
+    );
     assert_eq!(upstream.connections(), 0);
 }
 
@@ -148,7 +154,11 @@ fn expect_100_continue_gets_the_go_ahead_before_the_body_and_is_not_forwarded() 
     assert_eq!(client.read_body(&response), b"{\"ok\":true}");
     let request = received(&recorded);
     assert_eq!(request.body, body);
-    assert_eq!(request.header("expect"), None, "the proxy met the expectation");
+    assert_eq!(
+        request.header("expect"),
+        None,
+        "the proxy met the expectation"
+    );
     // The connection stays usable; a request without a body gets no 100.
     let (head, _) = client.exchange("GET", "/mcp", &[("Expect", "100-continue")], b"");
     assert_eq!(head.status, 200);
@@ -203,14 +213,17 @@ const CLIENT_FORWARDING_HEADERS: &str = "X-Forwarded-For: 203.0.113.9\r\n\
 fn an_untrusted_client_forwarding_headers_are_replaced_by_the_proxy_own() {
     let (upstream, recorded) = recording_upstream();
     let edge = Edge::start(upstream.addr, "");
-    let request = format!("GET /mcp HTTP/1.1\r\nHost: mcp.test:8080\r\n{CLIENT_FORWARDING_HEADERS}\r\n");
+    let request =
+        format!("GET /mcp HTTP/1.1\r\nHost: mcp.test:8080\r\n{CLIENT_FORWARDING_HEADERS}\r\n");
     let (head, _) = raw_exchange(&edge, request.as_bytes());
     assert_eq!(head.status, 200);
     let request = received(&recorded);
     let forwarding: Vec<(&str, &str)> = request
         .headers
         .iter()
-        .filter(|(name, _)| name.starts_with("x-forwarded") || name == "forwarded" || name == "x-real-ip")
+        .filter(|(name, _)| {
+            name.starts_with("x-forwarded") || name == "forwarded" || name == "x-real-ip"
+        })
         .map(|(name, value)| (name.as_str(), value.as_str()))
         .collect();
     assert_eq!(
@@ -275,12 +288,7 @@ fn a_502_tells_the_client_nothing_about_the_upstream() {
             assert_eq!(head.status, 502, "{path}");
             assert_eq!(head.header("x-mcp-edge-error"), Some(code));
             let answer = String::from_utf8_lossy(&answer);
-            for secret in [
-                "SECRET",
-                "internal",
-                "dead-group",
-                &server.to_string(),
-            ] {
+            for secret in ["SECRET", "internal", "dead-group", &server.to_string()] {
                 assert!(!answer.contains(secret), "{secret} disclosed: {answer}");
             }
             let request_id = head.header("x-mcp-edge-request-id").expect("request id");

@@ -189,7 +189,12 @@ mod tests {
         let peer = ClientPeer::new(Some("10.1.1.1".parse().unwrap()), false, &trusted);
         assert!(peer.trusted);
         assert!(!peer.passes(&X_FORWARDED_FOR), "rewritten, not passed");
-        for name in ["x-forwarded-proto", "x-forwarded-host", "forwarded", "x-real-ip"] {
+        for name in [
+            "x-forwarded-proto",
+            "x-forwarded-host",
+            "forwarded",
+            "x-real-ip",
+        ] {
             assert!(peer.passes(&HeaderName::from_static(name)), "{name}");
         }
         assert_eq!(

@@ -8,7 +8,9 @@
 //! `Mcp-Method`, `Mcp-Name`) pass through byte for byte: the Python SDK answers 421 to a
 //! rewritten Host. The forwarding headers are the proxy's own ([`super::forwarded`]).
 
-use super::forwarded::{ClientPeer, X_FORWARDED_FOR, X_FORWARDED_HOST, X_FORWARDED_PROTO, X_REAL_IP};
+use super::forwarded::{
+    ClientPeer, X_FORWARDED_FOR, X_FORWARDED_HOST, X_FORWARDED_PROTO, X_REAL_IP,
+};
 use crate::affinity::SESSION_HEADER;
 use http::header::{self, HeaderName};
 use http::{HeaderMap, HeaderValue, Method};
@@ -251,9 +253,15 @@ mod tests {
         for name in PROTECTED.iter() {
             let mut headers = HeaderMap::new();
             headers.insert(name.clone(), HeaderValue::from_static("v"));
-            headers.insert(header::CONNECTION, HeaderValue::from_str(name.as_str()).unwrap());
+            headers.insert(
+                header::CONNECTION,
+                HeaderValue::from_str(name.as_str()).unwrap(),
+            );
             strip_hop_by_hop(&mut headers);
-            assert!(headers.contains_key(name), "{name} stripped from a response");
+            assert!(
+                headers.contains_key(name),
+                "{name} stripped from a response"
+            );
         }
     }
 

@@ -59,9 +59,7 @@ impl HeadProblem {
             HeadProblem::MultipleHost => "more than one Host field",
             HeadProblem::InvalidHost => "a Host that is not host[:port]",
             HeadProblem::RepeatedChunked => "chunked applied more than once",
-            HeadProblem::LengthAndTransferEncoding => {
-                "both Transfer-Encoding and Content-Length"
-            }
+            HeadProblem::LengthAndTransferEncoding => "both Transfer-Encoding and Content-Length",
             HeadProblem::UnsupportedTransferCoding => "a transfer coding other than chunked",
             HeadProblem::UnsupportedExpectation => "an expectation other than 100-continue",
         }
@@ -212,7 +210,10 @@ mod tests {
         assert_eq!(check(&[host, ("transfer-encoding", "Chunked")]), Ok(()));
         for repeated in [
             &[("transfer-encoding", "chunked, chunked")][..],
-            &[("transfer-encoding", "chunked"), ("transfer-encoding", "chunked")],
+            &[
+                ("transfer-encoding", "chunked"),
+                ("transfer-encoding", "chunked"),
+            ],
             &[("transfer-encoding", "chunked,,chunked")],
         ] {
             let headers: Vec<_> = [host].iter().chain(repeated).copied().collect();
