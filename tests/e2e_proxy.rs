@@ -252,16 +252,24 @@ fn refused_server_is_skipped_and_all_down_is_a_502_with_a_reason() {
     );
     let error: serde_json::Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(error["id"], 42);
-    let message = error["error"]["message"].as_str().unwrap();
-    assert!(
-        message.contains("upstream `down` is unavailable"),
-        "{message}"
+    assert_eq!(
+        error["error"]["message"],
+        "mcp-edge: the upstream is unavailable"
     );
-    assert!(message.contains("connect_refused"), "{message}");
+    // The details are the log's, under the request id the client was given.
+    let request_id = head.header("x-mcp-edge-request-id").unwrap();
+    assert_eq!(error["error"]["data"]["request_id"], request_id);
+    let log = edge.log();
+    let line = log
+        .lines()
+        .find(|line| line.contains(request_id))
+        .unwrap_or_else(|| panic!("no log line for {request_id}:\n{log}"));
+    assert!(line.contains("upstream `down` is unavailable"), "{line}");
+    assert!(line.contains("connect_refused"), "{line}");
 
     let (head, body) = client.exchange("GET", "/down/x", &[], b"");
     assert_eq!(head.status, 502);
-    assert!(String::from_utf8_lossy(&body).starts_with("mcp-edge: upstream `down` is unavailable"));
+    assert!(String::from_utf8_lossy(&body).starts_with("mcp-edge: the upstream is unavailable"));
 }
 
 #[test]
@@ -290,7 +298,8 @@ fn oversized_body_is_a_413_and_never_reaches_the_upstream() {
     let mut client = Client::connect(edge.listen);
     let (head, body) = client.exchange("POST", "/mcp", &[JSON], &vec![b'x'; 4096]);
     assert_eq!(head.status, 413);
-    assert!(String::from_utf8_lossy(&body).contains("exceeds the limit of 1024 bytes"));
+    assert!(String::from_utf8_lossy(&body).contains("the request body is too large"));
+    assert!(edge.log().contains("exceeds the limit of 1024 bytes"));
     assert_eq!(upstream.connections(), 0);
 
     let mut client = Client::connect(edge.listen);
@@ -311,7 +320,8 @@ fn unmatched_path_is_a_404() {
     let mut client = Client::connect(edge.listen);
     let (head, body) = client.exchange("GET", "/elsewhere", &[], b"");
     assert_eq!(head.status, 404);
-    assert!(String::from_utf8_lossy(&body).contains("no route matches path `/elsewhere`"));
+    assert!(String::from_utf8_lossy(&body).contains("no route matches the request path"));
+    assert!(edge.log().contains("no route matches path `/elsewhere`"));
     let (head, _) = client.exchange("POST", "/mcp", &[JSON], b"{}");
     assert_eq!(head.status, 200);
     assert_eq!(upstream.connections(), 1);
@@ -465,4 +475,8 @@ fn tls_listener_serves_https_with_the_configured_certificate() {
     });
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     assert!(answer.contains(r#""target":"/tls""#), "{answer}");
+    assert!(
+        answer.contains(r#"["x-forwarded-proto","https"]"#),
+        "X-Forwarded-Proto by the listener's TLS: {answer}"
+    );
 }

@@ -1,4 +1,4 @@
-//! The alerting rules shipped in `conf/prometheus/mcp-edge-alerts.yaml`, checked against a
+//! The alerting rules shipped in `conf/prometheus/mcp-edge.rules.yml`, checked against a
 //! running edge's `/metrics`.
 //!
 //! Every rule's expression starts with the series that counts trouble (the file says so).
@@ -23,7 +23,7 @@ pub struct Rule {
 pub fn shipped_rules() -> Vec<Rule> {
     let path = concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../conf/prometheus/mcp-edge-alerts.yaml"
+        "/../conf/prometheus/mcp-edge.rules.yml"
     );
     let text = std::fs::read_to_string(path).expect("the alert rules are shipped");
     let doc: serde_yaml::Value = serde_yaml::from_str(&text).expect("the alert rules are YAML");

@@ -15,6 +15,7 @@ mod describe;
 mod diagnostics;
 mod expand;
 pub mod hook;
+mod ip_range;
 mod load;
 mod locate;
 pub mod model;
@@ -27,5 +28,6 @@ mod validate;
 mod tests;
 
 pub use diagnostics::{ConfigError, ConfigErrors};
+pub use ip_range::IpRange;
 pub use load::{load_file, load_str, LoadedConfig};
 pub use schema::{generated_schema, COMMITTED_SCHEMA};

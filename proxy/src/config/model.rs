@@ -63,6 +63,11 @@ pub struct ServerConfig {
     #[serde(default = "defaults::max_request_body_bytes")]
     #[schemars(range(min = 1))]
     pub max_request_body_bytes: u64,
+    /// Peers whose forwarding headers (`X-Forwarded-For`, `-Proto`, `-Host`, `Forwarded`,
+    /// `X-Real-IP`) are believed: IP addresses or CIDR blocks. From any other peer they are
+    /// replaced by the proxy's own. Empty (the default) trusts no peer.
+    #[serde(default)]
+    pub trusted_proxies: Vec<super::IpRange>,
 }
 
 impl Default for ServerConfig {
@@ -73,6 +78,7 @@ impl Default for ServerConfig {
             upgrade_sock: defaults::upgrade_sock(),
             grace_period_seconds: defaults::grace_period_seconds(),
             max_request_body_bytes: defaults::max_request_body_bytes(),
+            trusted_proxies: Vec::new(),
         }
     }
 }

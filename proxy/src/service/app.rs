@@ -10,9 +10,11 @@
 
 use super::calls::McpParts;
 use super::forward::{Forwarder, Served};
+use super::forwarded::ClientPeer;
 use super::idle_close::IdleClose;
 use super::record::RequestRecord;
-use super::responses::{refusal, ProxyRefusal};
+use super::request_checks::check_head;
+use super::responses::{new_request_id, refusal, ProxyRefusal};
 use crate::access_log::{AccessLine, AccessLog};
 use crate::affinity::SESSION_HEADER;
 use crate::drain::DrainSignal;
@@ -84,6 +86,13 @@ impl EdgeApp {
         generation: &Generation,
         record: &mut RequestRecord,
     ) -> (Option<Arc<str>>, Served) {
+        if let Err(problem) = check_head(session.req_header()) {
+            // The request's framing cannot be trusted: the connection closes after the answer.
+            session.set_keepalive(None);
+            record.end = problem.refusal().code();
+            let refused = write_refusal(session, problem.refusal(), problem.describe()).await;
+            return (None, refused);
+        }
         let path = session.req_header().uri.path();
         let Some(route) = generation.routes.route(path).cloned() else {
             let reason = format!("no route matches path `{path}`");
@@ -93,13 +102,15 @@ impl EdgeApp {
                 write_refusal(session, ProxyRefusal::NoRoute, &reason).await,
             );
         };
+        let server = &generation.loaded.config.server;
         let forwarder = Forwarder {
             pool: &self.parts.pool,
             metrics: &self.parts.metrics,
-            max_request_body_bytes: generation.loaded.config.server.max_request_body_bytes,
+            max_request_body_bytes: server.max_request_body_bytes,
             streams: &self.parts.streams,
             drain: &self.parts.drain,
             mcp: &self.parts.mcp,
+            peer: ClientPeer::of(session, &server.trusted_proxies),
         };
         let served = forwarder
             .forward(
@@ -117,7 +128,11 @@ impl EdgeApp {
     /// Counts the request by route, status, MCP method and tool, observes its duration,
     /// and writes its access log line.
     fn account(&self, session: &ServerSession, served: Served, done: Done<'_>) {
-        let status = match (session.response_written(), served) {
+        // An interim `100 Continue` alone is no answer.
+        let written = session
+            .response_written()
+            .filter(|head| !head.status.is_informational());
+        let status = match (written, served) {
             (Some(head), _) => Some(head.status),
             (None, Served::ClientGone) => StatusCode::from_u16(CLIENT_CLOSED_REQUEST).ok(),
             (None, _) => None,
@@ -334,15 +349,19 @@ pub(super) async fn write_refusal(
     write_refusal_with_id(session, kind, reason, None).await
 }
 
-/// Writes a refusal whose body is a JSON-RPC error when the request was JSON-RPC.
+/// Writes a refusal whose body is a JSON-RPC error when the request was JSON-RPC. The
+/// client is told a generic reason and a fresh request id; `reason` (upstream, server,
+/// error) goes only to the log line, with the same id.
 pub(super) async fn write_refusal_with_id(
     session: &mut ServerSession,
     kind: ProxyRefusal,
     reason: &str,
     jsonrpc_id: Option<serde_json::Value>,
 ) -> Served {
-    tracing::warn!(status = kind.status(), code = kind.code(), %reason, "refused request");
-    let (head, body) = refusal(kind, reason, jsonrpc_id);
+    let request_id = new_request_id();
+    tracing::warn!(status = kind.status(), code = kind.code(), %request_id, %reason,
+        "refused request");
+    let (head, body) = refusal(kind, &request_id, jsonrpc_id);
     if session.write_response_header(Box::new(head)).await.is_err()
         || session.write_response_body(body, true).await.is_err()
     {

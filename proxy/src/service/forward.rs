@@ -13,8 +13,10 @@
 use super::app::write_refusal_with_id as write_refusal;
 use super::calls::McpParts;
 use super::client_leg::PingoraClient;
+use super::forwarded::ClientPeer;
 use super::headers::{RequestRewrite, UpstreamRequest};
 use super::record::RequestRecord;
+use super::request_checks::expects_continue;
 use super::responses::{jsonrpc_id, ProxyRefusal};
 use crate::affinity::{self, ResponseRewriter, SESSION_HEADER};
 use crate::drain::DrainSignal;
@@ -29,6 +31,7 @@ use crate::upstream_leg::{ConnectionPool, UpstreamConnection, UpstreamError};
 use bytes::{Bytes, BytesMut};
 use mcp_edge_filters::StreamChain;
 use pingora_core::protocols::http::ServerSession;
+use pingora_error::ErrorType;
 use std::sync::Arc;
 
 /// What a forwarder needs besides the request: shared, per-process parts.
@@ -45,6 +48,8 @@ pub struct Forwarder<'a> {
     pub drain: &'a DrainSignal,
     /// Tool labels and legacy sessions.
     pub mcp: &'a McpParts,
+    /// The client connection, as the forwarding headers describe it.
+    pub peer: ClientPeer,
 }
 
 /// How serving one request ended, as far as the client connection is concerned.
@@ -74,6 +79,10 @@ impl Forwarder<'_> {
     ) -> Served {
         let body = match self.read_request_body(session).await {
             RequestBody::Complete(body) => body,
+            RequestBody::ClientGone => {
+                record.end = "client_gone";
+                return Served::ClientGone;
+            }
             RequestBody::Malformed(reason) => {
                 session.set_keepalive(None);
                 record.end = ProxyRefusal::MalformedRequest.code();
@@ -110,7 +119,7 @@ impl Forwarder<'_> {
         let mut chain = chain;
         let mut stale_retries = 0;
         let served = loop {
-            let request = UpstreamRequest::new(session.req_header(), &rewrite);
+            let request = UpstreamRequest::new(session.req_header(), &rewrite, self.peer);
             let sent = self.send(group, pinned, &request, &body).await;
             let (connection, server, reused) = match sent {
                 Ok(sent) => sent,
@@ -298,13 +307,28 @@ impl Forwarder<'_> {
         if declared.is_some_and(|length| length > limit) {
             return RequestBody::TooLarge;
         }
+        if expects_continue(session.req_header()) && !session.is_body_empty() {
+            // The client waits for the go-ahead before it sends the body (RFC 9110
+            // §10.1.1): routed and within the limit, it gets one now. `Expect` itself is
+            // not forwarded: the body is buffered here.
+            if let Err(error) = write_continue(session).await {
+                tracing::debug!(%error, "the client left before 100 Continue");
+                return RequestBody::ClientGone;
+            }
+        }
         let mut body = BytesMut::new();
         loop {
             let chunk = match session.read_request_body().await {
                 Ok(Some(chunk)) => chunk,
                 Ok(None) => break,
-                // A client that sent a malformed body (or left mid-body) is told why; a
-                // gone client will not read it, which costs nothing.
+                // A client that reset the connection mid-body left: nobody reads an
+                // answer, and it is no problem of the proxy's.
+                Err(error) if error.etype() == &ErrorType::ReadError => {
+                    tracing::debug!(%error, "the client left while sending the request body");
+                    return RequestBody::ClientGone;
+                }
+                // A malformed body (bad chunk framing) or one cut short by a close is
+                // refused: a half-closed client still reads the answer.
                 Err(error) => {
                     return RequestBody::Malformed(format!(
                         "the request body is malformed or incomplete: {error}"
@@ -468,9 +492,20 @@ fn pin_session<'g>(
     Ok((Some(server), rewrite))
 }
 
+/// Writes `100 Continue`, keeping the connection reusable: Pingora would otherwise take any
+/// response written before the body was read as a reason to close after it.
+async fn write_continue(session: &mut ServerSession) -> pingora_error::Result<()> {
+    session.set_close_on_response_before_downstream_finish(false);
+    let written = session.write_continue_response().await;
+    session.set_close_on_response_before_downstream_finish(true);
+    written
+}
+
 /// The request body as read from the client.
 enum RequestBody {
     Complete(Bytes),
+    /// The client reset the connection before the body was complete.
+    ClientGone,
     TooLarge,
     Malformed(String),
 }

@@ -1,9 +1,16 @@
 //! Header rewriting between the client and upstream legs.
 //!
-//! Only hop-by-hop headers are touched. `Host`, `Authorization`, `Accept`, and the MCP
-//! headers (`Mcp-Session-Id`, `MCP-Protocol-Version`, `Last-Event-ID`, `Mcp-Method`,
-//! `Mcp-Name`) pass through byte for byte: the Python SDK answers 421 to a rewritten Host.
+//! Hop-by-hop headers (RFC 9110 §7.6.1), including those a message names in `Connection`,
+//! do not cross the proxy, nor does `Expect` (the proxy answers it and buffers the body).
+//! A client cannot strip an end-to-end header the proxy or the upstream relies on by
+//! naming it in `Connection`: see [`PROTECTED`]. `Host`, `Authorization`, `Accept`, and
+//! the MCP headers (`Mcp-Session-Id`, `MCP-Protocol-Version`, `Last-Event-ID`,
+//! `Mcp-Method`, `Mcp-Name`) pass through byte for byte: the Python SDK answers 421 to a
+//! rewritten Host. The forwarding headers are the proxy's own ([`super::forwarded`]).
 
+use super::forwarded::{
+    ClientPeer, X_FORWARDED_FOR, X_FORWARDED_HOST, X_FORWARDED_PROTO, X_REAL_IP,
+};
 use crate::affinity::SESSION_HEADER;
 use http::header::{self, HeaderName};
 use http::{HeaderMap, HeaderValue, Method};
@@ -20,6 +27,29 @@ const HOP_BY_HOP: [HeaderName; 6] = [
     header::UPGRADE,
 ];
 
+/// End-to-end headers that naming them in `Connection` does not strip: the request's
+/// target and credentials, the body's framing and type, the MCP session and protocol
+/// headers, and the forwarding headers. Stripping them would let a client change what the
+/// upstream authenticates, routes or frames on, or hide the forwarding headers the proxy
+/// writes.
+pub static PROTECTED: [HeaderName; 15] = [
+    header::HOST,
+    header::AUTHORIZATION,
+    header::COOKIE,
+    header::CONTENT_LENGTH,
+    header::TRANSFER_ENCODING,
+    header::CONTENT_TYPE,
+    header::ACCEPT,
+    HeaderName::from_static(SESSION_HEADER),
+    HeaderName::from_static("mcp-protocol-version"),
+    HeaderName::from_static("last-event-id"),
+    X_FORWARDED_FOR,
+    X_FORWARDED_PROTO,
+    X_FORWARDED_HOST,
+    header::FORWARDED,
+    X_REAL_IP,
+];
+
 /// What the proxy changes in a request on its way to the upstream, besides hop-by-hop
 /// headers: the session id and target of a pinned affinity session.
 #[derive(Debug, Clone, Default)]
@@ -31,21 +61,24 @@ pub struct RequestRewrite {
 }
 
 /// The request as the upstream will see it: a view of the client's request head, with
-/// hop-by-hop and framing headers left out (including any named in `Connection`), `Host`
-/// taken from the URI authority when an HTTP/2 client sent none, and `rewrite` applied.
-/// Nothing is copied: the upstream leg serialises straight from the client's head. The
-/// body's framing (`Content-Length`) is written by the upstream leg from the buffered body.
+/// hop-by-hop and framing headers and `Expect` left out (including any unprotected header
+/// named in `Connection`), `Host` taken from the URI authority when an HTTP/2 client sent
+/// none, the forwarding headers of `peer`, and `rewrite` applied. The client's head is not
+/// copied: the upstream leg serialises straight from it, then writes the few headers the
+/// proxy adds. The body's framing (`Content-Length`) is written by the upstream leg from
+/// the buffered body.
 pub struct UpstreamRequest<'a> {
     client: &'a RequestHeader,
     rewrite: &'a RequestRewrite,
-    host: Option<HeaderValue>,
+    peer: ClientPeer,
     connection_named: Vec<HeaderName>,
+    added: Vec<(HeaderName, HeaderValue)>,
 }
 
 impl<'a> UpstreamRequest<'a> {
-    /// The upstream request for `client`, with `rewrite` applied.
-    pub fn new(client: &'a RequestHeader, rewrite: &'a RequestRewrite) -> Self {
-        let host = if client.headers.contains_key(header::HOST) {
+    /// The upstream request for `client`, arrived from `peer`, with `rewrite` applied.
+    pub fn new(client: &'a RequestHeader, rewrite: &'a RequestRewrite, peer: ClientPeer) -> Self {
+        let missing_host = if client.headers.contains_key(header::HOST) {
             None
         } else {
             client
@@ -53,11 +86,23 @@ impl<'a> UpstreamRequest<'a> {
                 .authority()
                 .and_then(|authority| HeaderValue::from_str(authority.as_str()).ok())
         };
+        let host = client.headers.get(header::HOST).or(missing_host.as_ref());
+        let forwarding = peer.added_headers(&client.headers, host);
+        let mut added = Vec::with_capacity(2 + forwarding.len());
+        added.extend(missing_host.map(|host| (header::HOST, host)));
+        added.extend(
+            rewrite
+                .session_header
+                .clone()
+                .map(|value| (SESSION_HEADER_NAME.clone(), value)),
+        );
+        added.extend(forwarding);
         Self {
             client,
             rewrite,
-            host,
+            peer,
             connection_named: connection_named(&client.headers),
+            added,
         }
     }
 
@@ -87,8 +132,10 @@ impl<'a> UpstreamRequest<'a> {
         !(HOP_BY_HOP.contains(name)
             || name == header::TRANSFER_ENCODING
             || name == header::CONTENT_LENGTH
+            || name == header::EXPECT
             || self.connection_named.contains(name)
             || (self.rewrite.session_header.is_some() && name.as_str() == SESSION_HEADER))
+            && self.peer.passes(name)
     }
 }
 
@@ -106,17 +153,18 @@ impl<'a> IntoIterator for UpstreamHeaders<'a> {
         UpstreamHeaderIter {
             request: self.request,
             client: self.request.client.headers.iter(),
-            added: 0,
+            added: self.request.added.iter(),
         }
     }
 }
 
 /// Iterator over the header fields of an [`UpstreamRequest`]: the client's, filtered,
-/// then the ones the proxy adds (`Host`, the upstream's session id).
+/// then the ones the proxy adds (`Host`, the upstream's session id, the forwarding
+/// headers).
 pub struct UpstreamHeaderIter<'a> {
     request: &'a UpstreamRequest<'a>,
     client: http::header::Iter<'a, HeaderValue>,
-    added: u8,
+    added: std::slice::Iter<'a, (HeaderName, HeaderValue)>,
 }
 
 impl<'a> Iterator for UpstreamHeaderIter<'a> {
@@ -128,29 +176,14 @@ impl<'a> Iterator for UpstreamHeaderIter<'a> {
                 return Some((name, value));
             }
         }
-        while self.added < 2 {
-            self.added += 1;
-            let added = match self.added {
-                1 => self.request.host.as_ref().map(|host| (&header::HOST, host)),
-                _ => self
-                    .request
-                    .rewrite
-                    .session_header
-                    .as_ref()
-                    .map(|value| (&SESSION_HEADER_NAME, value)),
-            };
-            if added.is_some() {
-                return added;
-            }
-        }
-        None
+        self.added.next().map(|(name, value)| (name, value))
     }
 }
 
 /// The `Mcp-Session-Id` header's name.
 static SESSION_HEADER_NAME: HeaderName = HeaderName::from_static(SESSION_HEADER);
 
-/// The headers named by `Connection` (hop-by-hop by declaration).
+/// The headers named by `Connection` (hop-by-hop by declaration), except protected ones.
 fn connection_named(headers: &HeaderMap) -> Vec<HeaderName> {
     headers
         .get_all(header::CONNECTION)
@@ -158,10 +191,12 @@ fn connection_named(headers: &HeaderMap) -> Vec<HeaderName> {
         .filter_map(|value| value.to_str().ok())
         .flat_map(|value| value.split(','))
         .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+        .filter(|name| !PROTECTED.contains(name))
         .collect()
 }
 
-/// Removes the hop-by-hop headers of `headers`, including those named by `Connection`.
+/// Removes the hop-by-hop headers of `headers`, including the unprotected ones named by
+/// `Connection`.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     let named = connection_named(headers);
     for name in named.iter().chain(HOP_BY_HOP.iter()) {
@@ -172,6 +207,94 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A client straight from the internet: no trusted proxies.
+    fn direct_peer() -> ClientPeer {
+        ClientPeer::new(Some("192.0.2.1".parse().unwrap()), false, &[])
+    }
+
+    fn sent(upstream: &UpstreamRequest<'_>) -> HeaderMap {
+        upstream
+            .headers()
+            .into_iter()
+            .map(|(name, value)| (name.clone(), value.clone()))
+            .collect()
+    }
+
+    fn client_with(headers: &[(&str, &str)]) -> RequestHeader {
+        let mut client = RequestHeader::build("POST", b"/mcp", None).unwrap();
+        for (name, value) in headers {
+            client.append_header(name.to_string(), *value).unwrap();
+        }
+        client
+    }
+
+    #[test]
+    fn connection_cannot_strip_protected_end_to_end_headers() {
+        let client = client_with(&[
+            ("host", "mcp.test"),
+            ("authorization", "Bearer t"),
+            ("mcp-session-id", "abc"),
+            ("content-type", "application/json"),
+            ("x-custom", "hop"),
+            (
+                "connection",
+                "Host, authorization, mcp-session-id, content-type, x-forwarded-for, x-custom",
+            ),
+        ]);
+        let rewrite = RequestRewrite::default();
+        let sent = sent(&UpstreamRequest::new(&client, &rewrite, direct_peer()));
+        for name in ["host", "authorization", "mcp-session-id", "content-type"] {
+            assert_eq!(sent.get(name), client.headers.get(name), "{name} stripped");
+        }
+        assert_eq!(sent.get("x-forwarded-for").unwrap(), "192.0.2.1");
+        assert!(sent.get("x-custom").is_none(), "unprotected x-custom kept");
+        assert!(sent.get("connection").is_none());
+        for name in PROTECTED.iter() {
+            let mut headers = HeaderMap::new();
+            headers.insert(name.clone(), HeaderValue::from_static("v"));
+            headers.insert(
+                header::CONNECTION,
+                HeaderValue::from_str(name.as_str()).unwrap(),
+            );
+            strip_hop_by_hop(&mut headers);
+            assert!(
+                headers.contains_key(name),
+                "{name} stripped from a response"
+            );
+        }
+    }
+
+    #[test]
+    fn expect_and_client_forwarding_headers_do_not_reach_the_upstream() {
+        let client = client_with(&[
+            ("host", "mcp.test"),
+            ("expect", "100-continue"),
+            ("x-forwarded-for", "203.0.113.9"),
+            ("x-forwarded-proto", "https"),
+            ("x-forwarded-host", "forged.test"),
+            ("forwarded", "for=203.0.113.9"),
+            ("x-real-ip", "203.0.113.9"),
+        ]);
+        let rewrite = RequestRewrite::default();
+        let upstream = UpstreamRequest::new(&client, &rewrite, direct_peer());
+        let sent: Vec<(String, String)> = upstream
+            .headers()
+            .into_iter()
+            .map(|(name, value)| (name.to_string(), value.to_str().unwrap().to_string()))
+            .collect();
+        let expected = [
+            ("host", "mcp.test"),
+            ("x-forwarded-for", "192.0.2.1"),
+            ("x-forwarded-proto", "http"),
+            ("x-forwarded-host", "mcp.test"),
+        ];
+        let expected: Vec<(String, String)> = expected
+            .iter()
+            .map(|(name, value)| (name.to_string(), value.to_string()))
+            .collect();
+        assert_eq!(sent, expected);
+    }
 
     #[test]
     fn mcp_headers_and_host_pass_through_hop_by_hop_do_not() {
@@ -192,13 +315,9 @@ mod tests {
             client.append_header(name, value).unwrap();
         }
         let rewrite = RequestRewrite::default();
-        let upstream = UpstreamRequest::new(&client, &rewrite);
+        let upstream = UpstreamRequest::new(&client, &rewrite, direct_peer());
         assert_eq!(upstream.target(), "/mcp?x=1");
-        let sent: HeaderMap = upstream
-            .headers()
-            .into_iter()
-            .map(|(name, value)| (name.clone(), value.clone()))
-            .collect();
+        let sent = sent(&upstream);
         for name in [
             "host",
             "mcp-session-id",
@@ -234,7 +353,7 @@ mod tests {
             session_header: Some(HeaderValue::from_static("upstream-id")),
             target: Some("/messages/?session_id=upstream-id".to_string()),
         };
-        let upstream = UpstreamRequest::new(&client, &rewrite);
+        let upstream = UpstreamRequest::new(&client, &rewrite, direct_peer());
         assert_eq!(upstream.target(), "/messages/?session_id=upstream-id");
         let sent: Vec<(String, String)> = upstream
             .headers()
@@ -245,6 +364,9 @@ mod tests {
             ("accept", "text/event-stream"),
             ("host", "mcp.test:8080"),
             ("mcp-session-id", "upstream-id"),
+            ("x-forwarded-for", "192.0.2.1"),
+            ("x-forwarded-proto", "http"),
+            ("x-forwarded-host", "mcp.test:8080"),
         ];
         let expected: Vec<(String, String)> = expected
             .iter()
@@ -252,7 +374,7 @@ mod tests {
             .collect();
         assert_eq!(sent, expected);
         // Walked twice (sized, then written): the same both times.
-        assert_eq!(upstream.headers().into_iter().count(), 3);
+        assert_eq!(upstream.headers().into_iter().count(), 6);
     }
 
     #[test]

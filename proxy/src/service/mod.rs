@@ -6,15 +6,18 @@
 //! - `client_leg`, `upstream`: the two legs of the [exchange](crate::exchange);
 //! - `calls`: the MCP calls a request carries and how its exchange watches them;
 //! - `record`: what a request did, for the metrics and the access log;
-//! - `headers`, `responses`, `socket_tuning`, `idle_close`: what they say.
+//! - `request_checks`: the request head checks before routing;
+//! - `headers`, `forwarded`, `responses`, `socket_tuning`, `idle_close`: what they say.
 
 mod app;
 mod calls;
 mod client_leg;
 mod forward;
+pub(crate) mod forwarded;
 pub(crate) mod headers;
 mod idle_close;
 mod record;
+mod request_checks;
 mod responses;
 mod socket_tuning;
 mod upstream;

@@ -1,13 +1,19 @@
-//! Responses the proxy writes itself: 404, 413 and 502 with a reason.
+//! Responses the proxy writes itself: 4xx and 5xx refusals.
 //!
-//! When the request was JSON-RPC, the body is a JSON-RPC error carrying the request's
-//! `id`, so an MCP client surfaces the reason instead of a parse failure.
+//! A refusal tells the client only a generic reason, the stable code (`X-Mcp-Edge-Error`)
+//! and a refusal id (`X-Mcp-Edge-Request-Id`); the details (upstream group, server,
+//! upstream error) go to the log line carrying the same id. When the request was
+//! JSON-RPC, the body is a JSON-RPC error carrying the request's `id`, so an MCP client
+//! surfaces the reason instead of a parse failure.
 
 use bytes::Bytes;
 use pingora_http::ResponseHeader;
 
 /// JSON-RPC error code used for proxy-side failures (implementation-defined server error).
 const JSONRPC_PROXY_ERROR: i64 = -32000;
+
+/// The response header carrying the refusal id, also logged with the refusal's details.
+pub const REQUEST_ID_HEADER: &str = "x-mcp-edge-request-id";
 
 /// Why the proxy answered on its own.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,6 +32,12 @@ pub enum ProxyRefusal {
     UnknownSession,
     /// The request body is malformed (bad chunked framing, a short body).
     MalformedRequest,
+    /// The request head is invalid (no `Host`, a bad `Host`, ambiguous framing).
+    BadRequestHead,
+    /// The request names an expectation other than `100-continue`.
+    ExpectationFailed,
+    /// The request body uses a transfer coding other than `chunked`.
+    UnsupportedTransferCoding,
 }
 
 impl ProxyRefusal {
@@ -36,7 +48,9 @@ impl ProxyRefusal {
             ProxyRefusal::BodyTooLarge => 413,
             ProxyRefusal::UpstreamUnavailable | ProxyRefusal::UpstreamFailed => 502,
             ProxyRefusal::UpstreamTimeout => 504,
-            ProxyRefusal::MalformedRequest => 400,
+            ProxyRefusal::MalformedRequest | ProxyRefusal::BadRequestHead => 400,
+            ProxyRefusal::ExpectationFailed => 417,
+            ProxyRefusal::UnsupportedTransferCoding => 501,
         }
     }
 
@@ -50,18 +64,43 @@ impl ProxyRefusal {
             ProxyRefusal::UpstreamTimeout => "upstream_timeout",
             ProxyRefusal::UnknownSession => "unknown_session",
             ProxyRefusal::MalformedRequest => "malformed_request",
+            ProxyRefusal::BadRequestHead => "bad_request",
+            ProxyRefusal::ExpectationFailed => "expectation_failed",
+            ProxyRefusal::UnsupportedTransferCoding => "unsupported_transfer_coding",
+        }
+    }
+
+    /// The generic reason the client is told: nothing about upstreams, servers or errors.
+    pub fn public_reason(self) -> &'static str {
+        match self {
+            ProxyRefusal::NoRoute => "no route matches the request path",
+            ProxyRefusal::BodyTooLarge => "the request body is too large",
+            ProxyRefusal::UpstreamUnavailable => "the upstream is unavailable",
+            ProxyRefusal::UpstreamFailed => "the upstream failed to respond",
+            ProxyRefusal::UpstreamTimeout => "the upstream did not respond in time",
+            ProxyRefusal::UnknownSession => "unknown session; start a new session",
+            ProxyRefusal::MalformedRequest => "the request body is malformed or incomplete",
+            ProxyRefusal::BadRequestHead => "the request head is invalid",
+            ProxyRefusal::ExpectationFailed => "the expectation cannot be met",
+            ProxyRefusal::UnsupportedTransferCoding => "the transfer coding is not supported",
         }
     }
 }
 
-/// Builds the head and body of a refusal. `jsonrpc_id` is `Some` when the request body was
-/// a JSON-RPC message (its id, or `null` for a notification or batch).
+/// A fresh refusal id: 16 hex digits, sent to the client and logged with the details.
+pub fn new_request_id() -> String {
+    format!("{:016x}", rand::random::<u64>())
+}
+
+/// Builds the head and body of a refusal with id `request_id`. `jsonrpc_id` is `Some` when
+/// the request body was a JSON-RPC message (its id, or `null` for a notification or batch).
+/// Only the refusal's generic reason reaches the client.
 pub fn refusal(
     refusal: ProxyRefusal,
-    reason: &str,
+    request_id: &str,
     jsonrpc_id: Option<serde_json::Value>,
 ) -> (ResponseHeader, Bytes) {
-    let message = format!("mcp-edge: {reason}");
+    let message = format!("mcp-edge: {}", refusal.public_reason());
     let (content_type, body) = match jsonrpc_id {
         Some(id) => (
             "application/json",
@@ -69,18 +108,24 @@ pub fn refusal(
                 "jsonrpc": "2.0",
                 "id": id,
                 "error": {"code": JSONRPC_PROXY_ERROR, "message": message,
-                          "data": {"status": refusal.status(), "reason": refusal.code()}},
+                          "data": {"status": refusal.status(), "reason": refusal.code(),
+                                   "request_id": request_id}},
             })
             .to_string(),
         ),
-        None => ("text/plain; charset=utf-8", format!("{message}\n")),
+        None => (
+            "text/plain; charset=utf-8",
+            format!("{message} ({}, request id {request_id})\n", refusal.code()),
+        ),
     };
     let mut head =
-        ResponseHeader::build(refusal.status(), Some(4)).expect("static status codes are valid");
-    // Header names and values below are static or ASCII digits; insertion cannot fail.
+        ResponseHeader::build(refusal.status(), Some(5)).expect("static status codes are valid");
+    // Header names are static; the values are static, ASCII digits or hex: insertion
+    // cannot fail.
     let _ = head.insert_header("content-type", content_type);
     let _ = head.insert_header("content-length", body.len().to_string());
     let _ = head.insert_header("x-mcp-edge-error", refusal.code());
+    let _ = head.insert_header(REQUEST_ID_HEADER, request_id);
     let _ = head.insert_header("cache-control", "no-store");
     (head, Bytes::from(body))
 }
@@ -109,23 +154,44 @@ mod tests {
     #[test]
     fn jsonrpc_requests_get_a_jsonrpc_error_with_their_id() {
         let id = jsonrpc_id(br#"{"jsonrpc":"2.0","id":7,"method":"tools/list"}"#);
-        let (head, body) = refusal(ProxyRefusal::UpstreamUnavailable, "all down", id);
+        let (head, body) = refusal(ProxyRefusal::UpstreamUnavailable, "00ab", id);
         assert_eq!(head.status.as_u16(), 502);
         let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
         assert_eq!(json["id"], 7);
         assert_eq!(json["error"]["code"], JSONRPC_PROXY_ERROR);
-        assert!(json["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("all down"));
+        assert_eq!(
+            json["error"]["message"],
+            "mcp-edge: the upstream is unavailable"
+        );
+        assert_eq!(json["error"]["data"]["reason"], "upstream_unavailable");
+        assert_eq!(json["error"]["data"]["request_id"], "00ab");
     }
 
     #[test]
     fn other_requests_get_plain_text() {
         assert_eq!(jsonrpc_id(b"not json"), None);
         assert_eq!(jsonrpc_id(br#"{"a":1}"#), None);
-        let (head, body) = refusal(ProxyRefusal::NoRoute, "no route for /x", None);
+        let (head, body) = refusal(ProxyRefusal::NoRoute, "00ab", None);
         assert_eq!(head.status.as_u16(), 404);
-        assert_eq!(&body[..], b"mcp-edge: no route for /x\n");
+        assert_eq!(
+            &body[..],
+            b"mcp-edge: no route matches the request path (no_route, request id 00ab)\n"
+        );
+        assert_eq!(
+            head.headers.get(REQUEST_ID_HEADER).unwrap().as_bytes(),
+            b"00ab"
+        );
+        assert_eq!(
+            head.headers.get("x-mcp-edge-error").unwrap().as_bytes(),
+            b"no_route"
+        );
+    }
+
+    #[test]
+    fn request_ids_are_sixteen_hex_digits_and_differ() {
+        let (a, b) = (new_request_id(), new_request_id());
+        assert_eq!(a.len(), 16);
+        assert!(a.bytes().all(|byte| byte.is_ascii_hexdigit()));
+        assert_ne!(a, b);
     }
 }
