@@ -23,6 +23,7 @@ pub mod exchange;
 pub mod generation;
 pub mod health;
 pub mod lifecycle;
+pub mod logging;
 pub mod metrics;
 pub mod parking;
 pub mod recycle;
