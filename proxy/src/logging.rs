@@ -40,7 +40,9 @@ fn parse_format(value: &str) -> Result<Option<LogFormat>, String> {
         "" => Ok(None),
         "text" => Ok(Some(LogFormat::Text)),
         "json" => Ok(Some(LogFormat::Json)),
-        other => Err(format!("unknown log format `{other}`, expected `text` or `json`")),
+        other => Err(format!(
+            "unknown log format `{other}`, expected `text` or `json`"
+        )),
     }
 }
 

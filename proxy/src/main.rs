@@ -33,9 +33,7 @@ fn main() -> ExitCode {
         }
         Command::Reload { config } => mcp_edge::control::reload::run(&config),
         Command::Upgrade { binary, config } => mcp_edge::control::upgrade::run(binary, &config),
-        Command::Demo { listen, admin } => {
-            exit_on_error(demo::run(DemoOptions { listen, admin }))
-        }
+        Command::Demo { listen, admin } => exit_on_error(demo::run(DemoOptions { listen, admin })),
     }
 }
 

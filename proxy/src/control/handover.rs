@@ -140,9 +140,11 @@ fn receive_sockets(upgrade_sock: &Path, limit: Duration) -> Result<Vec<(String, 
     let _socket = RemoveOnDrop(upgrade_sock.to_path_buf());
     tracing::info!(socket = %shown, "waiting for the listening sockets of the old process");
 
-    wait_readable(&listener, limit)?.then_some(()).ok_or_else(|| {
-        format!("no process handed its listening sockets over on {shown} within {limit:?}")
-    })?;
+    wait_readable(&listener, limit)?
+        .then_some(())
+        .ok_or_else(|| {
+            format!("no process handed its listening sockets over on {shown} within {limit:?}")
+        })?;
     let (stream, _) = listener
         .accept()
         .map_err(|e| format!("accept on {shown}: {e}"))?;

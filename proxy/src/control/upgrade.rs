@@ -49,8 +49,8 @@ fn upgrade(binary: Option<PathBuf>, config_path: &Path) -> Result<Upgraded, Stri
         None => std::env::current_exe().map_err(|e| format!("cannot find this binary: {e}"))?,
     };
     // The successor re-reads the file on SIGHUP: it must not depend on this working directory.
-    let config_path = std::path::absolute(config_path)
-        .map_err(|e| format!("{}: {e}", config_path.display()))?;
+    let config_path =
+        std::path::absolute(config_path).map_err(|e| format!("{}: {e}", config_path.display()))?;
     let loaded = config::load_file(&config_path).map_err(|errors| errors.to_string())?;
     let server = &loaded.config.server;
     let old_pid = process::running_pid(&server.pid_file)?;
@@ -83,9 +83,8 @@ fn upgrade(binary: Option<PathBuf>, config_path: &Path) -> Result<Upgraded, Stri
 
     // (2) Start it in upgrade mode, detached, logging where the old process logs; wait
     // until it listens on the upgrade socket.
-    let LogDestination { file, description } =
-        log_destination::for_successor(server, old_pid)
-            .map_err(|e| format!("{e}; the old process keeps serving"))?;
+    let LogDestination { file, description } = log_destination::for_successor(server, old_pid)
+        .map_err(|e| format!("{e}; the old process keeps serving"))?;
     let mut command = Command::new(&binary);
     command.arg("-c").arg(&config_path).arg("-u");
     let mut new = start_successor(command, &server.upgrade_sock, SuccessorOutput::File(file))?;

@@ -162,10 +162,15 @@ mod tests {
         assert_eq!(line["path"], "/a b");
         assert!(line["timestamp"].as_str().unwrap().ends_with('Z'));
         assert!(text.starts_with("{\"timestamp\":"), "{text}");
-        let order: Vec<usize> = ["\"level\":", "\"target\":", "\"message\":", "\"generation\":"]
-            .iter()
-            .map(|key| text.find(key).unwrap())
-            .collect();
+        let order: Vec<usize> = [
+            "\"level\":",
+            "\"target\":",
+            "\"message\":",
+            "\"generation\":",
+        ]
+        .iter()
+        .map(|key| text.find(key).unwrap())
+        .collect();
         assert!(order.windows(2).all(|pair| pair[0] < pair[1]), "{text}");
     }
 }
