@@ -4,11 +4,12 @@
 //!
 //! In order:
 //! 1. `server.log_file`, when the config sets it (the successor also logs there itself);
-//! 2. the old process's stderr, reopened through `/proc/OLD/fd/2`: a file, a terminal, or
-//!    a pipe that still has a reader (a log collector), unless that terminal or pipe is
-//!    also the command's own stdout or stderr;
-//! 3. otherwise (a socket such as journald's cannot be reopened; no reader; no
-//!    permission; the caller's pipe) the pid file's path with the extension `.log`:
+//! 2. the old process's stderr, reopened through `/proc/OLD/fd/2`: a file, a terminal, a
+//!    pipe (a log collector), unless that terminal or pipe is also the command's own
+//!    stdout or stderr;
+//! 3. otherwise (a socket such as journald's cannot be reopened; a named pipe without a
+//!    reader; no permission; the caller's pipe) the pid file's path with the extension
+//!    `.log`:
 //!    `/run/mcp-edge/mcp-edge.pid` gives `/run/mcp-edge/mcp-edge.log`.
 
 use crate::config::model::ServerConfig;
@@ -57,8 +58,8 @@ fn append_to(path: &Path) -> Result<LogDestination, String> {
 fn old_stderr(old_pid: i32) -> Option<LogDestination> {
     let link = format!("/proc/{old_pid}/fd/2");
     let description = std::fs::read_link(&link).ok()?.display().to_string();
-    // Non-blocking open: a pipe without a reader fails (ENXIO) instead of blocking, and a
-    // socket fails as always. Writes then block again, as the old process's do.
+    // Non-blocking open: a named pipe without a reader fails (ENXIO) instead of blocking,
+    // and a socket fails as always. Writes then block again, as the old process's do.
     let file = OpenOptions::new()
         .append(true)
         .custom_flags(libc::O_NONBLOCK)
@@ -112,29 +113,40 @@ mod tests {
         assert_eq!(found.description, path.display().to_string());
     }
 
-    /// The old process logs into a pipe: reused while a collector reads it; without a
-    /// reader the default file is used.
+    /// The old process logs into a pipe (a collector reads it): reused. Into a socket
+    /// (journald's stream): cannot be reopened, so the default file.
     #[test]
-    fn reuses_a_read_pipe_and_falls_back_when_nobody_reads_it() {
+    fn reuses_a_pipe_and_falls_back_to_the_default_file_for_a_socket() {
         let dir = tempfile::tempdir().unwrap();
         let server = ServerConfig {
             pid_file: dir.path().join("edge.pid"),
             ..ServerConfig::default()
         };
-        let mut old = std::process::Command::new("sleep")
-            .arg("30")
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        let read = for_successor(&server, old.id() as i32).map(|found| found.description);
-        drop(old.stderr.take());
-        let unread = for_successor(&server, old.id() as i32).map(|found| found.description);
-        let _ = old.kill();
-        let _ = old.wait();
-        assert!(read.unwrap().starts_with("pipe:"));
+        let (socket, _peer) = std::os::unix::net::UnixStream::pair().unwrap();
+        let mut olds = [
+            std::process::Command::new("sleep")
+                .arg("30")
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap(),
+            std::process::Command::new("sleep")
+                .arg("30")
+                .stderr(std::os::fd::OwnedFd::from(socket))
+                .spawn()
+                .unwrap(),
+        ];
+        let found: Vec<_> = olds
+            .iter()
+            .map(|old| for_successor(&server, old.id() as i32).map(|found| found.description))
+            .collect();
+        for old in &mut olds {
+            let _ = old.kill();
+            let _ = old.wait();
+        }
+        assert!(found[0].as_ref().unwrap().starts_with("pipe:"), "{found:?}");
         assert_eq!(
-            unread.unwrap(),
-            dir.path().join("edge.log").display().to_string()
+            found[1].as_ref().unwrap(),
+            &dir.path().join("edge.log").display().to_string()
         );
     }
 }
