@@ -3,10 +3,12 @@
 
 mod support;
 
+use std::io::Read;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::Path;
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-use support::edge::{binary, Edge};
+use support::edge::{admin_get, binary, free_port, Edge, Ports};
 use support::script::{run_captured, Captured};
 use support::upstream::Upstream;
 
@@ -121,7 +123,17 @@ fn upgrade_returns_with_its_output_captured_and_the_successor_logs_where_the_old
             .parse()
             .unwrap();
         assert_ne!(new_pid, old_pid);
-        assert_eq!(config_of(&edge)["pid"], new_pid, "the new process serves");
+        // The old process shares the admin socket for its 5 s overlap: either may answer.
+        let pid_file = std::fs::read_to_string(edge.dir.path().join("mcp-edge.pid")).unwrap();
+        assert_eq!(pid_file.trim(), new_pid.to_string());
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while config_of(&edge)["pid"] != new_pid {
+            assert!(
+                Instant::now() < deadline,
+                "/config never answered from the new pid"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
         assert!(upgrade.stderr.is_empty(), "stderr: {}", upgrade.stderr);
 
         // Detached: a session of its own, stdin from /dev/null, output to the old log.
@@ -154,4 +166,97 @@ fn upgrade_returns_with_its_output_captured_and_the_successor_logs_where_the_old
         let (head, _) = client.exchange("GET", "/", &[("Connection", "close")], b"");
         assert_eq!(head.status, 200);
     });
+}
+
+/// Under `systemctl reload` the old process logs to journald (a socket, which cannot be
+/// reopened) and the command's stderr is a journal stream named by `$JOURNAL_STREAM`:
+/// the successor logs to that stream.
+#[test]
+fn upgrade_under_systemd_keeps_the_successor_on_the_journal() {
+    use std::os::unix::fs::MetadataExt;
+    use std::os::unix::net::UnixStream;
+    let upstream = upstream();
+    let dir = tempfile::tempdir().unwrap();
+    let ports = Ports {
+        listen: ([127, 0, 0, 1], free_port()).into(),
+        admin: ([127, 0, 0, 1], free_port()).into(),
+        dir: dir.path().to_path_buf(),
+    };
+    let config = dir.path().join("mcp-edge.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "{}upstreams:\n  main:\n    servers: [\"{}\"]\nroutes:\n  - match: {{path_prefix: /}}\n    upstream: main\n",
+            ports.preamble(),
+            upstream.addr
+        ),
+    )
+    .unwrap();
+    // The old process's journal stream, and the command's.
+    let (old_journal, _old_reader) = UnixStream::pair().unwrap();
+    let (command_journal, journal_reader) = UnixStream::pair().unwrap();
+    let mut old = Command::new(binary())
+        .arg("-c")
+        .arg(&config)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(OwnedFd::from(old_journal))
+        .spawn()
+        .unwrap();
+    let ready = Instant::now() + Duration::from_secs(20);
+    while admin_get(ports.admin, "/readyz").is_none_or(|(status, _)| status != 200) {
+        assert!(Instant::now() < ready, "the old process did not get ready");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+
+    let stream = command_journal
+        .try_clone()
+        .unwrap()
+        .as_fd()
+        .try_clone_to_owned()
+        .unwrap();
+    let metadata = std::fs::metadata(format!("/proc/self/fd/{}", stream.as_raw_fd())).unwrap();
+    let journal_stream = format!("{}:{}", metadata.dev(), metadata.ino());
+    let upgrade = Command::new(binary())
+        .args(["upgrade", "-c", config.to_str().unwrap()])
+        .env("JOURNAL_STREAM", &journal_stream)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(stream)
+        .output()
+        .unwrap();
+    drop(command_journal);
+    let stdout = String::from_utf8_lossy(&upgrade.stdout).into_owned();
+    let new_pid = stdout
+        .trim()
+        .rsplit(' ')
+        .next()
+        .and_then(|pid| pid.parse::<i32>().ok());
+    let checks = || {
+        assert!(upgrade.status.success(), "{upgrade:?}");
+        assert!(stdout.contains("the systemd journal"), "{stdout}");
+        let new_pid = new_pid.unwrap();
+        let target = std::fs::read_link(format!("/proc/{new_pid}/fd/2")).unwrap();
+        assert_eq!(target, Path::new(&format!("socket:[{}]", metadata.ino())));
+        // The successor's start-up lines arrive on the command's journal stream.
+        journal_reader
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        let mut received = Vec::new();
+        let mut buffer = [0u8; 4096];
+        while !String::from_utf8_lossy(&received).contains("took the listening sockets over") {
+            let read = (&journal_reader).read(&mut buffer).expect("journal lines");
+            assert!(read > 0, "the stream closed");
+            received.extend_from_slice(&buffer[..read]);
+        }
+    };
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(checks));
+    for pid in [Some(old.id() as i32), new_pid].into_iter().flatten() {
+        // SAFETY: kill(2) on the processes this test started.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+    }
+    let _ = old.wait();
+    if let Err(panic) = result {
+        std::panic::resume_unwind(panic);
+    }
 }

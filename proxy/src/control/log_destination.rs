@@ -7,14 +7,18 @@
 //! 2. the old process's stderr, reopened through `/proc/OLD/fd/2`: a file, a terminal, a
 //!    pipe (a log collector), unless that terminal or pipe is also the command's own
 //!    stdout or stderr;
-//! 3. otherwise (a socket such as journald's cannot be reopened; a named pipe without a
-//!    reader; no permission; the caller's pipe) the pid file's path with the extension
-//!    `.log`:
+//! 3. the command's own stderr when it is the systemd journal (`$JOURNAL_STREAM` names
+//!    it, as under `systemctl reload`): a log sink, not a pipe that a script reads; this is
+//!    where a journald-logging old process's successor belongs, and journald's socket
+//!    cannot be reopened through `/proc`;
+//! 4. otherwise (a socket that is not the journal; a named pipe without a reader; no
+//!    permission; the caller's pipe) the pid file's path with the extension `.log`:
 //!    `/run/mcp-edge/mcp-edge.pid` gives `/run/mcp-edge/mcp-edge.log`.
 
 use crate::config::model::ServerConfig;
 use nix::fcntl::{fcntl, FcntlArg, OFlag};
 use std::fs::{File, OpenOptions};
+use std::os::fd::AsFd;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
@@ -33,6 +37,9 @@ pub fn for_successor(server: &ServerConfig, old_pid: i32) -> Result<LogDestinati
     }
     if let Some(inherited) = old_stderr(old_pid) {
         return Ok(inherited);
+    }
+    if let Some(journal) = own_journal_stream() {
+        return Ok(journal);
     }
     append_to(&default_log_file(&server.pid_file))
 }
@@ -74,6 +81,21 @@ fn old_stderr(old_pid: i32) -> Option<LogDestination> {
                 .is_ok_and(|own| own.dev() == metadata.dev() && own.ino() == metadata.ino())
         });
     (!shared_with_caller).then_some(LogDestination { file, description })
+}
+
+/// This process's stderr, when `$JOURNAL_STREAM` (`DEVICE:INODE`, set by systemd) says
+/// it is connected to the journal.
+fn own_journal_stream() -> Option<LogDestination> {
+    let stream = std::env::var("JOURNAL_STREAM").ok()?;
+    let stderr = std::fs::metadata("/proc/self/fd/2").ok()?;
+    if stream != format!("{}:{}", stderr.dev(), stderr.ino()) {
+        return None;
+    }
+    let file = std::io::stderr().as_fd().try_clone_to_owned().ok()?;
+    Some(LogDestination {
+        file: File::from(file),
+        description: format!("the systemd journal (JOURNAL_STREAM={stream})"),
+    })
 }
 
 #[cfg(test)]
