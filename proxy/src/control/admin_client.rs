@@ -39,10 +39,9 @@ pub fn config(admin: SocketAddr) -> Result<ConfigView, String> {
         generation: number("generation")?,
         reload_attempts: number("reload_attempts")?,
         last_reload: document["last_reload"].clone(),
-        config_file: match document.get("config_file") {
-            None => None,
-            Some(value) => Some(value.as_str().map(PathBuf::from)),
-        },
+        config_file: document
+            .get("config_file")
+            .map(|value| value.as_str().map(PathBuf::from)),
     })
 }
 
