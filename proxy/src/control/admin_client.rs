@@ -44,11 +44,3 @@ pub fn config(admin: SocketAddr) -> Result<ConfigView, String> {
             .map(|value| value.as_str().map(PathBuf::from)),
     })
 }
-
-/// True when `/readyz` answers 200.
-pub fn ready(admin: SocketAddr) -> bool {
-    ureq::get(&format!("http://{admin}/readyz"))
-        .timeout(Duration::from_secs(2))
-        .call()
-        .is_ok_and(|response| response.status() == 200)
-}

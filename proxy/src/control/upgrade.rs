@@ -101,9 +101,14 @@ fn upgrade(binary: Option<PathBuf>, config_path: &Path) -> Result<Upgraded, Stri
     })
 }
 
-/// Waits until `new` serves: with an admin listener, `/config` answers with its pid and
-/// `/readyz` with 200; without one, it has written its pid to the pid file. Fails when it
-/// exits or [`READY_WAIT`] passes.
+/// Waits until `new` serves: with an admin listener, until `/config` answers with its pid;
+/// without one, until it has written its pid to the pid file. Fails when it exits or
+/// [`READY_WAIT`] passes.
+///
+/// One answer from the new pid is the proof: its admin and proxy services start together,
+/// once the inherited sockets are in place, and those sockets never stopped listening.
+/// (Asking `/readyz` as a second request would mostly reach a draining predecessor, which
+/// shares the admin socket for 5 s: during back-to-back upgrades that cost seconds.)
 fn wait_serving(
     new: &mut Child,
     admin: Option<SocketAddr>,
@@ -118,10 +123,7 @@ fn wait_serving(
             return true;
         }
         match admin {
-            Some(admin) => {
-                admin_client::config(admin).is_ok_and(|view| view.pid == new_pid)
-                    && admin_client::ready(admin)
-            }
+            Some(admin) => admin_client::config(admin).is_ok_and(|view| view.pid == new_pid),
             None => std::fs::read_to_string(pid_file)
                 .is_ok_and(|text| text.trim() == new_pid.to_string()),
         }
@@ -133,7 +135,7 @@ fn wait_serving(
     }
     if !serving {
         let what = match admin {
-            Some(_) => "answer /readyz",
+            Some(_) => "answer /config",
             None => "write its pid file",
         };
         return Err(format!(
