@@ -5,8 +5,9 @@
 //! | `/healthz` | 200 while the process runs                                      |
 //! | `/readyz`  | 200 while serving; 503 once the process drains                  |
 //! | `/metrics` | Prometheus text format                                          |
-//! | `/config`  | JSON: generation, sha256 of the source, effective config, last reload |
+//! | `/config`  | JSON: generation, sha256 of the source, effective config, last reload, the file SIGHUP re-reads, where the process logs |
 
+use crate::config::model::LogFormat;
 use crate::generation::LiveConfig;
 use crate::lifecycle::Lifecycle;
 use crate::metrics::Metrics;
@@ -15,7 +16,17 @@ use async_trait::async_trait;
 use http::{Response, StatusCode};
 use pingora_core::apps::http_app::ServeHttp;
 use pingora_core::protocols::http::ServerSession;
+use std::path::PathBuf;
 use std::sync::Arc;
+
+/// What the process serves from and how it logs, for `/config`.
+#[derive(Debug, Clone, Default)]
+pub struct ProcessFacts {
+    /// The absolute path of the file SIGHUP re-reads; `None` for an in-memory config.
+    pub config_file: Option<PathBuf>,
+    /// The log format in effect (`MCP_EDGE_LOG_FORMAT` or `server.log_format`).
+    pub log_format: LogFormat,
+}
 
 /// The admin HTTP app.
 pub struct AdminApp {
@@ -23,6 +34,7 @@ pub struct AdminApp {
     metrics: Arc<Metrics>,
     lifecycle: Arc<Lifecycle>,
     streams: Arc<StreamRegistry>,
+    facts: ProcessFacts,
 }
 
 impl AdminApp {
@@ -38,7 +50,14 @@ impl AdminApp {
             metrics,
             lifecycle,
             streams,
+            facts: ProcessFacts::default(),
         }
+    }
+
+    /// Sets what `/config` reports as the served file and the log format.
+    pub fn with_facts(mut self, facts: ProcessFacts) -> Self {
+        self.facts = facts;
+        self
     }
 
     /// Sets the per-server gauges from the live generation's health records.
@@ -90,6 +109,16 @@ impl AdminApp {
                 document["last_reload"] = self.lifecycle.last_reload();
                 document["reload_attempts"] = self.lifecycle.reload_attempts().into();
                 document["pid"] = std::process::id().into();
+                document["config_file"] = self
+                    .facts
+                    .config_file
+                    .as_ref()
+                    .map(|path| path.display().to_string())
+                    .into();
+                document["log"] = serde_json::json!({
+                    "format": self.facts.log_format,
+                    "destination": crate::logging::destination(),
+                });
                 let body = serde_json::to_vec_pretty(&document).unwrap_or_default();
                 respond(StatusCode::OK, "application/json", body)
             }

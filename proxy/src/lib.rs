@@ -24,6 +24,7 @@ pub mod exchange;
 pub mod generation;
 pub mod health;
 pub mod lifecycle;
+pub mod logging;
 pub mod mcp;
 pub mod metrics;
 pub mod parking;

@@ -1,11 +1,11 @@
-//! The process lifecycle: SIGHUP reloads, SIGUSR1 access log reopens, worker recycles, the pid file, and the draining
-//! state.
+//! The process lifecycle: SIGHUP reloads, SIGUSR1 access log reopens, worker recycles,
+//! the pid file, and the draining state.
 //!
 //! Pingora handles SIGINT, SIGTERM and SIGQUIT itself; SIGHUP's default action would kill
 //! the process, so `main` ignores it from the first instruction and this loop takes it
 //! over once the runtime runs.
 
-use crate::control::upgrade::start_successor;
+use crate::control::successor::{start_successor, SuccessorOutput};
 use crate::drain::{DrainSignal, DrainTrigger};
 use crate::metrics::Metrics;
 use crate::recycle::{successor_args, RecycleCounter, RECYCLES_ENV};
@@ -157,7 +157,7 @@ impl Lifecycle {
             command
                 .args(successor_args())
                 .env(RECYCLES_ENV, recycles.to_string());
-            start_successor(command, &upgrade_sock)
+            start_successor(command, &upgrade_sock, SuccessorOutput::InheritStderr)
         })
         .await
         .map_err(|e| format!("recycle task failed: {e}"))

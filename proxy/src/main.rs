@@ -1,9 +1,10 @@
 //! The `mcp-edge` binary.
 
 use clap::Parser;
-use mcp_edge::cli::{Cli, Command};
-use mcp_edge::config;
+use mcp_edge::cli::{Cli, Command, RunArgs};
+use mcp_edge::config::{self, model::LogFormat};
 use mcp_edge::demo::{self, DemoOptions};
+use mcp_edge::logging;
 use mcp_edge::server::{self, RunOptions};
 use std::path::Path;
 use std::process::ExitCode;
@@ -13,37 +14,72 @@ fn main() -> ExitCode {
     // start-up. The lifecycle service installs the reload handler once the runtime runs.
     ignore_sighup();
     let cli = Cli::parse();
-    init_logging();
-    match cli.command {
-        Some(Command::Check { config }) => check(&config),
-        Some(Command::Schema) => {
+    let env_format = match logging::format_from_env() {
+        Ok(format) => format,
+        Err(message) => {
+            eprintln!("mcp-edge: {message}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let Some(command) = cli.command else {
+        return run(&cli.run, env_format);
+    };
+    logging::init(env_format.unwrap_or_default());
+    match command {
+        Command::Check { config } => check(&config),
+        Command::Schema => {
             print!("{}", config::generated_schema());
             ExitCode::SUCCESS
         }
-        Some(Command::Reload { config }) => mcp_edge::control::reload::run(&config),
-        Some(Command::Upgrade { binary, config }) => {
-            mcp_edge::control::upgrade::run(binary, &config)
+        Command::Reload { config } => mcp_edge::control::reload::run(&config),
+        Command::Upgrade { binary, config } => mcp_edge::control::upgrade::run(binary, &config),
+        Command::Demo { listen, admin } => exit_on_error(demo::run(DemoOptions { listen, admin })),
+    }
+}
+
+/// Runs the proxy. Logging starts once the config is loaded, in the format the environment
+/// or the config asks for (nothing is logged before).
+fn run(args: &RunArgs, env_format: Option<LogFormat>) -> ExitCode {
+    if args.test {
+        logging::init(env_format.unwrap_or_default());
+        return check(&args.config);
+    }
+    let fail = |format: LogFormat, message: &str| {
+        logging::init(format);
+        logging::report_fatal(format, message);
+        ExitCode::FAILURE
+    };
+    let start_format = env_format.unwrap_or_default();
+    // Absolute, so that SIGHUP re-reads the same file after `-d` changed the working
+    // directory, and so that `/config` names it unambiguously.
+    let config_path = match std::path::absolute(&args.config) {
+        Ok(path) => path,
+        Err(error) => return fail(start_format, &format!("{}: {error}", args.config.display())),
+    };
+    let loaded = match config::load_file(&config_path) {
+        Ok(loaded) => loaded,
+        Err(errors) => return fail(start_format, &errors.to_string()),
+    };
+    let format = env_format.unwrap_or(loaded.config.server.log_format);
+    if let Some(file) = &loaded.config.server.log_file {
+        if let Err(message) = logging::log_to_file(file) {
+            return fail(format, &message);
         }
-        Some(Command::Demo { listen, admin }) => {
-            exit_on_error(demo::run(DemoOptions { listen, admin }))
-        }
-        None if cli.run.test => check(&cli.run.config),
-        None => {
-            let loaded = match config::load_file(&cli.run.config) {
-                Ok(loaded) => loaded,
-                Err(errors) => {
-                    eprintln!("{errors}");
-                    return ExitCode::FAILURE;
-                }
-            };
-            exit_on_error(server::run(
-                loaded,
-                RunOptions {
-                    config_path: Some(cli.run.config.clone()),
-                    upgrade: cli.run.upgrade,
-                    daemon: cli.run.daemon,
-                },
-            ))
+    }
+    logging::init(format);
+    match server::run(
+        loaded,
+        RunOptions {
+            config_path: Some(config_path),
+            upgrade: args.upgrade,
+            daemon: args.daemon,
+            log_format: format,
+        },
+    ) {
+        Ok(never) => match never {},
+        Err(message) => {
+            logging::report_fatal(format, &format!("mcp-edge: {message}"));
+            ExitCode::FAILURE
         }
     }
 }
@@ -82,14 +118,4 @@ fn ignore_sighup() {
         libc::signal(libc::SIGHUP, libc::SIG_IGN);
         libc::signal(libc::SIGUSR1, libc::SIG_IGN);
     }
-}
-
-fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("MCP_EDGE_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
 }

@@ -168,5 +168,12 @@ fn needs_upgrade(running: &Config, next: &Config) -> Vec<&'static str> {
     if running.server.pid_file != next.server.pid_file {
         keys.push("server.pid_file");
     }
+    // Logging is set up once, at start-up.
+    if running.server.log_format != next.server.log_format {
+        keys.push("server.log_format");
+    }
+    if running.server.log_file != next.server.log_file {
+        keys.push("server.log_file");
+    }
     keys
 }

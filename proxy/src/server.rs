@@ -1,7 +1,9 @@
 //! Builds the Pingora server from a validated config and runs it.
 
-use crate::admin::AdminApp;
+use crate::admin::{AdminApp, ProcessFacts};
+use crate::config::model::LogFormat;
 use crate::config::LoadedConfig;
+use crate::control::handover::{InheritedListeners, SeedListenerTable};
 use crate::generation::{Generation, LiveConfig};
 use crate::health::checker::HealthChecker;
 use crate::health::HealthBook;
@@ -21,6 +23,8 @@ use pingora_core::server::configuration::{Opt, ServerConf};
 use pingora_core::server::Server;
 use pingora_core::services::background::background_service;
 use pingora_core::services::listening::Service;
+use pingora_core::services::ServiceHandle;
+use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -34,6 +38,8 @@ pub struct RunOptions {
     pub upgrade: bool,
     /// Detach and run in the background (`-d`).
     pub daemon: bool,
+    /// The log format in effect, for `/config`.
+    pub log_format: LogFormat,
 }
 
 /// Runs the proxy until it is told to stop. Never returns.
@@ -46,9 +52,10 @@ pub fn run(loaded: LoadedConfig, options: RunOptions) -> Result<std::convert::In
     let live = Arc::new(LiveConfig::new(first));
 
     let grace = grace_period_seconds(&config);
+    // In upgrade mode the sockets are received by `control::handover`, not by Pingora.
     let mut server = Server::new_with_opt_and_conf(
         Opt {
-            upgrade: options.upgrade,
+            upgrade: false,
             daemon: options.daemon,
             ..Opt::default()
         },
@@ -78,6 +85,13 @@ pub fn run(loaded: LoadedConfig, options: RunOptions) -> Result<std::convert::In
     let streams = Arc::new(StreamRegistry::default());
     let pool = Arc::new(ConnectionPool::new(PoolSettings::default()));
     let mcp = Arc::new(McpParts::new(config.observability.tool_labels));
+    let inherited = options
+        .upgrade
+        .then(|| Arc::new(InheritedListeners::default()));
+    let seeded = inherited
+        .as_ref()
+        .map(|inherited| server.add_service(SeedListenerTable(inherited.clone())));
+    let mut claimed = HashSet::new();
 
     // One proxy service per h2c setting: HTTP/2 prior knowledge is a service option.
     for h2c in [false, true] {
@@ -123,7 +137,7 @@ pub fn run(loaded: LoadedConfig, options: RunOptions) -> Result<std::convert::In
             }
             proxy.add_listener(endpoint);
         }
-        server.add_service(proxy);
+        add_listening(&mut server, proxy, seeded.as_ref(), &mut claimed);
     }
 
     if let Some(admin) = &config.admin {
@@ -134,11 +148,15 @@ pub fn run(loaded: LoadedConfig, options: RunOptions) -> Result<std::convert::In
                 metrics.clone(),
                 lifecycle.clone(),
                 streams.clone(),
-            ),
+            )
+            .with_facts(ProcessFacts {
+                config_file: options.config_path.clone(),
+                log_format: options.log_format,
+            }),
         );
         service.add_tcp(&admin.address);
         service.threads = Some(1);
-        server.add_service(service);
+        add_listening(&mut server, service, seeded.as_ref(), &mut claimed);
     }
 
     server.add_service(background_service(
@@ -167,7 +185,29 @@ pub fn run(loaded: LoadedConfig, options: RunOptions) -> Result<std::convert::In
         admin = ?config.admin.as_ref().map(|a| a.address.as_str()),
         "mcp-edge starting"
     );
+    // Last, once everything that can fail has: from here the old process retires.
+    if let Some(inherited) = &inherited {
+        let kept = inherited.receive(&config.server.upgrade_sock, &claimed)?;
+        tracing::info!(listeners = ?kept, "took the listening sockets over");
+    }
     server.run_forever()
+}
+
+/// Adds a listening service; in upgrade mode it starts only once the inherited sockets are
+/// in Pingora's table (`seeded`). Its addresses join `claimed`.
+fn add_listening<A>(
+    server: &mut Server,
+    service: Service<A>,
+    seeded: Option<&ServiceHandle>,
+    claimed: &mut HashSet<String>,
+) where
+    A: pingora_core::apps::ServerApp + Send + Sync + 'static,
+{
+    claimed.extend(pingora_core::services::Service::listen_addresses(&service).unwrap_or_default());
+    let handle = server.add_service(service);
+    if let Some(seeded) = seeded {
+        handle.add_dependency(seeded);
+    }
 }
 
 /// A numeric environment variable, if set and valid.

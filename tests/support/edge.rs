@@ -77,7 +77,12 @@ impl Edge {
         let config_path = dir.path().join("mcp-edge.yaml");
         let (config, env) = make(&ports);
         std::fs::write(&config_path, config).expect("write config");
-        let log = std::fs::File::create(dir.path().join("mcp-edge.log")).expect("log file");
+        // Appending, as `2>>` does: an upgrade's successor logs into the same file.
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.path().join("mcp-edge.log"))
+            .expect("log file");
         let child = Command::new(binary())
             .arg("-c")
             .arg(&config_path)

@@ -11,5 +11,6 @@ pub mod mcp_raw;
 pub mod metrics;
 pub mod process;
 pub mod python;
+pub mod script;
 pub mod spin;
 pub mod upstream;

@@ -68,6 +68,26 @@ pub struct ServerConfig {
     /// replaced by the proxy's own. Empty (the default) trusts no peer.
     #[serde(default)]
     pub trusted_proxies: Vec<super::IpRange>,
+    /// Log line format: `text` (human-readable) or `json` (one JSON object per line). The
+    /// environment variable `MCP_EDGE_LOG_FORMAT` overrides it.
+    #[serde(default)]
+    pub log_format: LogFormat,
+    /// Append the process's log (its stderr) to this file instead of writing it to the
+    /// inherited stderr. An upgraded or recycled successor logs to the same file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_file: Option<PathBuf>,
+}
+
+/// The format of log lines.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// `TIMESTAMP LEVEL target: message key=value ...`, for people.
+    #[default]
+    Text,
+    /// One JSON object per line: `timestamp`, `level`, `target`, `message` and the event's
+    /// fields, for log collectors.
+    Json,
 }
 
 impl Default for ServerConfig {
@@ -79,6 +99,8 @@ impl Default for ServerConfig {
             grace_period_seconds: defaults::grace_period_seconds(),
             max_request_body_bytes: defaults::max_request_body_bytes(),
             trusted_proxies: Vec::new(),
+            log_format: LogFormat::default(),
+            log_file: None,
         }
     }
 }

@@ -1,6 +1,7 @@
 //! Reads the running process's state from its admin listener.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// What `/config` says about the process that answered.
@@ -14,6 +15,9 @@ pub struct ConfigView {
     pub reload_attempts: u64,
     /// The outcome of the last reload (`{"result": "ok" | "error", ...}`).
     pub last_reload: serde_json::Value,
+    /// The file SIGHUP re-reads: `Some(None)` for an in-memory config (demo), `None` when
+    /// the process does not say (an mcp-edge from before `config_file` existed).
+    pub config_file: Option<Option<PathBuf>>,
 }
 
 /// GETs `/config` from the admin listener at `admin`.
@@ -35,13 +39,8 @@ pub fn config(admin: SocketAddr) -> Result<ConfigView, String> {
         generation: number("generation")?,
         reload_attempts: number("reload_attempts")?,
         last_reload: document["last_reload"].clone(),
+        config_file: document
+            .get("config_file")
+            .map(|value| value.as_str().map(PathBuf::from)),
     })
-}
-
-/// True when `/readyz` answers 200.
-pub fn ready(admin: SocketAddr) -> bool {
-    ureq::get(&format!("http://{admin}/readyz"))
-        .timeout(Duration::from_secs(2))
-        .call()
-        .is_ok_and(|response| response.status() == 200)
 }

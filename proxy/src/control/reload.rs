@@ -1,8 +1,15 @@
-//! `mcp-edge reload [-c FILE]`: validate, SIGHUP the running process, report the outcome.
+//! `mcp-edge reload [-c FILE]`: validate, check that FILE is the file the running process
+//! serves, SIGHUP it, report the outcome.
+//!
+//! SIGHUP makes the process re-read the file it was started with, whatever file the
+//! command was given; so the command compares the two (canonical paths: symbolic links
+//! resolved now, as the process will resolve them when it re-reads) and refuses, without
+//! signalling, when they differ.
 
-use super::{admin_client, process};
+use super::admin_client::{self, ConfigView};
+use super::process;
 use crate::config;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -32,7 +39,7 @@ fn reload(path: &Path) -> Result<String, String> {
     let Some(admin) = &loaded.config.admin else {
         process::signal(pid, nix::sys::signal::Signal::SIGHUP)?;
         return Ok(format!(
-            "sent SIGHUP to {pid}; no admin listener is configured, so the outcome is in its log"
+            "sent SIGHUP to {pid}; no admin listener is configured, so neither the file it re-reads nor the outcome can be checked: see its log"
         ));
     };
     let admin = admin
@@ -40,6 +47,7 @@ fn reload(path: &Path) -> Result<String, String> {
         .parse()
         .map_err(|e| format!("admin.address: {e}"))?;
     let before = admin_client::config(admin)?;
+    check_served_file(path, &before)?;
     process::signal(pid, nix::sys::signal::Signal::SIGHUP)?;
     let mut after = None;
     let applied = process::wait_for(APPLY_LIMIT, || {
@@ -78,4 +86,44 @@ fn reload(path: &Path) -> Result<String, String> {
             after.generation
         ))
     }
+}
+
+/// Fails unless `path` names the file the process that gave `view` re-reads on SIGHUP.
+fn check_served_file(path: &Path, view: &ConfigView) -> Result<(), String> {
+    let pid = view.pid;
+    let served = match &view.config_file {
+        // A process from before `/config` named its file: nothing to compare with.
+        None => {
+            eprintln!(
+                "warning: pid {pid} does not say which file it serves; cannot check that it is {}",
+                path.display()
+            );
+            return Ok(());
+        }
+        Some(None) => {
+            return Err(format!(
+                "pid {pid} serves an in-memory config, not {}; reload not sent",
+                path.display()
+            ))
+        }
+        Some(Some(served)) => served,
+    };
+    let given = canonical(path)?;
+    if canonical(served).ok().as_ref() == Some(&given) {
+        return Ok(());
+    }
+    Err(format!(
+        "{} is not the file pid {pid} serves ({}); reload not sent, generation {} keeps serving.\n\
+         SIGHUP would re-read {}: reload with `-c {}`, or serve the other file with `mcp-edge upgrade -c {}`",
+        path.display(),
+        served.display(),
+        view.generation,
+        served.display(),
+        served.display(),
+        path.display()
+    ))
+}
+
+fn canonical(path: &Path) -> Result<PathBuf, String> {
+    std::fs::canonicalize(path).map_err(|e| format!("{}: {e}", path.display()))
 }

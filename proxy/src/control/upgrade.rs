@@ -1,28 +1,39 @@
 //! `mcp-edge upgrade [--binary PATH] [-c FILE]`: a zero-downtime binary upgrade that checks
-//! before it signals.
+//! before it signals, and returns once the new process serves.
 //!
 //! Pingora's old process shuts down on SIGQUIT even when the socket hand-over fails, so the
-//! order matters: (1) the new binary checks the config; (2) it starts with `-u` and is
-//! seen waiting on the upgrade socket; (3) only then is the old process sent SIGQUIT;
-//! (4) the new process must answer `/readyz`. A failure before (3) leaves the old process
-//! serving and exits non-zero.
+//! order matters: (1) the new binary checks the config; (2) it starts with `-u`, detached
+//! (own session, stdin `/dev/null`, output to the old process's log, see
+//! [`super::log_destination`]), and is seen listening on the upgrade socket (the path
+//! appears only once it listens, see [`super::handover`]); (3) only then is the old process
+//! sent SIGQUIT, and it hands its sockets over on its first attempt; (4) the command waits
+//! until the new process serves. A failure before (3) leaves the old process serving and
+//! exits non-zero.
 
+use super::log_destination::{self, LogDestination};
+use super::successor::{start_successor, SuccessorOutput};
 use super::{admin_client, process};
 use crate::config;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitCode, Stdio};
+use std::process::{Child, Command, ExitCode};
 use std::time::Duration;
 
-/// How long the new process gets to start waiting on the upgrade socket.
-const SOCKET_WAIT: Duration = Duration::from_secs(10);
 /// How long the new process gets to serve after the hand-over.
 const READY_WAIT: Duration = Duration::from_secs(15);
 
-/// Runs the upgrade; prints the new pid on success.
+/// What a successful upgrade reports.
+struct Upgraded {
+    pid: u32,
+    log: String,
+}
+
+/// Runs the upgrade; prints where the new process logs, then its pid, on success.
 pub fn run(binary: Option<PathBuf>, config_path: &Path) -> ExitCode {
     match upgrade(binary, config_path) {
-        Ok(pid) => {
-            println!("upgraded: new pid {pid}");
+        Ok(upgraded) => {
+            println!("new process logs to {}", upgraded.log);
+            println!("upgraded: new pid {}", upgraded.pid);
             ExitCode::SUCCESS
         }
         Err(message) => {
@@ -32,20 +43,32 @@ pub fn run(binary: Option<PathBuf>, config_path: &Path) -> ExitCode {
     }
 }
 
-fn upgrade(binary: Option<PathBuf>, config_path: &Path) -> Result<u32, String> {
+fn upgrade(binary: Option<PathBuf>, config_path: &Path) -> Result<Upgraded, String> {
     let binary = match binary {
         Some(path) => path,
         None => std::env::current_exe().map_err(|e| format!("cannot find this binary: {e}"))?,
     };
-    let loaded = config::load_file(config_path).map_err(|errors| errors.to_string())?;
+    // The successor re-reads the file on SIGHUP: it must not depend on this working directory.
+    let config_path =
+        std::path::absolute(config_path).map_err(|e| format!("{}: {e}", config_path.display()))?;
+    let loaded = config::load_file(&config_path).map_err(|errors| errors.to_string())?;
     let server = &loaded.config.server;
     let old_pid = process::running_pid(&server.pid_file)?;
+    let admin: Option<SocketAddr> = match &loaded.config.admin {
+        Some(admin) => Some(
+            admin
+                .address
+                .parse()
+                .map_err(|e| format!("admin.address: {e}"))?,
+        ),
+        None => None,
+    };
 
     // (1) The new binary must accept the config.
     let check = Command::new(&binary)
         .arg("check")
         .arg("-c")
-        .arg(config_path)
+        .arg(&config_path)
         .output()
         .map_err(|e| format!("cannot run {}: {e}", binary.display()))?;
     if !check.status.success() {
@@ -58,68 +81,66 @@ fn upgrade(binary: Option<PathBuf>, config_path: &Path) -> Result<u32, String> {
         ));
     }
 
-    // (2) Start it in upgrade mode and wait until it waits on the upgrade socket.
+    // (2) Start it in upgrade mode, detached, logging where the old process logs; wait
+    // until it listens on the upgrade socket.
+    let LogDestination { file, description } = log_destination::for_successor(server, old_pid)
+        .map_err(|e| format!("{e}; the old process keeps serving"))?;
     let mut command = Command::new(&binary);
-    command.arg("-c").arg(config_path).arg("-u");
-    let new = start_successor(command, &server.upgrade_sock)?;
+    command.arg("-c").arg(&config_path).arg("-u");
+    let mut new = start_successor(command, &server.upgrade_sock, SuccessorOutput::File(file))?;
     let new_pid = new.id();
 
     // (3) Only now hand over.
     process::signal(old_pid, nix::sys::signal::Signal::SIGQUIT)?;
 
     // (4) The new process must serve.
-    if let Some(admin) = &loaded.config.admin {
-        let admin = admin
-            .address
-            .parse()
-            .map_err(|e| format!("admin.address: {e}"))?;
-        let serving = process::wait_for(READY_WAIT, || {
-            admin_client::config(admin).is_ok_and(|view| view.pid == new_pid)
-                && admin_client::ready(admin)
-        });
-        if !serving {
-            return Err(format!(
-                "SIGQUIT sent to {old_pid}, but new process {new_pid} did not answer /readyz within {READY_WAIT:?}"
-            ));
-        }
-    }
-    Ok(new_pid)
+    wait_serving(&mut new, admin, &server.pid_file, old_pid)?;
+    Ok(Upgraded {
+        pid: new_pid,
+        log: description,
+    })
 }
 
-/// Starts `command` (an mcp-edge in upgrade mode) and waits until it listens on the
-/// upgrade socket. On failure the new process is stopped; the caller has not signalled
-/// the old one yet, so it keeps serving.
-pub fn start_successor(mut command: Command, upgrade_sock: &Path) -> Result<Child, String> {
-    // A stale socket would look like a waiting successor.
-    let _ = std::fs::remove_file(upgrade_sock);
-    let program = command.get_program().to_string_lossy().into_owned();
-    // The successor logs to the inherited stderr; it writes nothing to stdout, and must
-    // not hold a caller's stdout pipe open for its whole life.
-    let mut child = command
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .spawn()
-        .map_err(|e| format!("cannot start {program}: {e}"))?;
+/// Waits until `new` serves: with an admin listener, until `/config` answers with its pid;
+/// without one, until it has written its pid to the pid file. Fails when it exits or
+/// [`READY_WAIT`] passes.
+///
+/// One answer from the new pid is the proof: its admin and proxy services start together,
+/// once the inherited sockets are in place, and those sockets never stopped listening.
+/// (Asking `/readyz` as a second request would mostly reach a draining predecessor, which
+/// shares the admin socket for 5 s: during back-to-back upgrades that cost seconds.)
+fn wait_serving(
+    new: &mut Child,
+    admin: Option<SocketAddr>,
+    pid_file: &Path,
+    old_pid: i32,
+) -> Result<(), String> {
+    let new_pid = new.id();
     let mut exited = None;
-    let waiting = process::wait_for(SOCKET_WAIT, || {
-        if let Ok(Some(status)) = child.try_wait() {
+    let serving = process::wait_for(READY_WAIT, || {
+        if let Ok(Some(status)) = new.try_wait() {
             exited = Some(status);
             return true;
         }
-        upgrade_sock.exists()
+        match admin {
+            Some(admin) => admin_client::config(admin).is_ok_and(|view| view.pid == new_pid),
+            None => std::fs::read_to_string(pid_file)
+                .is_ok_and(|text| text.trim() == new_pid.to_string()),
+        }
     });
     if let Some(status) = exited {
         return Err(format!(
-            "the new process exited at start-up ({status}); the old process keeps serving"
+            "SIGQUIT sent to {old_pid}, but new process {new_pid} exited ({status}); see its log"
         ));
     }
-    if !waiting {
-        let _ = child.kill();
-        let _ = child.wait();
+    if !serving {
+        let what = match admin {
+            Some(_) => "answer /config",
+            None => "write its pid file",
+        };
         return Err(format!(
-            "the new process did not wait on {} within {SOCKET_WAIT:?}; it was stopped and the old process keeps serving",
-            upgrade_sock.display()
+            "SIGQUIT sent to {old_pid}, but new process {new_pid} did not {what} within {READY_WAIT:?}"
         ));
     }
-    Ok(child)
+    Ok(())
 }
