@@ -2,7 +2,7 @@
 //! `mcp-edge check` and SIGHUP reload.
 //!
 //! ```text
-//! read → ${VAR} expansion → YAML → JSON Schema (committed file) → typed Config
+//! read → size limits → ${VAR} expansion → YAML → JSON Schema (committed file) → typed Config
 //!      → cross-field checks → filter chain
 //! ```
 //!
@@ -15,13 +15,17 @@ mod describe;
 mod diagnostics;
 mod expand;
 pub mod hook;
+mod limits;
 mod load;
 mod locate;
 pub mod model;
 mod schema;
+mod secret;
 mod typed;
 mod validate;
 
+#[cfg(test)]
+mod hardening_tests;
 #[cfg(test)]
 mod tests;
 

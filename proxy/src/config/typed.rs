@@ -128,7 +128,9 @@ mod tests {
             "filters[0].sse_guard.rapid_yield_max"
         );
         assert!(
-            problems[0].message.contains("expected u32"),
+            problems[0]
+                .message
+                .contains("greater than the maximum of 1000000"),
             "{}",
             problems[0].message
         );
