@@ -83,7 +83,7 @@ impl<const MIN_MS: u64, const MAX_S: u64> Seconds<MIN_MS, MAX_S> {
             return Err(format!(
                 "{} is less than the minimum of {} (allowed: {})",
                 number(value),
-                millis_text(MIN_MS),
+                millis_number(MIN_MS),
                 range()
             ));
         }
@@ -132,7 +132,7 @@ impl<const MAX_S: u64> OptionalSeconds<MAX_S> {
             return Err(format!(
                 "{} is neither 0 (off) nor at least {} (allowed: {})",
                 number(value),
-                millis_text(RESOLUTION_MS),
+                millis_number(RESOLUTION_MS),
                 range()
             ));
         }
@@ -235,9 +235,8 @@ fn check_max(
 ) -> Result<(), String> {
     if duration > Duration::from_secs(max_s) {
         Err(format!(
-            "{} is greater than the maximum of {} (allowed: {})",
+            "{} is greater than the maximum of {max_s} (allowed: {})",
             number(value),
-            seconds_text(max_s),
             range()
         ))
     } else {
@@ -245,30 +244,25 @@ fn check_max(
     }
 }
 
-/// `0.001 s (1 ms) to 86400 s (1 day)`.
+/// `0.001 to 86400 seconds (1 day)`.
 fn range_text(min_ms: u64, max_s: u64) -> String {
-    format!("{} to {}", millis_text(min_ms), seconds_text(max_s))
-}
-
-fn millis_text(ms: u64) -> String {
-    if ms == 0 {
-        "0".to_owned()
-    } else if ms % 1000 == 0 {
-        seconds_text(ms / 1000)
-    } else {
-        format!("{} ({ms} ms)", ms as f64 / 1000.0)
-    }
-}
-
-fn seconds_text(s: u64) -> String {
-    let unit = match s {
+    let unit = match max_s {
         YEAR => " (1 year)",
         DAY => " (1 day)",
         HOUR => " (1 hour)",
         MINUTE => " (1 minute)",
         _ => "",
     };
-    format!("{s}{unit}")
+    format!("{} to {max_s} seconds{unit}", millis_number(min_ms))
+}
+
+/// Milliseconds as a number of seconds: `0.001`, `1`.
+fn millis_number(ms: u64) -> String {
+    if ms % 1000 == 0 {
+        (ms / 1000).to_string()
+    } else {
+        (ms as f64 / 1000.0).to_string()
+    }
 }
 
 /// A number as a person writes it: `30`, `1.5`, `1e-9`, `1.8e19`.

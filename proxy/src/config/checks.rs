@@ -81,7 +81,10 @@ fn exposed_admin(addr: SocketAddr) -> String {
         "the network"
     };
     format!(
-        "the admin listener on {addr} would serve /config and /streams, without          authentication, to {reach}; bind it to loopback (127.0.0.1:{port} or [::1]:{port}),          or set `admin.allow_non_loopback: true` when a firewall or a private network          guards the port",
+        "the admin listener on {addr} would serve /config and /streams, without \
+         authentication, to {reach}; bind it to loopback (127.0.0.1:{port} or [::1]:{port}), \
+         or set `admin.allow_non_loopback: true` when a firewall or a private network \
+         guards the port",
         port = addr.port()
     )
 }

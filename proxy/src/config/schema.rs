@@ -85,11 +85,16 @@ impl CompiledSchema {
             .get("not")
             .and_then(|not| not.get("exclusiveMaximum"))
             .map(super::describe::number);
+        let unit = if node.get("type").and_then(Value::as_str) == Some("number") {
+            " seconds"
+        } else {
+            ""
+        };
         match (bound("minimum"), bound("maximum"), gap) {
             (Some(_), Some(max), Some(least)) => {
-                format!(" (allowed: 0 (off), or {least} to {max})")
+                format!(" (allowed: 0 (off), or {least} to {max}{unit})")
             }
-            (Some(min), Some(max), None) => format!(" (allowed: {min} to {max})"),
+            (Some(min), Some(max), None) => format!(" (allowed: {min} to {max}{unit})"),
             _ => String::new(),
         }
     }
