@@ -31,8 +31,15 @@ pub(crate) fn scan(source: &str) -> Result<LineIndex, (LineIndex, Problem)> {
     let (index, stopped) = LineIndex::build_watched(source, &mut |event, _| budget.see(event));
     match stopped {
         None => Ok(index),
+        Some((line, message)) if message.contains("recursion limit") => {
+            Err((index, Problem::at_line(Some(line), too_deep())))
+        }
         Some((line, message)) => Err((index, Problem::at_line(Some(line), message))),
     }
+}
+
+fn too_deep() -> String {
+    format!("lists and mappings are nested more than {MAX_DEPTH} levels deep (at most {MAX_DEPTH})")
 }
 
 /// Counts nodes as the events go by.
@@ -64,10 +71,7 @@ impl Budget {
             }
             Event::SequenceStart(anchor, _) | Event::MappingStart(anchor, _) => {
                 if self.open.len() >= MAX_DEPTH {
-                    return Err(format!(
-                        "lists and mappings are nested more than {MAX_DEPTH} levels deep \
-                         (at most {MAX_DEPTH})"
-                    ));
+                    return Err(too_deep());
                 }
                 self.total += 1;
                 self.check_total()?;
@@ -145,10 +149,12 @@ mod tests {
         assert!(scan(&"[".repeat(MAX_DEPTH)).is_ok());
         let (_, problem) = scan(&"- ".repeat(MAX_DEPTH + 1)).err().unwrap();
         assert!(problem.message.contains("nested more than"));
-        // Deeper texts end in the parser's own error or in ours; either way without
-        // recursion, so without overflowing the stack.
-        let _ = scan(&"[".repeat(200_000));
-        let _ = scan(&"- ".repeat(200_000));
+        // Deeper flow nesting meets the parser's own limit first; either way the walk is
+        // iterative, so it cannot overflow the stack.
+        for deep in ["[".repeat(200_000), "- ".repeat(200_000)] {
+            let (_, problem) = scan(&deep).err().unwrap();
+            assert!(problem.message.contains("nested more than"));
+        }
     }
 
     #[test]

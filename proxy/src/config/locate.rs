@@ -37,8 +37,9 @@ impl LineIndex {
 
     /// Indexes the first document of `source`, showing every event and its line to
     /// `watch` first; an error from `watch` stops the walk and is returned with the index
-    /// built so far. A YAML syntax error just ends the index early (serde_yaml reports
-    /// it). The walk is iterative: nesting depth costs no stack.
+    /// built so far, as is the parser's nesting-limit error. Another YAML syntax error
+    /// just ends the index early (serde_yaml reports it). The walk is iterative: nesting
+    /// depth costs no stack.
     pub fn build_watched(
         source: &str,
         watch: &mut dyn FnMut(&Event, usize) -> Result<(), String>,
@@ -46,7 +47,17 @@ impl LineIndex {
         let mut builder = Builder::default();
         let mut parser = Parser::new_from_str(source);
         let mut stopped = None;
-        while let Ok((event, mark)) = parser.next_token() {
+        loop {
+            let (event, mark) = match parser.next_token() {
+                Ok(next) => next,
+                Err(error) => {
+                    // The parser's own nesting limit: deeper text than any config needs.
+                    if error.info().contains("recursion limit") {
+                        stopped = Some((error.marker().line(), error.info().to_owned()));
+                    }
+                    break;
+                }
+            };
             let end = matches!(event, Event::StreamEnd | Event::DocumentEnd);
             if let Err(message) = watch(&event, mark.line()) {
                 stopped = Some((mark.line(), message));
