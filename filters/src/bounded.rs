@@ -373,10 +373,60 @@ impl<'de, const MAX_S: u64> Deserialize<'de> for OptionalSeconds<MAX_S> {
     }
 }
 
+/// Accepts what JSON Schema calls an integer: a whole number, also when written `2.0`.
 impl<'de, const MIN: u64, const MAX: u64> Deserialize<'de> for Count<MIN, MAX> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let value = u64::deserialize(deserializer)?;
-        Self::try_new(value).map_err(de::Error::custom)
+        deserializer.deserialize_any(CountVisitor::<MIN, MAX>)
+    }
+}
+
+struct CountVisitor<const MIN: u64, const MAX: u64>;
+
+impl<const MIN: u64, const MAX: u64> de::Visitor<'_> for CountVisitor<MIN, MAX> {
+    type Value = Count<MIN, MAX>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "an integer from {MIN} to {MAX}")
+    }
+
+    fn visit_u64<E: de::Error>(self, value: u64) -> Result<Self::Value, E> {
+        Count::try_new(value).map_err(E::custom)
+    }
+
+    fn visit_i64<E: de::Error>(self, value: i64) -> Result<Self::Value, E> {
+        match u64::try_from(value) {
+            Ok(value) => self.visit_u64(value),
+            Err(_) => Err(E::custom(format!(
+                "{value} is less than the minimum of {MIN} (allowed: {MIN} to {MAX})"
+            ))),
+        }
+    }
+
+    fn visit_f64<E: de::Error>(self, value: f64) -> Result<Self::Value, E> {
+        if value.fract() != 0.0 || !value.is_finite() {
+            return Err(E::custom(format!(
+                "expected an integer from {MIN} to {MAX}, found {}",
+                number(value)
+            )));
+        }
+        if value == 0.0 && value.is_sign_negative() {
+            return Err(E::custom(format!(
+                "-0 is negative zero; write 0 (allowed: {MIN} to {MAX})"
+            )));
+        }
+        if value < 0.0 {
+            return Err(E::custom(format!(
+                "{} is less than the minimum of {MIN} (allowed: {MIN} to {MAX})",
+                number(value)
+            )));
+        }
+        if value > MAX as f64 {
+            return Err(E::custom(format!(
+                "{} is greater than the maximum of {MAX} (allowed: {MIN} to {MAX})",
+                number(value)
+            )));
+        }
+        self.visit_u64(value as u64)
     }
 }
 

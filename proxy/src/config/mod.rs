@@ -25,6 +25,8 @@ mod typed;
 mod validate;
 
 #[cfg(test)]
+mod agreement_tests;
+#[cfg(test)]
 mod fuzz_tests;
 #[cfg(test)]
 mod hardening_tests;
