@@ -333,6 +333,7 @@ impl<const MAX_S: u64> JsonSchema for OptionalSeconds<MAX_S> {
             "minimum": 0,
             "maximum": MAX_S,
             "not": {
+                "type": "number",
                 "exclusiveMinimum": 0,
                 "exclusiveMaximum": json_seconds_of_millis(RESOLUTION_MS),
             },

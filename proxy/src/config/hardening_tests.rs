@@ -88,7 +88,7 @@ fn durations_that_would_overflow_or_make_no_sense_are_refused() {
             .unwrap_or_else(|| panic!("`{filter}` was accepted"));
         let text = errors.to_string();
         assert!(
-            text.contains(&format!("filters[0].")) && text.contains(field),
+            text.contains("filters[0].") && text.contains(field),
             "{filter}: {text}"
         );
         assert!(
@@ -234,7 +234,7 @@ fn errors_never_echo_secret_values() {
         "servers: [127.0.0.1:4444]",
         &format!("servers: [127.0.0.1:4444]\n    affinity: {{key: \"{secret}\"}}"),
     );
-    let errors = load(&source).err().expect("a 15-byte key was accepted");
+    let errors = load(&source).expect_err("a 15-byte key was accepted");
     let text = errors.to_string();
     assert!(!text.contains("S3CR3T"), "the key leaked: {text}");
     assert!(
@@ -247,7 +247,7 @@ fn errors_never_echo_secret_values() {
         "servers: [127.0.0.1:4444]",
         &format!("servers: [127.0.0.1:4444]\n    {hook}"),
     );
-    let errors = load(&source).err().expect("a URL with a bad port accepted");
+    let errors = load(&source).expect_err("a URL with a bad port accepted");
     let text = errors.to_string();
     assert!(!text.contains("hunter2"), "the credentials leaked: {text}");
     assert!(text.contains("recycle_hook.http.url"), "{text}");
