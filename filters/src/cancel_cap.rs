@@ -2,6 +2,8 @@
 //! still perform. An upstream still producing after `max_iterations` reads is terminated
 //! at once, before the time deadline, and counted (reason `cancel_cap`).
 
+#[cfg(test)]
+use crate::bounded::Count;
 use crate::filter::{CloseReason, FilterFactory, StreamFilter, Verdict};
 use crate::settings::CancelCapSettings;
 
@@ -15,7 +17,7 @@ impl CancelCapFactory {
     /// The factory for enabled settings, or `None` when `enabled` is false.
     pub fn new(settings: &CancelCapSettings) -> Option<Self> {
         settings.enabled.then_some(Self {
-            max_iterations: settings.max_iterations.max(1),
+            max_iterations: settings.max_iterations.get(),
         })
     }
 }
@@ -49,7 +51,7 @@ mod tests {
     fn disabled_builds_nothing() {
         assert!(CancelCapFactory::new(&CancelCapSettings {
             enabled: false,
-            max_iterations: 100
+            max_iterations: Count::new(100)
         })
         .is_none());
     }
@@ -58,7 +60,7 @@ mod tests {
     fn terminates_exactly_at_max_iterations() {
         let factory = CancelCapFactory::new(&CancelCapSettings {
             enabled: true,
-            max_iterations: 100,
+            max_iterations: Count::new(100),
         })
         .unwrap();
         let mut stream = factory.new_stream();

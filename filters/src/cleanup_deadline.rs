@@ -7,7 +7,7 @@
 //!   get at most this long to finish before they are closed.
 
 use crate::filter::{DrainPlan, FilterFactory, ParkPlan, ResponseHead, StreamFilter, StreamPlan};
-use crate::settings::{seconds, CleanupDeadlineSettings};
+use crate::settings::CleanupDeadlineSettings;
 use std::time::Duration;
 
 /// Builds the (stateless) per-stream part of `cleanup_deadline`.
@@ -22,11 +22,11 @@ impl CleanupDeadlineFactory {
     /// Converts validated settings; 0 means "close at once".
     pub fn new(settings: &CleanupDeadlineSettings) -> Self {
         Self {
-            task_group: seconds(settings.task_group_cleanup_timeout),
-            session_pool: seconds(settings.session_pool_cleanup_timeout),
-            park: (settings.park_max_per_server > 0).then(|| ParkPlan {
-                max_per_server: settings.park_max_per_server as usize,
-                max_age: seconds(settings.park_max_age),
+            task_group: settings.task_group_cleanup_timeout.get(),
+            session_pool: settings.session_pool_cleanup_timeout.get(),
+            park: (settings.park_max_per_server.get() > 0).then(|| ParkPlan {
+                max_per_server: settings.park_max_per_server.get_usize(),
+                max_age: settings.park_max_age.get(),
             }),
         }
     }
@@ -64,11 +64,12 @@ impl StreamFilter for CleanupDeadlineFactory {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::bounded::OptionalSeconds;
 
     fn filter(task_group: f64, pool: f64) -> Box<dyn StreamFilter> {
         CleanupDeadlineFactory::new(&CleanupDeadlineSettings {
-            session_pool_cleanup_timeout: pool,
-            task_group_cleanup_timeout: task_group,
+            session_pool_cleanup_timeout: OptionalSeconds::try_from_secs_f64(pool).unwrap(),
+            task_group_cleanup_timeout: OptionalSeconds::try_from_secs_f64(task_group).unwrap(),
             ..CleanupDeadlineSettings::default()
         })
         .new_stream()

@@ -10,6 +10,7 @@
 
 #![warn(missing_docs)]
 
+pub mod bounded;
 mod cancel_cap;
 mod chain;
 mod cleanup_deadline;
@@ -27,8 +28,7 @@ pub use filter::{
     StreamEnd, StreamFilter, StreamPlan, Verdict,
 };
 pub use settings::{
-    seconds, CancelCapSettings, CleanupDeadlineSettings, FilterSpec, SseGuardSettings,
-    WorkerRecycleSettings,
+    CancelCapSettings, CleanupDeadlineSettings, FilterSpec, SseGuardSettings, WorkerRecycleSettings,
 };
 pub use sse_guard::{EventBoundaryScanner, SseGuardFactory, YieldWindow};
 

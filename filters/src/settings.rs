@@ -4,9 +4,9 @@
 //! their doc comments become the schema's descriptions, and `deny_unknown_fields` makes an
 //! unknown key an error at load time.
 
+use crate::bounded::{Count, OptionalSeconds, DAY, HOUR};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use std::time::Duration;
 
 /// One entry of the `filters:` list. The single key names the filter kind; its value holds
 /// that filter's settings. Each kind may appear at most once per chain.
@@ -43,21 +43,18 @@ pub struct SseGuardSettings {
     /// Seconds a write to the client may take before the stream is closed
     /// (reason `send_timeout`). 0 disables.
     #[serde(default = "defaults::send_timeout")]
-    #[schemars(range(min = 0.0))]
-    pub send_timeout: f64,
+    pub send_timeout: OptionalSeconds<DAY>,
     /// Length of the sliding window, in milliseconds, over which SSE events are counted.
     #[serde(default = "defaults::rapid_yield_window_ms")]
-    #[schemars(range(min = 1))]
-    pub rapid_yield_window_ms: u64,
+    pub rapid_yield_window_ms: Count<1, { HOUR * 1000 }>,
     /// More than this many SSE events within one window closes the stream
     /// (reason `rapid_yield`). 0 disables.
     #[serde(default = "defaults::rapid_yield_max")]
-    pub rapid_yield_max: u32,
+    pub rapid_yield_max: Count<0, 1_000_000>,
     /// Seconds of upstream silence after which a `: keepalive` comment is written to the
     /// client. 0 disables.
     #[serde(default = "defaults::keepalive_interval")]
-    #[schemars(range(min = 0.0))]
-    pub keepalive_interval: f64,
+    pub keepalive_interval: OptionalSeconds<DAY>,
 }
 
 impl Default for SseGuardSettings {
@@ -78,24 +75,21 @@ pub struct CleanupDeadlineSettings {
     /// Seconds the open client sessions and upstream streams get when the proxy retires a
     /// pool of sessions (process drain on upgrade, recycle or SIGTERM; a removed upstream).
     #[serde(default = "defaults::cleanup_timeout")]
-    #[schemars(range(min = 0.0))]
-    pub session_pool_cleanup_timeout: f64,
+    pub session_pool_cleanup_timeout: OptionalSeconds<HOUR>,
     /// Seconds an upstream exchange keeps running, read and discarded, after its client went
     /// away mid-response. 0 closes the upstream connection at once.
     #[serde(default = "defaults::cleanup_timeout")]
-    #[schemars(range(min = 0.0))]
-    pub task_group_cleanup_timeout: f64,
+    pub task_group_cleanup_timeout: OptionalSeconds<HOUR>,
     /// Parking: an exchange still running when `task_group_cleanup_timeout` passes is
     /// parked (its connection kept open, its bytes discarded) instead of closed, because
     /// that close is what makes an anyio handler spin. At most this many are parked per
     /// upstream server; past it the oldest is closed. 0 turns parking off (close at the
     /// deadline).
     #[serde(default = "defaults::park_max_per_server")]
-    pub park_max_per_server: u32,
+    pub park_max_per_server: Count<0, 100_000>,
     /// Seconds a parked exchange may run before the proxy closes it. 0: no age bound.
     #[serde(default = "defaults::park_max_age")]
-    #[schemars(range(min = 0.0))]
-    pub park_max_age: f64,
+    pub park_max_age: OptionalSeconds<DAY>,
 }
 
 impl Default for CleanupDeadlineSettings {
@@ -119,8 +113,7 @@ pub struct CancelCapSettings {
     /// Upstream reads a draining exchange may still perform before it is force-terminated
     /// (reason `cancel_cap`).
     #[serde(default = "defaults::max_iterations")]
-    #[schemars(range(min = 1))]
-    pub max_iterations: u64,
+    pub max_iterations: Count<1, 1_000_000_000>,
 }
 
 impl Default for CancelCapSettings {
@@ -144,27 +137,26 @@ pub struct WorkerRecycleSettings {
     /// Requests routed to one upstream server (of a group with a `recycle_hook`) before it
     /// is recycled. 0 disables this trigger.
     #[serde(default = "defaults::max_requests")]
-    pub max_requests: u64,
+    pub max_requests: Count<0, 1_000_000_000>,
     /// Upper bound of the uniform random jitter added to `max_requests`, drawn per server
     /// and again after each of its recycles.
     #[serde(default = "defaults::max_requests_jitter")]
-    pub max_requests_jitter: u64,
+    pub max_requests_jitter: Count<0, 1_000_000_000>,
     /// Recycle an upstream server when this many exchanges are parked on it. 0 disables.
     #[serde(default = "defaults::max_parked")]
-    pub max_parked: u64,
+    pub max_parked: Count<0, 100_000>,
     /// Seconds: recycle an upstream server when its oldest parked exchange is older.
     /// 0 disables.
     #[serde(default = "defaults::max_parked_age")]
-    #[schemars(range(min = 0.0))]
-    pub max_parked_age: f64,
+    pub max_parked_age: OptionalSeconds<DAY>,
     /// Requests served before the mcp-edge process hands over to a successor through the
     /// upgrade path. 0 (the default) disables: the process leaks nothing, and each of its
     /// recycles makes every SSE client reconnect.
     #[serde(default)]
-    pub process_max_requests: u64,
+    pub process_max_requests: Count<0, 1_000_000_000>,
     /// Upper bound of the uniform random jitter added to `process_max_requests`.
     #[serde(default)]
-    pub process_max_requests_jitter: u64,
+    pub process_max_requests_jitter: Count<0, 1_000_000_000>,
 }
 
 impl Default for WorkerRecycleSettings {
@@ -174,60 +166,50 @@ impl Default for WorkerRecycleSettings {
             max_requests_jitter: defaults::max_requests_jitter(),
             max_parked: defaults::max_parked(),
             max_parked_age: defaults::max_parked_age(),
-            process_max_requests: 0,
-            process_max_requests_jitter: 0,
+            process_max_requests: Count::new(0),
+            process_max_requests_jitter: Count::new(0),
         }
-    }
-}
-
-/// Converts a non-negative number of seconds to a duration; `None` when it is 0 (disabled).
-///
-/// Negative or non-finite values are rejected by validation before a chain is built; they
-/// map to `None` here so that this function can never panic.
-pub fn seconds(value: f64) -> Option<Duration> {
-    if value.is_finite() && value > 0.0 {
-        Duration::try_from_secs_f64(value).ok()
-    } else {
-        None
     }
 }
 
 /// Defaults: the seed's balanced profile.
 mod defaults {
-    pub fn send_timeout() -> f64 {
-        30.0
+    use crate::bounded::{Count, OptionalSeconds, DAY, HOUR};
+
+    pub fn send_timeout() -> OptionalSeconds<DAY> {
+        OptionalSeconds::from_secs(30)
     }
-    pub fn rapid_yield_window_ms() -> u64 {
-        1000
+    pub fn rapid_yield_window_ms() -> Count<1, { HOUR * 1000 }> {
+        Count::new(1000)
     }
-    pub fn rapid_yield_max() -> u32 {
-        50
+    pub fn rapid_yield_max() -> Count<0, 1_000_000> {
+        Count::new(50)
     }
-    pub fn keepalive_interval() -> f64 {
-        15.0
+    pub fn keepalive_interval() -> OptionalSeconds<DAY> {
+        OptionalSeconds::from_secs(15)
     }
-    pub fn cleanup_timeout() -> f64 {
-        5.0
+    pub fn cleanup_timeout() -> OptionalSeconds<HOUR> {
+        OptionalSeconds::from_secs(5)
     }
-    pub fn park_max_per_server() -> u32 {
-        16
+    pub fn park_max_per_server() -> Count<0, 100_000> {
+        Count::new(16)
     }
-    pub fn park_max_age() -> f64 {
-        300.0
+    pub fn park_max_age() -> OptionalSeconds<DAY> {
+        OptionalSeconds::from_secs(300)
     }
-    pub fn max_iterations() -> u64 {
-        100
+    pub fn max_iterations() -> Count<1, 1_000_000_000> {
+        Count::new(100)
     }
-    pub fn max_requests() -> u64 {
-        5000
+    pub fn max_requests() -> Count<0, 1_000_000_000> {
+        Count::new(5000)
     }
-    pub fn max_requests_jitter() -> u64 {
-        500
+    pub fn max_requests_jitter() -> Count<0, 1_000_000_000> {
+        Count::new(500)
     }
-    pub fn max_parked() -> u64 {
-        10
+    pub fn max_parked() -> Count<0, 100_000> {
+        Count::new(10)
     }
-    pub fn max_parked_age() -> f64 {
-        60.0
+    pub fn max_parked_age() -> OptionalSeconds<DAY> {
+        OptionalSeconds::from_secs(60)
     }
 }

@@ -45,8 +45,8 @@ impl RecycleCounter {
     /// recycling is off (`process_max_requests: 0`).
     pub fn threshold(&self, settings: &WorkerRecycleSettings) -> Option<u64> {
         let (max, jitter_max) = (
-            settings.process_max_requests,
-            settings.process_max_requests_jitter,
+            settings.process_max_requests.get(),
+            settings.process_max_requests_jitter.get(),
         );
         if max == 0 {
             return None;
@@ -105,8 +105,8 @@ mod tests {
 
     fn settings(max: u64, jitter: u64) -> WorkerRecycleSettings {
         WorkerRecycleSettings {
-            process_max_requests: max,
-            process_max_requests_jitter: jitter,
+            process_max_requests: mcp_edge_filters::bounded::Count::new(max),
+            process_max_requests_jitter: mcp_edge_filters::bounded::Count::new(jitter),
             ..WorkerRecycleSettings::default()
         }
     }

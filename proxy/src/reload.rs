@@ -177,3 +177,50 @@ fn needs_upgrade(running: &Config, next: &Config) -> Vec<&'static str> {
     }
     keys
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = "\
+version: 1
+listeners: [{address: '127.0.0.1:1'}]
+upstreams:
+  gw:
+    servers: ['127.0.0.1:2']
+    affinity: {key: 'a-long-enough-affinity-key'}
+routes: [{match: {path_prefix: /}, upstream: gw}]
+";
+
+    /// A rejected reload reports the path and the rule, never a secret value: the errors
+    /// become `last_reload` in the admin `/config`.
+    #[test]
+    fn rejected_reload_errors_hold_no_secret_values() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("edge.yaml");
+        std::fs::write(&path, GOOD).unwrap();
+        let health = Arc::new(HealthBook::default());
+        let loaded = config::load_file(&path).unwrap();
+        let live = Arc::new(LiveConfig::new(
+            Generation::build(1, loaded, &health).unwrap(),
+        ));
+        let reloader = Reloader::new(Some(path.clone()), live, Arc::new(Metrics::new()), health);
+
+        let short = GOOD.replace("a-long-enough-affinity-key", "Sh0rt-S3cret");
+        let hook = "    recycle_hook: {http: {url: 'http://ops:Pa55w0rd@{server}:port/r'}}\n";
+        let with_hook = GOOD.replace("routes:", &format!("{hook}routes:"));
+        for (source, secrets) in [
+            (short, ["Sh0rt-S3cret", "Sh0rt"]),
+            (with_hook, ["Pa55w0rd", "ops:Pa55"]),
+        ] {
+            std::fs::write(&path, &source).unwrap();
+            let errors = reloader.reload().expect_err("the reload must be rejected");
+            let status = ReloadStatus::Error { errors, attempt: 1 };
+            let shown = serde_json::to_string(&status).unwrap();
+            assert!(shown.contains("upstreams.gw."), "{shown}");
+            for secret in secrets {
+                assert!(!shown.contains(secret), "`{secret}` leaked: {shown}");
+            }
+        }
+    }
+}

@@ -8,7 +8,6 @@
 use crate::affinity::AffinityKey;
 use crate::config::model::{Balance, Config, HealthConfig, RecycleHookConfig, UpstreamConfig};
 use crate::health::{HealthBook, ServerHealth};
-use mcp_edge_filters::seconds;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -68,7 +67,7 @@ impl UpstreamGroup {
                     .map_err(|e| format!("upstreams.{name}.servers: `{address}`: {e}"))?;
                 Ok(UpstreamServer {
                     address: address.clone(),
-                    connect_timeout: seconds(config.connect_timeout),
+                    connect_timeout: config.connect_timeout.get(),
                     socket,
                     health: book.server(address),
                 })
@@ -78,9 +77,9 @@ impl UpstreamGroup {
             name: name.to_string(),
             servers,
             timeouts: UpstreamTimeouts {
-                read: seconds(config.read_timeout),
-                sse_idle: seconds(config.sse_idle_timeout),
-                write: seconds(config.write_timeout),
+                read: config.read_timeout.get(),
+                sse_idle: config.sse_idle_timeout.get(),
+                write: config.write_timeout.get(),
             },
             balance: config.balance,
             affinity: config.affinity.as_ref().map(|a| AffinityKey::new(&a.key)),

@@ -84,7 +84,7 @@ pub fn run(loaded: LoadedConfig, options: RunOptions) -> Result<std::convert::In
     ));
     let streams = Arc::new(StreamRegistry::default());
     let pool = Arc::new(ConnectionPool::new(PoolSettings::default()));
-    let mcp = Arc::new(McpParts::new(config.observability.tool_labels));
+    let mcp = Arc::new(McpParts::new(config.observability.tool_labels.get_usize()));
     let inherited = options
         .upgrade
         .then(|| Arc::new(InheritedListeners::default()));
@@ -294,14 +294,19 @@ impl pingora_core::services::background::BackgroundService for SharedLifecycle {
 /// period is that bound plus one second for the final writes, capped by
 /// `server.grace_period_seconds`. Pingora fixes it at start-up; a reload cannot change it.
 fn grace_period_seconds(config: &crate::config::model::Config) -> u64 {
-    let configured = config.server.grace_period_seconds.ceil() as u64;
+    let configured = ceil_secs(config.server.grace_period_seconds.or_zero());
     let pool_bound = config.filters.iter().find_map(|spec| match spec {
         mcp_edge_filters::FilterSpec::CleanupDeadline(settings) => {
-            Some(settings.session_pool_cleanup_timeout.ceil() as u64 + 1)
+            Some(ceil_secs(settings.session_pool_cleanup_timeout.or_zero()) + 1)
         }
         _ => None,
     });
     pool_bound.map_or(configured, |bound| bound.min(configured))
+}
+
+/// Whole seconds, rounded up (the bounded config types keep this far from overflow).
+fn ceil_secs(duration: Duration) -> u64 {
+    duration.as_secs() + u64::from(duration.subsec_nanos() > 0)
 }
 
 /// The buffering of a client connection. Pingora's default read buffer is 64 KiB per
@@ -317,7 +322,7 @@ fn client_buffers() -> L4BufferSettings {
 fn server_conf(config: &crate::config::model::Config) -> ServerConf {
     let server = &config.server;
     ServerConf {
-        threads: server.threads,
+        threads: server.threads.get_usize(),
         pid_file: server.pid_file.to_string_lossy().into_owned(),
         upgrade_sock: server.upgrade_sock.to_string_lossy().into_owned(),
         grace_period_seconds: Some(grace_period_seconds(config)),

@@ -19,7 +19,7 @@ pub use yield_window::YieldWindow;
 use crate::filter::{
     BodyChunk, CloseReason, FilterFactory, ResponseHead, StreamFilter, StreamPlan, Verdict,
 };
-use crate::settings::{seconds, SseGuardSettings};
+use crate::settings::SseGuardSettings;
 use std::time::Duration;
 use tokio::time::Instant;
 
@@ -34,12 +34,12 @@ pub struct SseGuardFactory {
 impl SseGuardFactory {
     /// Converts validated settings; zero values disable their feature.
     pub fn new(settings: &SseGuardSettings) -> Self {
-        let window_length = Duration::from_millis(settings.rapid_yield_window_ms.max(1));
+        let window_length = Duration::from_millis(settings.rapid_yield_window_ms.get());
+        let max = settings.rapid_yield_max.get_u32();
         Self {
-            send_timeout: seconds(settings.send_timeout),
-            keepalive_interval: seconds(settings.keepalive_interval),
-            window: (settings.rapid_yield_max > 0)
-                .then_some((window_length, settings.rapid_yield_max)),
+            send_timeout: settings.send_timeout.get(),
+            keepalive_interval: settings.keepalive_interval.get(),
+            window: (max > 0).then_some((window_length, max)),
         }
     }
 }
@@ -99,13 +99,14 @@ impl StreamFilter for SseGuardStream {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::bounded::{Count, OptionalSeconds};
 
     fn guard(max: u32, window_ms: u64) -> Box<dyn StreamFilter> {
         SseGuardFactory::new(&SseGuardSettings {
-            send_timeout: 2.0,
-            rapid_yield_window_ms: window_ms,
-            rapid_yield_max: max,
-            keepalive_interval: 15.0,
+            send_timeout: OptionalSeconds::from_secs(2),
+            rapid_yield_window_ms: Count::new(window_ms),
+            rapid_yield_max: Count::new(u64::from(max)),
+            keepalive_interval: OptionalSeconds::from_secs(15),
         })
         .new_stream()
     }

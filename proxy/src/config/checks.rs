@@ -1,17 +1,17 @@
 //! Cross-field checks: what the schema cannot say. They run on the typed config, after
-//! the schema and deserialization succeeded, and report every problem at once.
+//! the schema and deserialization succeeded (durations and counts are already within
+//! their bounds), and report every problem at once. Each check is linear in the size of
+//! the config.
 
 use super::diagnostics::{NodePath, Problem, Seg};
 use super::model::Config;
-use mcp_edge_filters::FilterSpec;
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::time::Duration;
 
 /// Runs every cross-field check on `config`.
 pub(crate) fn check(config: &Config) -> Vec<Problem> {
     let mut out = Vec::new();
-    check_durations(config, &mut out);
     check_addresses(config, &mut out);
     check_upstreams(config, &mut out);
     check_routes(config, &mut out);
@@ -30,75 +30,6 @@ fn at(base: &[Seg], more: impl IntoIterator<Item = Seg>) -> NodePath {
 
 fn key(k: &str) -> Seg {
     Seg::Key(k.to_owned())
-}
-
-/// Every duration in seconds must be finite, at least 0, and representable.
-fn check_durations(config: &Config, out: &mut Vec<Problem>) {
-    let mut seconds: Vec<(NodePath, f64)> = vec![(
-        path(&["server", "grace_period_seconds"]),
-        config.server.grace_period_seconds,
-    )];
-    for (name, upstream) in &config.upstreams {
-        let base = path(&["upstreams", name]);
-        for (field, value) in [
-            ("connect_timeout", upstream.connect_timeout),
-            ("read_timeout", upstream.read_timeout),
-            ("sse_idle_timeout", upstream.sse_idle_timeout),
-            ("write_timeout", upstream.write_timeout),
-        ] {
-            seconds.push((at(&base, [key(field)]), value));
-        }
-        if let Some(hook) = &upstream.recycle_hook {
-            seconds.push((
-                at(&base, [key("recycle_hook"), key("timeout")]),
-                hook.timeout,
-            ));
-        }
-    }
-    for (i, spec) in config.filters.iter().enumerate() {
-        let base = at(&path(&["filters"]), [Seg::Index(i), key(spec.kind())]);
-        let fields: Vec<(&str, f64)> = match spec {
-            FilterSpec::SseGuard(s) => vec![
-                ("send_timeout", s.send_timeout),
-                ("keepalive_interval", s.keepalive_interval),
-            ],
-            FilterSpec::CleanupDeadline(c) => vec![
-                (
-                    "session_pool_cleanup_timeout",
-                    c.session_pool_cleanup_timeout,
-                ),
-                ("task_group_cleanup_timeout", c.task_group_cleanup_timeout),
-            ],
-            FilterSpec::WorkerRecycle(w) => vec![("max_parked_age", w.max_parked_age)],
-            FilterSpec::CancelCap(_) => Vec::new(),
-        };
-        for (field, value) in fields {
-            seconds.push((at(&base, [key(field)]), value));
-        }
-    }
-    for (node, value) in seconds {
-        if let Some(message) = duration_problem(value) {
-            out.push(Problem::at(node, message));
-        }
-    }
-}
-
-/// Why `value` is not a usable number of seconds, if it is not.
-pub(crate) fn duration_problem(value: f64) -> Option<String> {
-    if value.is_nan() {
-        Some("expected a number of seconds, found NaN (not a number)".to_owned())
-    } else if value.is_infinite() {
-        Some(format!(
-            "expected a finite number of seconds, found {}infinity (use 0 to disable)",
-            if value < 0.0 { "-" } else { "" }
-        ))
-    } else if value < 0.0 {
-        Some(format!("{value} is less than the minimum of 0"))
-    } else if Duration::try_from_secs_f64(value).is_err() {
-        Some(format!("{value} seconds is too large for a duration"))
-    } else {
-        None
-    }
 }
 
 fn socket_addr(text: &str) -> Result<SocketAddr, String> {
@@ -132,8 +63,30 @@ fn check_addresses(config: &Config, out: &mut Vec<Problem>) {
         claim(node, &listener.address, out);
     }
     if let Some(admin) = &config.admin {
-        claim(path(&["admin", "address"]), &admin.address, out);
+        let node = path(&["admin", "address"]);
+        if let Ok(addr) = admin.address.parse::<SocketAddr>() {
+            if !addr.ip().is_loopback() && !admin.allow_non_loopback {
+                out.push(Problem::at(node.clone(), exposed_admin(addr)));
+            }
+        }
+        claim(node, &admin.address, out);
     }
+}
+
+/// Why an admin listener on a non-loopback address is refused, and the two ways out.
+fn exposed_admin(addr: SocketAddr) -> String {
+    let reach = if addr.ip().is_unspecified() {
+        "every interface"
+    } else {
+        "the network"
+    };
+    format!(
+        "the admin listener on {addr} would serve /config and /streams, without \
+         authentication, to {reach}; bind it to loopback (127.0.0.1:{port} or [::1]:{port}), \
+         or set `admin.allow_non_loopback: true` when a firewall or a private network \
+         guards the port",
+        port = addr.port()
+    )
 }
 
 /// Two addresses collide when they share a port and either the IPs are equal or one is a
@@ -194,24 +147,23 @@ fn check_routes(config: &Config, out: &mut Vec<Problem>) {
         ));
     }
     let defined: Vec<&str> = config.upstreams.keys().map(String::as_str).collect();
+    let known = match defined.len() {
+        0 => "none are defined".to_owned(),
+        1..=20 => format!("defined: {}", defined.join(", ")),
+        n => format!("{n} are defined, such as {}", defined[..20].join(", ")),
+    };
+    let mut first_of: HashMap<&str, usize> = HashMap::with_capacity(config.routes.len());
     for (i, route) in config.routes.iter().enumerate() {
         let base = at(&path(&["routes"]), [Seg::Index(i)]);
         if !config.upstreams.contains_key(&route.upstream) {
-            let known = if defined.is_empty() {
-                "none are defined".to_owned()
-            } else {
-                format!("defined: {}", defined.join(", "))
-            };
             out.push(Problem::at(
                 at(&base, [key("upstream")]),
                 format!("unknown upstream `{}` ({known})", route.upstream),
             ));
         }
-        let prefix = &route.matcher.path_prefix;
-        if let Some(first) = config.routes[..i]
-            .iter()
-            .position(|r| &r.matcher.path_prefix == prefix)
-        {
+        let prefix = route.matcher.path_prefix.as_str();
+        let first = *first_of.entry(prefix).or_insert(i);
+        if first != i {
             out.push(Problem::at(
                 at(&base, [key("match"), key("path_prefix")]),
                 format!("path_prefix \"{prefix}\" is already routed by routes[{first}]"),
@@ -248,44 +200,6 @@ fn readable(file: &Path) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::diagnostics::render_path;
-    use mcp_edge_filters::SseGuardSettings;
-
-    #[test]
-    fn durations_must_be_finite_and_not_negative() {
-        assert!(duration_problem(0.0).is_none());
-        assert!(duration_problem(0.5).is_none());
-        assert!(duration_problem(f64::NAN).unwrap().contains("NaN"));
-        assert!(duration_problem(f64::INFINITY).unwrap().contains("finite"));
-        assert!(duration_problem(f64::NEG_INFINITY)
-            .unwrap()
-            .contains("-infinity"));
-        assert!(duration_problem(-1.0).unwrap().contains("minimum of 0"));
-        assert!(duration_problem(1e300).unwrap().contains("too large"));
-    }
-
-    #[test]
-    fn non_finite_durations_in_a_config_are_named() {
-        let source = "version: 1\nlisteners: [{address: '127.0.0.1:1'}]\nupstreams: {u: {servers: ['a:1']}}\nroutes: [{match: {path_prefix: /}, upstream: u}]\n";
-        let mut config: Config = serde_yaml::from_str(source).unwrap();
-        assert!(check(&config).is_empty());
-        config.server.grace_period_seconds = f64::NAN;
-        config.filters.push(FilterSpec::SseGuard(SseGuardSettings {
-            send_timeout: f64::INFINITY,
-            ..SseGuardSettings::default()
-        }));
-        let found: Vec<String> = check(&config)
-            .iter()
-            .map(|p| render_path(&p.path))
-            .collect();
-        assert_eq!(
-            found,
-            [
-                "server.grace_period_seconds",
-                "filters[0].sse_guard.send_timeout"
-            ]
-        );
-    }
 
     #[test]
     fn host_port_forms() {

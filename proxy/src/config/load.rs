@@ -1,7 +1,8 @@
 //! The one loading pipeline, shared by start-up, `mcp-edge check` and SIGHUP reload:
 //!
-//! read → `${VAR}` expansion → YAML → JSON Schema → typed [`Config`] → cross-field checks
-//! → filter chain.
+//! read → size limits → `${VAR}` expansion → size limits (nodes, aliases expanded; depth)
+//! → YAML → JSON Schema → typed [`Config`] (bounded durations and counts) → cross-field
+//! checks → filter chain.
 //!
 //! Every stage reports all of its problems; a stage runs only when the ones before it
 //! succeeded (conversion and schema problems are reported together).
@@ -10,7 +11,8 @@ use super::diagnostics::{is_under, render_path, ConfigError, ConfigErrors, Probl
 use super::expand::{expand, Lookup};
 use super::locate::LineIndex;
 use super::model::Config;
-use super::{checks, convert, typed, validate};
+use super::secret::Redactor;
+use super::{checks, convert, limits, typed, validate};
 use mcp_edge_filters::ChainFactory;
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
@@ -68,22 +70,29 @@ pub(crate) fn load_with_env(
     env: Lookup<'_>,
 ) -> Result<LoadedConfig, ConfigErrors> {
     let source_sha256 = hex::encode(Sha256::digest(source.as_bytes()));
-    let report = |problems: Vec<Problem>, index: &LineIndex| finish(path, problems, index);
+    let plain = Redactor::default();
     let no_index = LineIndex::default();
+    let early = |problems: Vec<Problem>, index: &LineIndex| finish(path, problems, index, &plain);
 
-    let expanded = expand(source, env).map_err(|problems| report(problems, &no_index))?;
+    limits::check_size(source, "the file").map_err(|p| early(vec![p], &no_index))?;
+    let expanded = expand(source, env).map_err(|problems| early(problems, &no_index))?;
+    limits::check_size(&expanded, "the file after ${VAR} expansion")
+        .map_err(|p| early(vec![p], &no_index))?;
+    let index = limits::scan(&expanded).map_err(|(index, p)| early(vec![p], &index))?;
 
     let mut yaml: serde_yaml::Value = serde_yaml::from_str(&expanded)
-        .map_err(|error| report(vec![yaml_problem("invalid YAML: ", &error)], &no_index))?;
+        .map_err(|error| early(vec![yaml_problem("invalid YAML: ", &error)], &no_index))?;
     yaml.apply_merge()
-        .map_err(|error| report(vec![yaml_problem("invalid YAML: ", &error)], &no_index))?;
-    let index = LineIndex::build(&expanded);
+        .map_err(|error| early(vec![yaml_problem("invalid YAML: ", &error)], &no_index))?;
 
     let convert::Converted {
         json,
         mut problems,
         masked,
     } = convert::to_json(&yaml);
+    let redactor = Redactor::from_document(&json);
+    let report =
+        |problems: Vec<Problem>, index: &LineIndex| finish(path, problems, index, &redactor);
     problems.extend(
         validate::validate(&json)
             .into_iter()
@@ -129,20 +138,28 @@ fn single(path: &Path, line: Option<usize>, message: String) -> ConfigErrors {
         path,
         vec![Problem::at_line(line, message)],
         &LineIndex::default(),
+        &Redactor::default(),
     )
 }
 
-/// Ties problems to the file and their lines, drops duplicates, and sorts by line.
-fn finish(path: &Path, problems: Vec<Problem>, index: &LineIndex) -> ConfigErrors {
+/// Ties problems to the file and their lines, removes secret values, drops duplicates,
+/// and sorts by line.
+fn finish(
+    path: &Path,
+    problems: Vec<Problem>,
+    index: &LineIndex,
+    redactor: &Redactor,
+) -> ConfigErrors {
     let mut errors: Vec<ConfigError> = Vec::with_capacity(problems.len());
+    let mut seen = std::collections::HashSet::new();
     for problem in problems {
         let error = ConfigError {
             file: path.to_path_buf(),
             line: problem.line.or_else(|| index.line_of(&problem.path)),
             path: render_path(&problem.path),
-            message: problem.message,
+            message: redactor.scrub(problem.message),
         };
-        if !errors.contains(&error) {
+        if seen.insert((error.line, error.path.clone(), error.message.clone())) {
             errors.push(error);
         }
     }

@@ -30,14 +30,48 @@ pub(crate) struct LineIndex {
 
 impl LineIndex {
     /// Indexes `source`. Never fails; a YAML error just ends the index early.
+    #[cfg(test)]
     pub fn build(source: &str) -> Self {
+        Self::build_watched(source, &mut |_, _| Ok(())).0
+    }
+
+    /// Indexes the first document of `source`, showing every event and its line to
+    /// `watch` first; an error from `watch` stops the walk and is returned with the index
+    /// built so far, as is the parser's nesting-limit error. Another YAML syntax error
+    /// just ends the index early (serde_yaml reports it). The walk is iterative: nesting
+    /// depth costs no stack.
+    pub fn build_watched(
+        source: &str,
+        watch: &mut dyn FnMut(&Event, usize) -> Result<(), String>,
+    ) -> (Self, Option<(usize, String)>) {
         let mut builder = Builder::default();
         let mut parser = Parser::new_from_str(source);
-        // A syntax error is reported by serde_yaml; keep what was indexed before it.
-        let _ = parser.load(&mut builder, false);
-        Self {
-            nodes: builder.nodes,
+        let mut stopped = None;
+        loop {
+            let (event, mark) = match parser.next_token() {
+                Ok(next) => next,
+                Err(error) => {
+                    // The parser's own nesting limit: deeper text than any config needs.
+                    if error.info().contains("recursion limit") {
+                        stopped = Some((error.marker().line(), error.info().to_owned()));
+                    }
+                    break;
+                }
+            };
+            let end = matches!(event, Event::StreamEnd | Event::DocumentEnd);
+            if let Err(message) = watch(&event, mark.line()) {
+                stopped = Some((mark.line(), message));
+                break;
+            }
+            builder.on_event(event, mark);
+            if end {
+                break;
+            }
         }
+        let index = Self {
+            nodes: builder.nodes,
+        };
+        (index, stopped)
     }
 
     /// The line to report for `path`: the key's line for a mapping value (an empty value

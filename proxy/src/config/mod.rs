@@ -2,7 +2,7 @@
 //! `mcp-edge check` and SIGHUP reload.
 //!
 //! ```text
-//! read → ${VAR} expansion → YAML → JSON Schema (committed file) → typed Config
+//! read → size limits → ${VAR} expansion → YAML → JSON Schema (committed file) → typed Config
 //!      → cross-field checks → filter chain
 //! ```
 //!
@@ -16,14 +16,22 @@ mod diagnostics;
 mod expand;
 pub mod hook;
 mod ip_range;
+mod limits;
 mod load;
 mod locate;
 pub mod model;
 mod observability;
 mod schema;
+mod secret;
 mod typed;
 mod validate;
 
+#[cfg(test)]
+mod agreement_tests;
+#[cfg(test)]
+mod fuzz_tests;
+#[cfg(test)]
+mod hardening_tests;
 #[cfg(test)]
 mod tests;
 

@@ -5,6 +5,7 @@
 //! committed file drifts from them.
 
 pub use super::observability::{AccessLogConfig, AccessLogFormat, ObservabilityConfig};
+use mcp_edge_filters::bounded::{Count, OptionalSeconds, Seconds, DAY, HOUR};
 use mcp_edge_filters::FilterSpec;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -23,15 +24,16 @@ pub struct Config {
     #[serde(default)]
     pub server: ServerConfig,
     /// Sockets that accept client traffic. Changing them needs an upgrade, not a reload.
-    #[schemars(length(min = 1))]
+    #[schemars(length(min = 1, max = limits::MAX_LISTENERS))]
     pub listeners: Vec<ListenerConfig>,
     /// The admin listener (health, metrics, config, streams). Omit to disable.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub admin: Option<AdminConfig>,
     /// Named groups of upstream servers.
+    #[schemars(extend("maxProperties" = limits::MAX_UPSTREAMS))]
     pub upstreams: BTreeMap<String, UpstreamConfig>,
     /// Routes from a request path to an upstream group. The longest matching prefix wins.
-    #[schemars(length(min = 1))]
+    #[schemars(length(min = 1, max = limits::MAX_ROUTES))]
     pub routes: Vec<RouteConfig>,
     /// The filter chain, applied in list order; each kind at most once.
     #[serde(default)]
@@ -47,22 +49,20 @@ pub struct Config {
 pub struct ServerConfig {
     /// Worker threads of the proxy service.
     #[serde(default = "defaults::threads")]
-    #[schemars(range(min = 1, max = 1024))]
-    pub threads: usize,
+    pub threads: Count<1, 1024>,
     /// Where the pid of the serving process is written.
     #[serde(default = "defaults::pid_file")]
     pub pid_file: PathBuf,
     /// The Unix socket over which listening sockets are handed to an upgraded process.
     #[serde(default = "defaults::upgrade_sock")]
     pub upgrade_sock: PathBuf,
-    /// Seconds a retiring process keeps serving in-flight requests before it exits.
+    /// Seconds a retiring process keeps serving in-flight requests before it exits
+    /// (0: exit at once).
     #[serde(default = "defaults::grace_period_seconds")]
-    #[schemars(range(min = 0.0))]
-    pub grace_period_seconds: f64,
+    pub grace_period_seconds: OptionalSeconds<DAY>,
     /// Largest request body accepted, in bytes; larger requests get 413.
     #[serde(default = "defaults::max_request_body_bytes")]
-    #[schemars(range(min = 1))]
-    pub max_request_body_bytes: u64,
+    pub max_request_body_bytes: Count<1, { 1 << 30 }>,
     /// Peers whose forwarding headers (`X-Forwarded-For`, `-Proto`, `-Host`, `Forwarded`,
     /// `X-Real-IP`) are believed: IP addresses or CIDR blocks. From any other peer they are
     /// replaced by the proxy's own. Empty (the default) trusts no peer.
@@ -133,8 +133,14 @@ pub struct TlsConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AdminConfig {
-    /// `IP:port` of the admin listener. Keep it on loopback or a private network.
+    /// `IP:port` of the admin listener. It must be a loopback address (127.0.0.0/8 or
+    /// `[::1]`) unless `allow_non_loopback` is true: it serves the effective config and
+    /// the open streams, without authentication.
     pub address: String,
+    /// Accept an admin address that is not loopback (such as `0.0.0.0`); then something
+    /// else (a firewall, a private network) must keep the admin port from strangers.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub allow_non_loopback: bool,
 }
 
 /// A named group of interchangeable upstream servers, balanced by `balance`.
@@ -142,26 +148,23 @@ pub struct AdminConfig {
 #[serde(deny_unknown_fields)]
 pub struct UpstreamConfig {
     /// `host:port` of each server.
-    #[schemars(length(min = 1))]
+    #[schemars(length(min = 1, max = limits::MAX_SERVERS))]
     pub servers: Vec<String>,
-    /// Seconds to establish a connection to one server before trying the next.
+    /// Seconds to establish a connection to one server before trying the next. 0 waits
+    /// for the kernel's limit.
     #[serde(default = "defaults::connect_timeout")]
-    #[schemars(range(min = 0.0))]
-    pub connect_timeout: f64,
+    pub connect_timeout: OptionalSeconds<HOUR>,
     /// Seconds to wait for the response head, and between body reads of a non-SSE
     /// response. 0 waits forever.
     #[serde(default = "defaults::read_timeout")]
-    #[schemars(range(min = 0.0))]
-    pub read_timeout: f64,
+    pub read_timeout: OptionalSeconds<DAY>,
     /// Seconds an SSE stream may stay silent before the proxy gives up on the upstream.
     /// 0 (the default) waits forever: MCP server streams are long-lived and often silent.
     #[serde(default)]
-    #[schemars(range(min = 0.0))]
-    pub sse_idle_timeout: f64,
+    pub sse_idle_timeout: OptionalSeconds<DAY>,
     /// Seconds to write the request to the upstream. 0 waits forever.
     #[serde(default = "defaults::write_timeout")]
-    #[schemars(range(min = 0.0))]
-    pub write_timeout: f64,
+    pub write_timeout: OptionalSeconds<DAY>,
     /// How new sessions and stateless requests pick a server.
     #[serde(default)]
     pub balance: Balance,
@@ -194,8 +197,7 @@ pub struct RecycleHookConfig {
     /// Seconds the hook may take; past it the hook is killed (or the request abandoned)
     /// and the recycle counts as failed (result `timeout`).
     #[serde(default = "defaults::hook_timeout")]
-    #[schemars(extend("exclusiveMinimum" = 0))]
-    pub timeout: f64,
+    pub timeout: Seconds<1, HOUR>,
 }
 
 /// An HTTP recycle hook.
@@ -206,7 +208,9 @@ pub struct HttpHookConfig {
     #[serde(default = "defaults::hook_method")]
     pub method: String,
     /// An `http://` URL; `{server}` is replaced by the server's address, as in
-    /// `http://{server}/admin/recycle`.
+    /// `http://{server}/admin/recycle`. Secret: error messages never show it, and
+    /// `/config` shows it without its credentials.
+    #[serde(serialize_with = "redact_userinfo")]
     pub url: String,
 }
 
@@ -240,6 +244,11 @@ impl std::fmt::Debug for AffinityConfig {
 
 fn redact<S: serde::Serializer>(_key: &str, serializer: S) -> Result<S::Ok, S::Error> {
     serializer.serialize_str("<redacted>")
+}
+
+/// A URL with its `user:password@` part replaced by `<redacted>@`.
+fn redact_userinfo<S: serde::Serializer>(url: &str, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(&super::secret::without_userinfo(url))
 }
 
 /// Health checking of a group's servers.
@@ -278,20 +287,16 @@ pub struct ActiveHealthConfig {
     pub path: String,
     /// Seconds between probes of one server.
     #[serde(default = "defaults::probe_interval")]
-    #[schemars(range(min = 0.1))]
-    pub interval: f64,
+    pub interval: Seconds<100, DAY>,
     /// Seconds a probe may take.
     #[serde(default = "defaults::probe_timeout")]
-    #[schemars(range(min = 0.01))]
-    pub timeout: f64,
+    pub timeout: Seconds<10, HOUR>,
     /// Consecutive successes that make an unhealthy server healthy.
     #[serde(default = "defaults::rise")]
-    #[schemars(range(min = 1))]
-    pub rise: u32,
+    pub rise: Count<1, 1000>,
     /// Consecutive failures that make a healthy server unhealthy.
     #[serde(default = "defaults::fall")]
-    #[schemars(range(min = 1))]
-    pub fall: u32,
+    pub fall: Count<1, 1000>,
 }
 
 /// Passive ejection on connect failures.
@@ -300,12 +305,10 @@ pub struct ActiveHealthConfig {
 pub struct PassiveHealthConfig {
     /// Consecutive connect failures that eject a server.
     #[serde(default = "defaults::consecutive_failures")]
-    #[schemars(range(min = 1))]
-    pub consecutive_failures: u32,
+    pub consecutive_failures: Count<1, 1000>,
     /// Seconds an ejected server gets no new sessions.
     #[serde(default = "defaults::eject_seconds")]
-    #[schemars(range(min = 0.0))]
-    pub eject_seconds: f64,
+    pub eject_seconds: OptionalSeconds<DAY>,
 }
 
 /// A route from a path prefix to an upstream group.
@@ -328,11 +331,32 @@ pub struct RouteMatch {
     pub path_prefix: String,
 }
 
+/// Size limits of a configuration, so `check` stays fast on any input. The schema states
+/// the per-list ones (`maxItems`); the loader enforces the document-wide ones.
+pub mod limits {
+    /// Largest configuration file, before and after `${VAR}` expansion: 1 MiB.
+    pub const MAX_DOCUMENT_BYTES: usize = 1 << 20;
+    /// Most YAML nodes (scalars, lists, mappings) in a document, counting every node an
+    /// alias repeats.
+    pub const MAX_NODES: u64 = 100_000;
+    /// Deepest nesting of lists and mappings.
+    pub const MAX_DEPTH: usize = 32;
+    /// Most entries of `routes`.
+    pub const MAX_ROUTES: u32 = 10_000;
+    /// Most upstream groups.
+    pub const MAX_UPSTREAMS: u32 = 1_000;
+    /// Most servers in one upstream group.
+    pub const MAX_SERVERS: u32 = 1_000;
+    /// Most listeners.
+    pub const MAX_LISTENERS: u32 = 64;
+}
+
 mod defaults {
+    use mcp_edge_filters::bounded::{Count, OptionalSeconds, Seconds, DAY, HOUR};
     use std::path::PathBuf;
 
-    pub fn threads() -> usize {
-        2
+    pub fn threads() -> Count<1, 1024> {
+        Count::new(2)
     }
     pub fn pid_file() -> PathBuf {
         PathBuf::from("/tmp/mcp-edge.pid")
@@ -340,44 +364,44 @@ mod defaults {
     pub fn upgrade_sock() -> PathBuf {
         PathBuf::from("/tmp/mcp-edge-upgrade.sock")
     }
-    pub fn grace_period_seconds() -> f64 {
-        30.0
+    pub fn grace_period_seconds() -> OptionalSeconds<DAY> {
+        OptionalSeconds::from_secs(30)
     }
-    pub fn max_request_body_bytes() -> u64 {
-        4 * 1024 * 1024
+    pub fn max_request_body_bytes() -> Count<1, { 1 << 30 }> {
+        Count::new(4 * 1024 * 1024)
     }
-    pub fn connect_timeout() -> f64 {
-        5.0
+    pub fn connect_timeout() -> OptionalSeconds<HOUR> {
+        OptionalSeconds::from_secs(5)
     }
-    pub fn read_timeout() -> f64 {
-        60.0
+    pub fn read_timeout() -> OptionalSeconds<DAY> {
+        OptionalSeconds::from_secs(60)
     }
-    pub fn write_timeout() -> f64 {
-        30.0
+    pub fn write_timeout() -> OptionalSeconds<DAY> {
+        OptionalSeconds::from_secs(30)
     }
     pub fn probe_path() -> String {
         "/".to_string()
     }
-    pub fn probe_interval() -> f64 {
-        5.0
+    pub fn probe_interval() -> Seconds<100, DAY> {
+        Seconds::from_secs(5)
     }
-    pub fn probe_timeout() -> f64 {
-        1.0
+    pub fn probe_timeout() -> Seconds<10, HOUR> {
+        Seconds::from_secs(1)
     }
-    pub fn rise() -> u32 {
-        2
+    pub fn rise() -> Count<1, 1000> {
+        Count::new(2)
     }
-    pub fn fall() -> u32 {
-        3
+    pub fn fall() -> Count<1, 1000> {
+        Count::new(3)
     }
-    pub fn consecutive_failures() -> u32 {
-        3
+    pub fn consecutive_failures() -> Count<1, 1000> {
+        Count::new(3)
     }
-    pub fn eject_seconds() -> f64 {
-        30.0
+    pub fn eject_seconds() -> OptionalSeconds<DAY> {
+        OptionalSeconds::from_secs(30)
     }
-    pub fn hook_timeout() -> f64 {
-        10.0
+    pub fn hook_timeout() -> Seconds<1, HOUR> {
+        Seconds::from_secs(10)
     }
     pub fn hook_method() -> String {
         "POST".to_string()

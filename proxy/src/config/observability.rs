@@ -1,5 +1,6 @@
 //! The `observability` section: the access log and the bounds of MCP metric labels.
 
+use mcp_edge_filters::bounded::Count;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
@@ -14,8 +15,7 @@ pub struct ObservabilityConfig {
     /// How many distinct tool names get a `tool` label of their own in the metrics; later
     /// names share the label `other`. Read at start-up.
     #[serde(default = "default_tool_labels")]
-    #[schemars(range(min = 0, max = 1000))]
-    pub tool_labels: usize,
+    pub tool_labels: Count<0, 1000>,
 }
 
 impl Default for ObservabilityConfig {
@@ -27,8 +27,8 @@ impl Default for ObservabilityConfig {
     }
 }
 
-fn default_tool_labels() -> usize {
-    50
+fn default_tool_labels() -> Count<0, 1000> {
+    Count::new(50)
 }
 
 /// The access log: one line per request.

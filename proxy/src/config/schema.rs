@@ -71,6 +71,34 @@ impl CompiledSchema {
             .unwrap_or_default()
     }
 
+    /// The allowed range of the number whose `minimum`, `maximum` or `not` keyword raised
+    /// an error, as ` (allowed: 1 to 1000)`; empty when the schema states no range.
+    pub fn range_text(&self, evaluation_path: &str) -> String {
+        let parent = evaluation_path
+            .rsplit_once('/')
+            .map_or("", |(parent, _)| parent);
+        let Some(node) = self.node(parent) else {
+            return String::new();
+        };
+        let bound = |key: &str| node.get(key).map(super::describe::number);
+        let gap = node
+            .get("not")
+            .and_then(|not| not.get("exclusiveMaximum"))
+            .map(super::describe::number);
+        let unit = if node.get("type").and_then(Value::as_str) == Some("number") {
+            " seconds"
+        } else {
+            ""
+        };
+        match (bound("minimum"), bound("maximum"), gap) {
+            (Some(_), Some(max), Some(least)) => {
+                format!(" (allowed: 0 (off), or {least} to {max}{unit})")
+            }
+            (Some(min), Some(max), None) => format!(" (allowed: {min} to {max}{unit})"),
+            _ => String::new(),
+        }
+    }
+
     /// When a `oneOf`/`anyOf` is an externally tagged enum (each alternative requires exactly
     /// one key), the names of its variants, in order.
     pub fn variant_names(&self, evaluation_path: &str) -> Option<Vec<String>> {

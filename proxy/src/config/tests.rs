@@ -103,7 +103,7 @@ fn reports_schema_errors_all_at_once_with_lines() {
         found,
         [
             "11: server.bogus: unknown key `bogus` (expected one of: grace_period_seconds, log_file, log_format, max_request_body_bytes, pid_file, threads, trusted_proxies, upgrade_sock)",
-            "14: filters[0].sse_guard.send_timeout: -1 is less than the minimum of 0",
+            "14: filters[0].sse_guard.send_timeout: -1 is less than the minimum of 0 (allowed: 0 (off), or 0.001 to 86400 seconds)",
         ]
     );
 }
@@ -218,13 +218,14 @@ routes: [{match: {path_prefix: /}, upstream: b}]
 ";
     let loaded = load(source).unwrap();
     let b = &loaded.config.upstreams["b"];
-    assert_eq!((b.connect_timeout, b.read_timeout), (1.5, 2.0));
+    assert_eq!(b.connect_timeout, 1.5);
+    assert_eq!(b.read_timeout, 2.0);
     assert_eq!(loaded.config.upstreams["c"].connect_timeout, 1.5);
 
     let found = errors(&source.replace("read_timeout: 2", "read_timeout: -2"));
     assert_eq!(
         found,
-        ["7: upstreams.b.read_timeout: -2 is less than the minimum of 0"]
+        ["7: upstreams.b.read_timeout: -2 is less than the minimum of 0 (allowed: 0 (off), or 0.001 to 86400 seconds)"]
     );
 }
 

@@ -87,23 +87,40 @@ fn each<T: DeserializeOwned>(node: &Value, path: NodePath, out: &mut Vec<Problem
     }
 }
 
-/// Reports `node` if it does not deserialize as `T`, at the field whose removal makes it
-/// deserialize (when there is one), otherwise at `node`.
-fn narrow<T: DeserializeOwned>(node: &Value, mut path: NodePath, out: &mut Vec<Problem>) {
+/// Reports every problem of `node` as a `T`: serde stops at the first, so the mapping's
+/// keys are examined one at a time. A key whose removal changes the error is the error's
+/// place; it is reported there and removed, and the rest is tried again. An error no
+/// single key explains is reported at `node`.
+fn narrow<T: DeserializeOwned>(node: &Value, path: NodePath, out: &mut Vec<Problem>) {
     let Err(error) = serde_json::from_value::<T>(node.clone()) else {
         return;
     };
-    if let Some(map) = node.as_object() {
-        let culprit = map.keys().find(|key| {
-            let mut rest = map.clone();
-            rest.remove(key.as_str());
-            serde_json::from_value::<T>(Value::Object(rest)).is_ok()
+    let Some(map) = node.as_object() else {
+        out.push(Problem::at(path, error.to_string()));
+        return;
+    };
+    let mut rest = map.clone();
+    let mut message = error.to_string();
+    loop {
+        let culprit = rest.keys().find(|key| {
+            let mut without = rest.clone();
+            without.remove(key.as_str());
+            serde_json::from_value::<T>(Value::Object(without))
+                .map_or_else(|e| e.to_string() != message, |_| true)
         });
-        if let Some(key) = culprit {
-            path.push(Seg::Key(key.clone()));
+        let Some(key) = culprit.cloned() else {
+            out.push(Problem::at(path, message));
+            return;
+        };
+        let mut at = path.clone();
+        at.push(Seg::Key(key.clone()));
+        out.push(Problem::at(at, message));
+        rest.remove(&key);
+        match serde_json::from_value::<T>(Value::Object(rest.clone())) {
+            Ok(_) => return,
+            Err(next) => message = next.to_string(),
         }
     }
-    out.push(Problem::at(path, error.to_string()));
 }
 
 #[cfg(test)]
@@ -128,7 +145,9 @@ mod tests {
             "filters[0].sse_guard.rapid_yield_max"
         );
         assert!(
-            problems[0].message.contains("expected u32"),
+            problems[0]
+                .message
+                .contains("greater than the maximum of 1000000"),
             "{}",
             problems[0].message
         );

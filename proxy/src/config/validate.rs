@@ -4,6 +4,7 @@
 use super::describe::{self, either, found};
 use super::diagnostics::{NodePath, Problem, Seg};
 use super::schema::{compiled, CompiledSchema};
+use super::secret;
 use jsonschema::error::{TypeKind, ValidationErrorKind as Kind};
 use jsonschema::ValidationError;
 use serde_json::Value;
@@ -30,6 +31,9 @@ fn translate(
 ) {
     let path = node_path(error.instance_path().as_str(), root);
     let value: &Value = error.instance();
+    let secret = secret::is_secret(&path);
+    let found = |value: &Value| shown(secret, value);
+    let allowed = || schema.range_text(error.evaluation_path().as_str());
     let message = match error.kind() {
         Kind::AdditionalProperties { unexpected } => {
             let allowed = schema.keys_allowed(error.evaluation_path().as_str());
@@ -67,15 +71,26 @@ fn translate(
             describe::number(limit)
         ),
         Kind::Minimum { limit } => format!(
-            "{} is less than the minimum of {}",
+            "{} is less than the minimum of {}{}",
             describe::number(value),
-            describe::number(limit)
+            describe::number(limit),
+            allowed()
         ),
         Kind::Maximum { limit } => format!(
-            "{} is greater than the maximum of {}",
+            "{} is greater than the maximum of {}{}",
             describe::number(value),
-            describe::number(limit)
+            describe::number(limit),
+            allowed()
         ),
+        Kind::Not { schema: excluded } => match excluded.get("exclusiveMaximum") {
+            Some(resolution) if excluded.get("exclusiveMinimum").is_some() => format!(
+                "{} is neither 0 (off) nor at least {}{}",
+                describe::number(value),
+                describe::number(resolution),
+                allowed()
+            ),
+            _ => format!("{} is a value this field excludes", found(value)),
+        },
         Kind::ExclusiveMinimum { limit } => format!(
             "{} must be greater than {}",
             describe::number(value),
@@ -91,6 +106,27 @@ fn translate(
             let entries = if *limit == 1 { "entry" } else { "entries" };
             format!("expected at least {limit} {entries}, found {count}")
         }
+        Kind::MaxItems { limit } => {
+            let count = value.as_array().map_or(0, Vec::len);
+            format!("expected at most {limit} entries, found {count}")
+        }
+        Kind::MaxProperties { limit } => {
+            let count = value.as_object().map_or(0, serde_json::Map::len);
+            format!("expected at most {limit} entries, found {count}")
+        }
+        Kind::MinLength { limit } | Kind::MaxLength { limit } => {
+            let bound = if matches!(error.kind(), Kind::MinLength { .. }) {
+                "at least"
+            } else {
+                "at most"
+            };
+            let length = value.as_str().map_or(0, |s| s.chars().count());
+            if secret {
+                format!("expected {bound} {limit} characters (the value is secret and not shown)")
+            } else {
+                format!("expected {bound} {limit} characters, found {length}")
+            }
+        }
         Kind::Pattern { pattern } if path.last() == Some(&Seg::Key("path_prefix".into())) => {
             format!("expected a path starting with `/`, found {}", found(value))
         }
@@ -101,9 +137,22 @@ fn translate(
         Kind::Constant { expected_value } => {
             format!("expected {expected_value}, found {}", found(value))
         }
-        _ => error.to_string(),
+        other => format!(
+            "{} does not satisfy the schema rule `{}`",
+            found(value),
+            other.keyword()
+        ),
     };
     out.push(Problem::at(path, message));
+}
+
+/// What a value is, for a message; a secret field's value is not shown.
+fn shown(secret: bool, value: &Value) -> String {
+    if secret {
+        "a secret value (not shown)".to_owned()
+    } else {
+        found(value)
+    }
 }
 
 fn is_version(path: &[Seg]) -> bool {
@@ -121,6 +170,7 @@ fn type_message(path: &[Seg], expected: &[&str], value: &Value) -> String {
             "expected a mapping at the top level (with version, listeners, upstreams, routes), found {what}"
         );
     }
+    let found = |value: &Value| shown(secret::is_secret(path), value);
     let hint = if value.is_null() && expected.contains(&"a mapping") {
         " (write `{}` for an empty mapping)"
     } else {

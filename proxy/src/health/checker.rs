@@ -3,7 +3,6 @@
 
 use crate::config::model::{ActiveHealthConfig, ProbeKind};
 use crate::generation::LiveConfig;
-use mcp_edge_filters::seconds;
 use pingora_core::server::ShutdownWatch;
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -44,7 +43,7 @@ impl HealthChecker {
                 let Some(active) = group.health.as_ref().and_then(|h| h.active.clone()) else {
                     continue;
                 };
-                let interval = seconds(active.interval).unwrap_or(Duration::from_secs(5));
+                let interval = active.interval.get();
                 for server in &group.servers {
                     let due = next_probe.get(&server.address).is_none_or(|at| *at <= now);
                     if !due || in_flight.contains_key(&server.address) {
@@ -58,7 +57,7 @@ impl HealthChecker {
                         server.address.clone(),
                         tokio::spawn(async move {
                             let ok = probe(socket, &host, &active).await;
-                            health.record_probe(ok, active.rise, active.fall);
+                            health.record_probe(ok, active.rise.get_u32(), active.fall.get_u32());
                         }),
                     );
                 }
@@ -69,7 +68,7 @@ impl HealthChecker {
 
 /// One probe: a TCP connect, or an HTTP GET whose status is below 500.
 async fn probe(socket: SocketAddr, host: &str, active: &ActiveHealthConfig) -> bool {
-    let limit = seconds(active.timeout).unwrap_or(Duration::from_secs(1));
+    let limit = active.timeout.get();
     let attempt = async {
         let mut stream = tokio::net::TcpStream::connect(socket).await.ok()?;
         if active.kind == ProbeKind::Tcp {

@@ -9,7 +9,6 @@ pub mod checker;
 use crate::config::model::PassiveHealthConfig;
 use crate::drain::{DrainSignal, DrainTrigger};
 use crate::parking::ParkingLot;
-use mcp_edge_filters::seconds;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -140,12 +139,12 @@ impl ServerHealth {
         let Some(passive) = passive else {
             return false;
         };
-        if failures < passive.consecutive_failures {
+        if failures < passive.consecutive_failures.get_u32() {
             return false;
         }
         self.consecutive_connect_failures
             .store(0, Ordering::Release);
-        let period = seconds(passive.eject_seconds).unwrap_or_default();
+        let period = passive.eject_seconds.or_zero();
         self.ejected_until_ms
             .store(self.now_ms() + period.as_millis() as u64, Ordering::Release);
         self.ejections.fetch_add(1, Ordering::Relaxed);
@@ -256,8 +255,8 @@ mod tests {
     async fn passive_ejection_after_consecutive_failures_expires() {
         let server = ServerHealth::new("127.0.0.1:1");
         let passive = PassiveHealthConfig {
-            consecutive_failures: 3,
-            eject_seconds: 10.0,
+            consecutive_failures: mcp_edge_filters::bounded::Count::new(3),
+            eject_seconds: mcp_edge_filters::bounded::OptionalSeconds::from_secs(10),
         };
         assert!(!server.record_connect_failure(Some(&passive)));
         server.record_connect_success();

@@ -106,7 +106,7 @@ impl EdgeApp {
         let forwarder = Forwarder {
             pool: &self.parts.pool,
             metrics: &self.parts.metrics,
-            max_request_body_bytes: server.max_request_body_bytes,
+            max_request_body_bytes: server.max_request_body_bytes.get(),
             streams: &self.parts.streams,
             drain: &self.parts.drain,
             mcp: &self.parts.mcp,

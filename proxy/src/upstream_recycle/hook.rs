@@ -12,7 +12,6 @@
 
 use crate::config::hook::{parse_http_url, substitute};
 use crate::config::model::{HttpHookConfig, RecycleHookConfig};
-use mcp_edge_filters::seconds;
 use std::process::{ExitStatus, Stdio};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
@@ -23,8 +22,6 @@ const STDERR_CAP: usize = 4096;
 /// How long stderr is still read after the hook exited (a background child of the hook
 /// may hold the pipe open).
 const STDERR_GRACE: Duration = Duration::from_millis(200);
-/// The timeout of a hook whose configured one is unusable (validation prevents it).
-const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Why a hook failed.
 #[derive(Debug, thiserror::Error)]
@@ -79,7 +76,7 @@ fn stderr_suffix(stderr: &str) -> String {
 
 /// Runs `hook` for `server` (its address as written in `servers:`).
 pub async fn run(hook: &RecycleHookConfig, server: &str) -> Result<(), HookError> {
-    let limit = seconds(hook.timeout).unwrap_or(DEFAULT_TIMEOUT);
+    let limit = hook.timeout.get();
     match (&hook.exec, &hook.http) {
         (Some(argv), _) => {
             let argv: Vec<String> = argv.iter().map(|arg| substitute(arg, server)).collect();

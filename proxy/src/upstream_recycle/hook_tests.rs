@@ -2,6 +2,7 @@
 //! real processes and sockets).
 
 use super::*;
+use mcp_edge_filters::bounded::Seconds;
 use std::time::Instant;
 use tokio::net::TcpListener;
 
@@ -9,7 +10,7 @@ fn exec(argv: &[&str], timeout: f64) -> RecycleHookConfig {
     RecycleHookConfig {
         exec: Some(argv.iter().map(|s| (*s).to_owned()).collect()),
         http: None,
-        timeout,
+        timeout: Seconds::try_from_secs_f64(timeout).unwrap(),
     }
 }
 
@@ -20,7 +21,7 @@ fn http(method: &str, url: String) -> RecycleHookConfig {
             method: method.to_owned(),
             url,
         }),
-        timeout: 2.0,
+        timeout: Seconds::from_secs(2),
     }
 }
 
@@ -140,7 +141,7 @@ async fn http_errors_are_failures() {
     // A listener that never answers: a timeout.
     let silent = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let mut slow = http("POST", format!("http://{}/", silent.local_addr().unwrap()));
-    slow.timeout = 0.3;
+    slow.timeout = Seconds::from_millis(300);
     let error = run(&slow, "unused").await.unwrap_err();
     assert!(matches!(error, HookError::Timeout(_)), "{error}");
 }

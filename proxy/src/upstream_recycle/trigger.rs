@@ -7,7 +7,7 @@
 //! are not counted again, so a slow-exiting old worker does not trigger recycle after
 //! recycle.
 
-use mcp_edge_filters::{seconds, WorkerRecycleSettings};
+use mcp_edge_filters::WorkerRecycleSettings;
 use rand::Rng;
 use std::time::Duration;
 use tokio::time::Instant;
@@ -76,12 +76,16 @@ impl Trigger {
     /// The routed-request count at which the server is due; `None` when the request
     /// trigger is off (`max_requests: 0`).
     pub fn threshold(&self, settings: &WorkerRecycleSettings) -> Option<u64> {
-        if settings.max_requests == 0 {
+        let (max, jitter_max) = (
+            settings.max_requests.get(),
+            settings.max_requests_jitter.get(),
+        );
+        if max == 0 {
             return None;
         }
-        let span = settings.max_requests_jitter as f64 + 1.0;
-        let jitter = ((self.jitter_fraction * span) as u64).min(settings.max_requests_jitter);
-        Some(settings.max_requests.saturating_add(jitter))
+        let span = jitter_max as f64 + 1.0;
+        let jitter = ((self.jitter_fraction * span) as u64).min(jitter_max);
+        Some(max.saturating_add(jitter))
     }
 
     /// Why the server is due now, if it is: requests first, then parked count, then
@@ -108,10 +112,11 @@ impl Trigger {
             .copied()
             .filter(|age| since.is_none_or(|since| *age < since))
             .collect();
-        if settings.max_parked > 0 && fresh.len() as u64 >= settings.max_parked {
+        let max_parked = settings.max_parked.get();
+        if max_parked > 0 && fresh.len() as u64 >= max_parked {
             return Some(Reason::ParkedCount);
         }
-        let max_age = seconds(settings.max_parked_age)?;
+        let max_age = settings.max_parked_age.get()?;
         fresh
             .iter()
             .any(|age| *age > max_age)
@@ -147,14 +152,15 @@ impl Trigger {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use mcp_edge_filters::bounded::{Count, OptionalSeconds};
     use rand::SeedableRng;
 
     fn settings(max: u64, jitter: u64) -> WorkerRecycleSettings {
         WorkerRecycleSettings {
-            max_requests: max,
-            max_requests_jitter: jitter,
-            max_parked: 10,
-            max_parked_age: 60.0,
+            max_requests: Count::new(max),
+            max_requests_jitter: Count::new(jitter),
+            max_parked: Count::new(10),
+            max_parked_age: OptionalSeconds::from_secs(60),
             ..WorkerRecycleSettings::default()
         }
     }
@@ -224,8 +230,8 @@ mod tests {
             Some(Reason::ParkedAge)
         );
         let off = WorkerRecycleSettings {
-            max_parked: 0,
-            max_parked_age: 0.0,
+            max_parked: Count::new(0),
+            max_parked_age: OptionalSeconds::OFF,
             ..s.clone()
         };
         assert_eq!(trigger.due(&off, &parked(&[500; 50]), now), None);

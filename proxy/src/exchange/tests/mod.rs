@@ -12,6 +12,7 @@ use crate::health::{HealthBook, ServerHealth};
 use crate::mcp::CallWatch;
 use crate::metrics::Metrics;
 use crate::streams::StreamRegistry;
+use mcp_edge_filters::bounded::{Count, OptionalSeconds};
 use mcp_edge_filters::{
     CancelCapSettings, ChainFactory, CleanupDeadlineSettings, FilterSpec, SseGuardSettings,
     StreamChain,
@@ -93,25 +94,25 @@ fn chain(specs: &[FilterSpec]) -> StreamChain {
 
 fn sse_guard(send_timeout: f64, rapid_yield_max: u32, keepalive_interval: f64) -> FilterSpec {
     FilterSpec::SseGuard(SseGuardSettings {
-        send_timeout,
-        rapid_yield_window_ms: 1000,
-        rapid_yield_max,
-        keepalive_interval,
+        send_timeout: OptionalSeconds::try_from_secs_f64(send_timeout).unwrap(),
+        rapid_yield_window_ms: Count::new(1000),
+        rapid_yield_max: Count::new(u64::from(rapid_yield_max)),
+        keepalive_interval: OptionalSeconds::try_from_secs_f64(keepalive_interval).unwrap(),
     })
 }
 
 fn cleanup_deadline(task_group: f64, session_pool: f64) -> FilterSpec {
     FilterSpec::CleanupDeadline(CleanupDeadlineSettings {
-        session_pool_cleanup_timeout: session_pool,
-        task_group_cleanup_timeout: task_group,
-        park_max_per_server: 0,
-        park_max_age: 0.0,
+        session_pool_cleanup_timeout: OptionalSeconds::try_from_secs_f64(session_pool).unwrap(),
+        task_group_cleanup_timeout: OptionalSeconds::try_from_secs_f64(task_group).unwrap(),
+        park_max_per_server: Count::new(0),
+        park_max_age: OptionalSeconds::OFF,
     })
 }
 
 fn cancel_cap(max_iterations: u64) -> FilterSpec {
     FilterSpec::CancelCap(CancelCapSettings {
         enabled: true,
-        max_iterations,
+        max_iterations: Count::new(max_iterations),
     })
 }
