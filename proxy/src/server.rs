@@ -9,10 +9,11 @@ use crate::lifecycle::{Lifecycle, ProcessFiles};
 use crate::metrics::Metrics;
 use crate::recycle::{RecycleCounter, RECYCLES_ENV, SEED_ENV};
 use crate::reload::Reloader;
-use crate::service::{EdgeApp, EdgeParts};
+use crate::service::{ConnectionLimit, EdgeApp, EdgeConnections, EdgeParts};
 use crate::streams::StreamRegistry;
 use crate::upstream_leg::{ConnectionPool, PoolSettings};
 use crate::upstream_recycle::{RecycleController, SystemRecycler, Timings};
+use mcp_edge_filters::seconds;
 use pingora_core::apps::HttpServerOptions;
 use pingora_core::listeners::tls::TlsSettings;
 use pingora_core::listeners::{L4BufferSettings, ListenerConfig};
@@ -76,6 +77,8 @@ pub fn run(loaded: LoadedConfig, options: RunOptions) -> Result<std::convert::In
     ));
     let streams = Arc::new(StreamRegistry::default());
     let pool = Arc::new(ConnectionPool::new(PoolSettings::default()));
+    // One cap for every proxy listener; the admin listener is outside it.
+    let connection_limit = Arc::new(ConnectionLimit::new(metrics.clone()));
 
     // One proxy service per h2c setting: HTTP/2 prior knowledge is a service option.
     for h2c in [false, true] {
@@ -89,6 +92,8 @@ pub fn run(loaded: LoadedConfig, options: RunOptions) -> Result<std::convert::In
         }
         let mut options = HttpServerOptions::default();
         options.h2c = h2c;
+        // nginx closes an idle HTTP/2 connection after keepalive_timeout too.
+        options.h2_idle_timeout = seconds(config.server.keepalive_timeout);
         let idle_close_delay = Duration::from_secs(grace.saturating_sub(1));
         let parts = EdgeParts {
             live: live.clone(),
@@ -105,7 +110,10 @@ pub fn run(loaded: LoadedConfig, options: RunOptions) -> Result<std::convert::In
         };
         let mut proxy = Service::new(
             name.to_string(),
-            EdgeApp::new(parts, options, idle_close_delay),
+            EdgeConnections::new(
+                EdgeApp::new(parts, options, idle_close_delay),
+                connection_limit.clone(),
+            ),
         );
         for listener in listeners {
             let mut endpoint =

@@ -34,10 +34,22 @@ fn key(k: &str) -> Seg {
 
 /// Every duration in seconds must be finite, at least 0, and representable.
 fn check_durations(config: &Config, out: &mut Vec<Problem>) {
-    let mut seconds: Vec<(NodePath, f64)> = vec![(
-        path(&["server", "grace_period_seconds"]),
-        config.server.grace_period_seconds,
-    )];
+    let server = &config.server;
+    let mut seconds: Vec<(NodePath, f64)> = vec![
+        (
+            path(&["server", "grace_period_seconds"]),
+            server.grace_period_seconds,
+        ),
+        (
+            path(&["server", "client_header_timeout"]),
+            server.client_header_timeout,
+        ),
+        (
+            path(&["server", "keepalive_timeout"]),
+            server.keepalive_timeout,
+        ),
+        (path(&["server", "send_timeout"]), server.send_timeout),
+    ];
     for (name, upstream) in &config.upstreams {
         let base = path(&["upstreams", name]);
         for (field, value) in [

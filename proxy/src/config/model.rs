@@ -59,6 +59,36 @@ pub struct ServerConfig {
     #[serde(default = "defaults::max_request_body_bytes")]
     #[schemars(range(min = 1))]
     pub max_request_body_bytes: u64,
+    /// Seconds a client has to send a whole request head, from the connection's accept
+    /// (first request) or from the request's first byte (later requests on a kept-alive
+    /// connection). Past it the client gets 408 and the connection closes. 0 waits
+    /// forever. nginx's `client_header_timeout` default, 60.
+    #[serde(default = "defaults::client_header_timeout")]
+    #[schemars(range(min = 0.0))]
+    pub client_header_timeout: f64,
+    /// Seconds an HTTP/1 connection may stay idle between two requests, and an h2c
+    /// connection with no stream open, before it is closed. 0 turns HTTP/1 keep-alive off
+    /// (and leaves h2c connections open). nginx's `keepalive_timeout` default, 75. The
+    /// h2c value is read at start.
+    #[serde(default = "defaults::keepalive_timeout")]
+    #[schemars(range(min = 0.0))]
+    pub keepalive_timeout: f64,
+    /// Seconds one write of a response to the client may take (between two successive
+    /// writes, not for the whole response) before the client is dropped and the exchange
+    /// winds down as after a departure. Applies to every response but event streams,
+    /// which `sse_guard.send_timeout` judges. 0 waits forever. nginx's `send_timeout`
+    /// default, 60.
+    #[serde(default = "defaults::send_timeout")]
+    #[schemars(range(min = 0.0))]
+    pub send_timeout: f64,
+    /// Most client connections open at once on the proxy listeners. Past it the longest
+    /// idle kept-alive connection is closed to make room, or, with none idle, the new
+    /// connection is closed at once. The admin listener is not counted. Default: half the
+    /// process's open-file limit less 64 descriptors of headroom (each proxied connection
+    /// may hold an upstream connection too), as nginx sizes `worker_connections` by it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub max_connections: Option<u32>,
 }
 
 impl Default for ServerConfig {
@@ -69,6 +99,10 @@ impl Default for ServerConfig {
             upgrade_sock: defaults::upgrade_sock(),
             grace_period_seconds: defaults::grace_period_seconds(),
             max_request_body_bytes: defaults::max_request_body_bytes(),
+            client_header_timeout: defaults::client_header_timeout(),
+            keepalive_timeout: defaults::keepalive_timeout(),
+            send_timeout: defaults::send_timeout(),
+            max_connections: None,
         }
     }
 }
@@ -313,6 +347,15 @@ mod defaults {
     }
     pub fn max_request_body_bytes() -> u64 {
         4 * 1024 * 1024
+    }
+    pub fn client_header_timeout() -> f64 {
+        60.0
+    }
+    pub fn keepalive_timeout() -> f64 {
+        75.0
+    }
+    pub fn send_timeout() -> f64 {
+        60.0
     }
     pub fn connect_timeout() -> f64 {
         5.0
