@@ -156,7 +156,7 @@ impl EdgeApp {
             }
             None => {
                 self.parts.metrics.client_closed("header_timeout");
-                tracing::info!(
+                tracing::debug!(
                     client = ?session.client_addr(),
                     "closed a client that did not send its request head within client_header_timeout"
                 );

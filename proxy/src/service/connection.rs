@@ -198,7 +198,8 @@ impl ServerApp for EdgeConnections {
         let accepted = Instant::now();
         let deadlines: ClientDeadlines = self.app.deadlines();
         let Some(slot) = self.limit.admit(self.limit.max(deadlines.max_connections)) else {
-            tracing::warn!(
+            // Counted; not logged at a higher level, which a flood would turn into one.
+            tracing::debug!(
                 active = self.limit.active(),
                 "refused a client connection: max_connections reached and none idle"
             );

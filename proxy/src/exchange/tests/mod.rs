@@ -1,6 +1,7 @@
 //! The exchange state machine, transition by transition, with fake legs under paused
 //! tokio time: every wait below is a timer or a fake's signal, never a real sleep.
 
+mod client_timeouts;
 pub(crate) mod fakes;
 mod relaying;
 mod winding_down;
@@ -59,6 +60,13 @@ impl Harness {
         self.metrics
             .cleanup_total
             .with_label_values(&[outcome])
+            .get()
+    }
+
+    fn client_closed(&self, reason: &str) -> u64 {
+        self.metrics
+            .client_connections_closed_total
+            .with_label_values(&[reason])
             .get()
     }
 
