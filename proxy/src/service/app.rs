@@ -1,8 +1,12 @@
-//! The mcp-edge HTTP application: Pingora's [`HttpServerApp`], one request at a time.
+//! The mcp-edge HTTP application: one request at a time.
 //!
-//! Pingora owns the listeners, TLS, h2c, keep-alive, the process lifecycle and the upgrade
-//! path; for every request it calls [`HttpServerApp::process_new_http`]. There mcp-edge
-//! reads the request head, routes it through the live config generation and runs the
+//! Pingora owns the listeners, TLS, HTTP/2, the process lifecycle and the upgrade path;
+//! mcp-edge's [`EdgeConnections`](super::connection::EdgeConnections) owns each
+//! connection (its cap, HTTP/1 keep-alive and the client deadlines) and calls
+//! [`EdgeApp::handle`] for every HTTP/1 request, Pingora calls
+//! [`HttpServerApp::process_new_http`] for every HTTP/2 stream. There mcp-edge reads the
+//! request head (within `client_header_timeout`), routes it through the live config
+//! generation and runs the
 //! exchange itself ([`Forwarder`]), so the request's own task owns the upstream leg for the
 //! whole exchange, including the wind-down after a client leaves. Pingora's proxy phases
 //! are not used: they would hold a second, larger future per connection for hooks mcp-edge
