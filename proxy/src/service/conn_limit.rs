@@ -7,6 +7,10 @@
 //! none idle it is closed at once. So the process keeps descriptors free for the admin
 //! listener, the upstream connections and its files, instead of hitting its open-file
 //! limit, where every accept (the admin listener's too) fails.
+//!
+//! A connection is counted from the end of its TLS handshake (Pingora bounds handshakes
+//! at 60 s); upstream connections are not counted, which is why the default cap is half
+//! the descriptors.
 
 use crate::metrics::Metrics;
 use std::collections::BTreeMap;
