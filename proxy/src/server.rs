@@ -11,8 +11,7 @@ use crate::lifecycle::{Lifecycle, ProcessFiles};
 use crate::metrics::Metrics;
 use crate::recycle::{RecycleCounter, RECYCLES_ENV, SEED_ENV};
 use crate::reload::Reloader;
-use crate::service::McpParts;
-use crate::service::{EdgeApp, EdgeParts};
+use crate::service::{ConnectionLimit, EdgeApp, EdgeConnections, EdgeParts, McpParts};
 use crate::streams::StreamRegistry;
 use crate::upstream_leg::{ConnectionPool, PoolSettings};
 use crate::upstream_recycle::{RecycleController, SystemRecycler, Timings};
@@ -92,6 +91,8 @@ pub fn run(loaded: LoadedConfig, options: RunOptions) -> Result<std::convert::In
         .as_ref()
         .map(|inherited| server.add_service(SeedListenerTable(inherited.clone())));
     let mut claimed = HashSet::new();
+    // One cap for every proxy listener; the admin listener is outside it.
+    let connection_limit = Arc::new(ConnectionLimit::new(metrics.clone()));
 
     // One proxy service per h2c setting: HTTP/2 prior knowledge is a service option.
     for h2c in [false, true] {
@@ -105,6 +106,8 @@ pub fn run(loaded: LoadedConfig, options: RunOptions) -> Result<std::convert::In
         }
         let mut options = HttpServerOptions::default();
         options.h2c = h2c;
+        // nginx closes an idle HTTP/2 connection after keepalive_timeout too.
+        options.h2_idle_timeout = config.server.keepalive_timeout.get();
         let idle_close_delay = Duration::from_secs(grace.saturating_sub(1));
         let parts = EdgeParts {
             live: live.clone(),
@@ -122,7 +125,10 @@ pub fn run(loaded: LoadedConfig, options: RunOptions) -> Result<std::convert::In
         };
         let mut proxy = Service::new(
             name.to_string(),
-            EdgeApp::new(parts, options, idle_close_delay),
+            EdgeConnections::new(
+                EdgeApp::new(parts, options, idle_close_delay),
+                connection_limit.clone(),
+            ),
         );
         for listener in listeners {
             let mut endpoint =

@@ -12,7 +12,8 @@ use std::path::Path;
 /// Every section and every filter, each numeric field set.
 const FULL: &str = "\
 version: 1
-server: {threads: 2, grace_period_seconds: 30, max_request_body_bytes: 1024}
+server: {threads: 2, grace_period_seconds: 30, max_request_body_bytes: 1024, client_header_timeout: 60, keepalive_timeout: 75, send_timeout: 60, max_connections: 100}
+observability: {tool_labels: 50}
 listeners: [{address: '127.0.0.1:1'}]
 admin: {address: '127.0.0.1:2'}
 upstreams:

@@ -63,6 +63,32 @@ pub struct ServerConfig {
     /// Largest request body accepted, in bytes; larger requests get 413.
     #[serde(default = "defaults::max_request_body_bytes")]
     pub max_request_body_bytes: Count<1, { 1 << 30 }>,
+    /// Seconds a client has to send a whole request head, from the connection's accept
+    /// (first request) or from the request's first byte (later requests on a kept-alive
+    /// connection). Past it the client gets 408 and the connection closes. 0 waits
+    /// forever. nginx's `client_header_timeout` default, 60.
+    #[serde(default = "defaults::client_header_timeout")]
+    pub client_header_timeout: OptionalSeconds<HOUR>,
+    /// Seconds an HTTP/1 connection may stay idle between two requests, and an h2c
+    /// connection with no stream open, before it is closed. 0 turns HTTP/1 keep-alive off
+    /// (and leaves h2c connections open). nginx's `keepalive_timeout` default, 75. The
+    /// h2c value is read at start.
+    #[serde(default = "defaults::keepalive_timeout")]
+    pub keepalive_timeout: OptionalSeconds<DAY>,
+    /// Seconds one write of a response to the client may take (between two successive
+    /// writes, not for the whole response) before the client is dropped and the exchange
+    /// winds down as after a departure. Applies to every response but event streams,
+    /// which `sse_guard.send_timeout` judges. 0 waits forever. nginx's `send_timeout`
+    /// default, 60.
+    #[serde(default = "defaults::send_timeout")]
+    pub send_timeout: OptionalSeconds<HOUR>,
+    /// Most client connections open at once on the proxy listeners. Past it the longest
+    /// idle kept-alive connection is closed to make room, or, with none idle, the new
+    /// connection is closed at once. The admin listener is not counted. Default: half the
+    /// process's open-file limit less 64 descriptors of headroom (each proxied connection
+    /// may hold an upstream connection too), as nginx sizes `worker_connections` by it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_connections: Option<Count<1, 10_000_000>>,
     /// Peers whose forwarding headers (`X-Forwarded-For`, `-Proto`, `-Host`, `Forwarded`,
     /// `X-Real-IP`) are believed: IP addresses or CIDR blocks. From any other peer they are
     /// replaced by the proxy's own. Empty (the default) trusts no peer.
@@ -101,6 +127,10 @@ impl Default for ServerConfig {
             trusted_proxies: Vec::new(),
             log_format: LogFormat::default(),
             log_file: None,
+            client_header_timeout: defaults::client_header_timeout(),
+            keepalive_timeout: defaults::keepalive_timeout(),
+            send_timeout: defaults::send_timeout(),
+            max_connections: None,
         }
     }
 }
@@ -369,6 +399,15 @@ mod defaults {
     }
     pub fn max_request_body_bytes() -> Count<1, { 1 << 30 }> {
         Count::new(4 * 1024 * 1024)
+    }
+    pub fn client_header_timeout() -> OptionalSeconds<HOUR> {
+        OptionalSeconds::from_secs(60)
+    }
+    pub fn keepalive_timeout() -> OptionalSeconds<DAY> {
+        OptionalSeconds::from_secs(75)
+    }
+    pub fn send_timeout() -> OptionalSeconds<HOUR> {
+        OptionalSeconds::from_secs(60)
     }
     pub fn connect_timeout() -> OptionalSeconds<HOUR> {
         OptionalSeconds::from_secs(5)

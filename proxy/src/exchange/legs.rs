@@ -32,7 +32,9 @@ impl Head {
 /// Why a write to the client failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ClientWriteError {
-    /// The write did not complete within the plan's `send_timeout`.
+    /// The write did not complete within its timeout (the plan's `send_timeout`, or the
+    /// server's `send_timeout` for a response that is not an event stream), or the kernel
+    /// gave up on unacknowledged data (the socket's user timeout).
     TimedOut,
     /// The client's connection failed (reset, closed).
     Failed,
@@ -43,6 +45,11 @@ pub enum ClientWriteError {
 pub enum Departure {
     /// The client closed or reset its connection.
     Gone,
+    /// The kernel gave up on the connection: data sent to the client stayed
+    /// unacknowledged (or unsent, the client's window closed) past the socket's user
+    /// timeout, which a `send_timeout` plan sets to that timeout. A stuck reader, not a
+    /// client that left.
+    TimedOut,
     /// The client sent bytes where none were expected (for example a pipelined request).
     /// It has not left; the relay stops watching instead of spinning on it.
     Unexpected,

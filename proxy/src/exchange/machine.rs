@@ -182,7 +182,8 @@ impl<'a, C: ClientLeg, U: UpstreamLeg> Exchange<'a, C, U> {
             biased;
             head = self.upstream.read_head() => head,
             departure = self.client.departure(), if self.watch_client => match departure {
-                Departure::Gone => {
+                // No plan is applied yet: a timed-out connection is a departure here.
+                Departure::Gone | Departure::TimedOut => {
                     return State::WindingDown(Abandoned {
                         upstream_head_read: false,
                         client_head_sent: false,
@@ -290,6 +291,13 @@ impl<'a, C: ClientLeg, U: UpstreamLeg> Exchange<'a, C, U> {
                         reason: None,
                     });
                 }
+                Wake::Client(Departure::TimedOut) => {
+                    // The socket's user timeout is the plan's send_timeout: the kernel
+                    // found the stuck reader before a write did.
+                    return State::WindingDown(
+                        self.write_failed(ClientWriteError::TimedOut, &relay.plan),
+                    );
+                }
                 Wake::Client(Departure::Unexpected) => self.watch_client = false,
                 Wake::Keepalive => {
                     relay.last_activity = Instant::now();
@@ -382,14 +390,20 @@ impl<'a, C: ClientLeg, U: UpstreamLeg> Exchange<'a, C, U> {
         State::Done(ExchangeEnd::Drained(close))
     }
 
-    /// A client write failed: `send_timeout` when it timed out under a send-timeout plan,
-    /// a departure otherwise.
+    /// A client write failed (or the kernel gave up on the client): `send_timeout` when it
+    /// timed out under a send-timeout plan (sse_guard); a departure otherwise, counted as
+    /// the server's `send_timeout` when that is what fired.
     fn write_failed(&self, error: ClientWriteError, plan: &StreamPlan) -> Abandoned {
-        let timed_out = error == ClientWriteError::TimedOut && plan.send_timeout.is_some();
+        let timed_out = error == ClientWriteError::TimedOut;
+        let guarded = timed_out && plan.send_timeout.is_some();
+        if timed_out && !guarded {
+            tracing::info!("closed a client that took no response bytes within send_timeout");
+            self.env.metrics.client_closed("send_timeout");
+        }
         Abandoned {
             upstream_head_read: true,
             client_head_sent: true,
-            reason: timed_out.then_some(CloseReason::SendTimeout),
+            reason: guarded.then_some(CloseReason::SendTimeout),
         }
     }
 

@@ -65,7 +65,27 @@ pub struct Metrics {
     pub access_log_dropped_total: IntCounter,
     /// The MCP-aware metrics (by method, by tool, abandoned calls).
     pub mcp: McpMetrics,
+    /// Client connections the proxy closed or refused on a deadline or the connection cap,
+    /// by reason (see [`CLIENT_CLOSE_REASONS`]).
+    pub client_connections_closed_total: IntCounterVec,
+    /// Client connections open on the proxy listeners.
+    pub client_connections_active: IntGauge,
 }
+
+/// The `reason` labels of `mcp_edge_client_connections_closed_total`:
+/// - `header_timeout`: the request head was not complete within `client_header_timeout`;
+/// - `keepalive_timeout`: idle between requests (or, on a new connection, silent) for
+///   `keepalive_timeout`;
+/// - `send_timeout`: a write of a response (not an event stream) took `send_timeout`;
+/// - `over_capacity`: refused at `max_connections`, with no idle connection to close;
+/// - `reclaimed`: idle, closed to make room for a new connection at `max_connections`.
+pub const CLIENT_CLOSE_REASONS: [&str; 5] = [
+    "header_timeout",
+    "keepalive_timeout",
+    "send_timeout",
+    "over_capacity",
+    "reclaimed",
+];
 
 impl Metrics {
     /// Creates the metrics in a fresh registry.
@@ -227,6 +247,19 @@ impl Metrics {
             )
             .expect("valid metric"),
             mcp: McpMetrics::register(&registry),
+            client_connections_closed_total: IntCounterVec::new(
+                Opts::new(
+                    "mcp_edge_client_connections_closed_total",
+                    "Client connections closed or refused by the proxy: header_timeout, keepalive_timeout, send_timeout, over_capacity (refused at max_connections), reclaimed (idle, closed to admit a new one).",
+                ),
+                &["reason"],
+            )
+            .expect("valid metric"),
+            client_connections_active: IntGauge::new(
+                "mcp_edge_client_connections_active",
+                "Client connections open on the proxy listeners.",
+            )
+            .expect("valid metric"),
             registry,
         };
         metrics.register_all();
@@ -259,6 +292,16 @@ impl Metrics {
                 .register(collector)
                 .expect("metric names are unique");
         }
+        // Client connections (`crate::service`).
+        let clients: [Box<dyn prometheus::core::Collector>; 2] = [
+            Box::new(self.client_connections_closed_total.clone()),
+            Box::new(self.client_connections_active.clone()),
+        ];
+        for collector in clients {
+            self.registry
+                .register(collector)
+                .expect("metric names are unique");
+        }
         // Upstream recycling (`crate::upstream_recycle`) and the access log.
         let recycling: [Box<dyn prometheus::core::Collector>; 4] = [
             Box::new(self.requests_in_flight.clone()),
@@ -275,6 +318,19 @@ impl Metrics {
         for result in ["ok", "error"] {
             self.config_reloads_total.with_label_values(&[result]);
         }
+        for reason in CLIENT_CLOSE_REASONS {
+            self.client_connections_closed_total
+                .with_label_values(&[reason]);
+        }
+    }
+
+    /// Counts a client connection closed or refused for `reason`, one of
+    /// [`CLIENT_CLOSE_REASONS`].
+    pub fn client_closed(&self, reason: &str) {
+        debug_assert!(CLIENT_CLOSE_REASONS.contains(&reason), "{reason}");
+        self.client_connections_closed_total
+            .with_label_values(&[reason])
+            .inc();
     }
 
     /// Renders every metric in the Prometheus text format.
@@ -331,6 +387,8 @@ mod tests {
             "process_resident_memory_bytes",
             "process_open_fds",
             "process_start_time_seconds",
+            "mcp_edge_client_connections_closed_total",
+            "mcp_edge_client_connections_active",
         ] {
             assert!(text.contains(name), "{name} missing from:\n{text}");
         }

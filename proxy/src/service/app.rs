@@ -1,8 +1,12 @@
-//! The mcp-edge HTTP application: Pingora's [`HttpServerApp`], one request at a time.
+//! The mcp-edge HTTP application: one request at a time.
 //!
-//! Pingora owns the listeners, TLS, h2c, keep-alive, the process lifecycle and the upgrade
-//! path; for every request it calls [`HttpServerApp::process_new_http`]. There mcp-edge
-//! reads the request head, routes it through the live config generation and runs the
+//! Pingora owns the listeners, TLS, HTTP/2, the process lifecycle and the upgrade path;
+//! mcp-edge's [`EdgeConnections`](super::connection::EdgeConnections) owns each
+//! connection (its cap, HTTP/1 keep-alive and the client deadlines) and calls
+//! [`EdgeApp::handle`] for every HTTP/1 request, Pingora calls
+//! [`HttpServerApp::process_new_http`] for every HTTP/2 stream. There mcp-edge reads the
+//! request head (within `client_header_timeout`), routes it through the live config
+//! generation and runs the
 //! exchange itself ([`Forwarder`]), so the request's own task owns the upstream leg for the
 //! whole exchange, including the wind-down after a client leaves. Pingora's proxy phases
 //! are not used: they would hold a second, larger future per connection for hooks mcp-edge
@@ -17,6 +21,7 @@ use super::request_checks::check_head;
 use super::responses::{new_request_id, refusal, ProxyRefusal};
 use crate::access_log::{AccessLine, AccessLog};
 use crate::affinity::SESSION_HEADER;
+use crate::config::model::ServerConfig;
 use crate::drain::DrainSignal;
 use crate::generation::{Generation, LiveConfig};
 use crate::mcp::{method_label, McpRequest, NOT_MCP};
@@ -32,6 +37,7 @@ use pingora_core::apps::{
 use pingora_core::protocols::http::ServerSession;
 use pingora_core::server::ShutdownWatch;
 use pingora_error::ErrorType;
+use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 use tokio::time::Instant;
@@ -67,6 +73,43 @@ pub struct EdgeApp {
     idle_close: IdleClose,
 }
 
+/// How long a stuck client may take to answer a request head whose deadline passed with
+/// 408, and to close: it is not waited for.
+const TIMEOUT_ANSWER_LIMIT: Duration = Duration::from_secs(1);
+
+/// The client deadlines of the `server` section in force, as durations (`None`: off).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct ClientDeadlines {
+    /// `client_header_timeout`.
+    pub header: Option<Duration>,
+    /// `keepalive_timeout`; `None` turns HTTP/1 keep-alive off.
+    pub keepalive: Option<Duration>,
+    /// `send_timeout`.
+    pub send: Option<Duration>,
+    /// `max_connections`.
+    pub max_connections: Option<u32>,
+}
+
+impl ClientDeadlines {
+    /// The deadlines of `server`.
+    pub fn of(server: &ServerConfig) -> Self {
+        Self {
+            header: server.client_header_timeout.get(),
+            keepalive: server.keepalive_timeout.get(),
+            send: server.send_timeout.get(),
+            max_connections: server.max_connections.map(|cap| cap.get_u32()),
+        }
+    }
+}
+
+/// How serving one request on a connection ended.
+pub(super) enum Handled {
+    /// Answered: the connection may carry the next request if the session allows it.
+    Reusable,
+    /// The connection must close.
+    Close,
+}
+
 impl EdgeApp {
     /// An app serving with `parts`; `options` carries the h2c setting. Idle keep-alive
     /// connections close `idle_close_delay` after the listeners stop.
@@ -75,6 +118,96 @@ impl EdgeApp {
             parts,
             options,
             idle_close: IdleClose::new(idle_close_delay),
+        }
+    }
+
+    /// The client deadlines of the live config.
+    pub(super) fn deadlines(&self) -> ClientDeadlines {
+        ClientDeadlines::of(&self.parts.live.current().loaded.config.server)
+    }
+
+    /// The signal that closes idle connections after the listeners stopped.
+    pub(super) fn idle_close(&self) -> &IdleClose {
+        &self.idle_close
+    }
+
+    /// Where outcomes are counted.
+    pub(super) fn metrics(&self) -> &Metrics {
+        &self.parts.metrics
+    }
+
+    /// Reads a request head, within `head_deadline`, and serves the request. An idle
+    /// connection also closes when the listeners stopped and the idle-close delay passed.
+    pub(super) async fn handle(
+        &self,
+        session: &mut ServerSession,
+        head_deadline: Option<Instant>,
+        deadlines: &ClientDeadlines,
+        shutdown: &ShutdownWatch,
+    ) -> Handled {
+        // Requests a client pipelines behind this one are answered in order (RFC 9112
+        // §9.3.2), not dropped with the connection.
+        session.set_pipelining_enabled(true);
+        let read = tokio::select! {
+            biased;
+            read = within(head_deadline, session.read_request()) => read,
+            _ = self.idle_close.closed() => return Handled::Close,
+        };
+        match read {
+            Some(Ok(true)) => {}
+            // The client closed an idle connection.
+            Some(Ok(false)) => return Handled::Close,
+            Some(Err(error)) => {
+                // Malformed requests get a 400; a client's reset is no error of the proxy.
+                if error.etype() == &ErrorType::InvalidHTTPHeader {
+                    tracing::debug!(%error, "malformed request head");
+                    let _ = session.respond_error(400).await;
+                }
+                session.shutdown().await;
+                return Handled::Close;
+            }
+            None => {
+                self.parts.metrics.client_closed("header_timeout");
+                tracing::debug!(
+                    client = ?session.client_addr(),
+                    "closed a client that did not send its request head within client_header_timeout"
+                );
+                session.set_keepalive(None);
+                let answer = async {
+                    let _ = session.respond_error(408).await;
+                    session.shutdown().await;
+                };
+                let _ = tokio::time::timeout(TIMEOUT_ANSWER_LIMIT, answer).await;
+                return Handled::Close;
+            }
+        }
+        let started = Instant::now();
+        let received_at = SystemTime::now();
+        if *shutdown.borrow() || self.parts.drain.is_draining() {
+            // A successor serves new connections: answer this one, then let the client
+            // reconnect there, instead of racing a close of an idle connection later.
+            session.set_keepalive(None);
+        }
+        // nginx's send_timeout: each write of the response (the client leg lifts it for
+        // event streams, which sse_guard judges).
+        session.set_write_timeout(deadlines.send);
+        let in_flight = InFlight::enter(&self.parts.metrics.requests_in_flight);
+        let generation = self.parts.live.current();
+        let mut record = RequestRecord::default();
+        let (route, served) = self.serve(session, &generation, &mut record).await;
+        let done = Done {
+            generation: &generation,
+            route: route.as_deref(),
+            record: &record,
+            started,
+            received_at,
+        };
+        self.account(session, served, done);
+        drop(in_flight);
+        if matches!(served, Served::Answered) {
+            Handled::Reusable
+        } else {
+            Handled::Close
         }
     }
 
@@ -267,58 +400,20 @@ fn session_id(session: &ServerSession) -> Option<&str> {
 
 #[async_trait]
 impl HttpServerApp for EdgeApp {
-    /// Serves one request of a client connection: reads its head (an idle keep-alive
-    /// connection waits here, until the listeners stop and the idle-close delay passes),
-    /// answers it, counts it, and hands the connection back to Pingora for the next one
-    /// when it can be reused.
+    /// Serves one request of an HTTP/2 connection (HTTP/1 connections are served by
+    /// [`EdgeConnections`](super::connection::EdgeConnections), which owns their
+    /// keep-alive loop and its deadlines).
     async fn process_new_http(
         self: &Arc<Self>,
         mut session: ServerSession,
         shutdown: &ShutdownWatch,
     ) -> Option<ReusedHttpStream> {
-        // Requests a client pipelines behind this one are answered in order (RFC 9112
-        // §9.3.2), not dropped with the connection.
-        session.set_pipelining_enabled(true);
-        let read = tokio::select! {
-            biased;
-            read = session.read_request() => read,
-            _ = self.idle_close.closed() => return None,
-        };
-        match read {
-            Ok(true) => {}
-            // The client closed an idle connection.
-            Ok(false) => return None,
-            Err(error) => {
-                // Malformed requests get a 400; a client's reset is no error of the proxy.
-                if error.etype() == &ErrorType::InvalidHTTPHeader {
-                    tracing::debug!(%error, "malformed request head");
-                    let _ = session.respond_error(400).await;
-                }
-                session.shutdown().await;
-                return None;
-            }
-        }
-        let started = Instant::now();
-        let received_at = SystemTime::now();
-        if *shutdown.borrow() || self.parts.drain.is_draining() {
-            // A successor serves new connections: answer this one, then let the client
-            // reconnect there, instead of racing a close of an idle connection later.
-            session.set_keepalive(None);
-        }
-        let in_flight = InFlight::enter(&self.parts.metrics.requests_in_flight);
-        let generation = self.parts.live.current();
-        let mut record = RequestRecord::default();
-        let (route, served) = self.serve(&mut session, &generation, &mut record).await;
-        let done = Done {
-            generation: &generation,
-            route: route.as_deref(),
-            record: &record,
-            started,
-            received_at,
-        };
-        self.account(&session, served, done);
-        drop(in_flight);
-        if !matches!(served, Served::Answered) {
+        let deadlines = self.deadlines();
+        let head_deadline = deadlines.header.map(|limit| Instant::now() + limit);
+        let handled = self
+            .handle(&mut session, head_deadline, &deadlines, shutdown)
+            .await;
+        if matches!(handled, Handled::Close) {
             return None;
         }
         let settings = HttpPersistentSettings::for_session(&session);
@@ -337,6 +432,17 @@ impl HttpServerApp for EdgeApp {
     /// idle-close delay, just before the process's grace period ends.
     async fn http_cleanup(&self) {
         self.idle_close.listeners_stopped().await;
+    }
+}
+
+/// Runs `work` until `deadline` (for ever without one); `None` when the deadline passed.
+pub(super) async fn within<T>(
+    deadline: Option<Instant>,
+    work: impl Future<Output = T>,
+) -> Option<T> {
+    match deadline {
+        Some(deadline) => tokio::time::timeout_at(deadline, work).await.ok(),
+        None => Some(work.await),
     }
 }
 

@@ -1,17 +1,22 @@
 //! The proxy service: Pingora's HTTP server in front of the forwarding engine.
 //!
-//! - `app`: the [`HttpServerApp`](pingora_core::apps::HttpServerApp) Pingora calls for
-//!   every request;
+//! - `connection`: one client connection, from accept to close (the connection cap,
+//!   HTTP/1's keep-alive loop and its deadlines);
+//! - `app`: one request on a connection, and the
+//!   [`HttpServerApp`](pingora_core::apps::HttpServerApp) Pingora calls for every HTTP/2
+//!   stream;
 //! - `forward`: one request's exchange with an upstream;
 //! - `client_leg`, `upstream`: the two legs of the [exchange](crate::exchange);
 //! - `calls`: the MCP calls a request carries and how its exchange watches them;
 //! - `record`: what a request did, for the metrics and the access log;
 //! - `request_checks`: the request head checks before routing;
-//! - `headers`, `forwarded`, `responses`, `socket_tuning`, `idle_close`: what they say.
+//! - `headers`, `forwarded`, `responses`, `socket_tuning`, `idle_close`, `conn_limit`: what they say.
 
 mod app;
 mod calls;
 mod client_leg;
+mod conn_limit;
+mod connection;
 mod forward;
 pub(crate) mod forwarded;
 pub(crate) mod headers;
@@ -24,4 +29,6 @@ mod upstream;
 
 pub use app::{EdgeApp, EdgeParts};
 pub use calls::McpParts;
+pub use conn_limit::ConnectionLimit;
+pub use connection::EdgeConnections;
 pub use record::RequestRecord;

@@ -3,8 +3,10 @@
 //!
 //! - `SO_SNDBUF` capped: the kernel holds little unsent data for the client.
 //! - `TCP_NOTSENT_LOWAT`: the socket reports writable only when little is left unsent.
-//! - `TCP_USER_TIMEOUT` = `send_timeout`: a peer that stops acknowledging altogether is
-//!   dropped by the kernel in the same time.
+//! - `TCP_USER_TIMEOUT` = `send_timeout`: a peer that stops acknowledging altogether, or
+//!   whose window stays closed while no write is pending, is dropped by the kernel in the
+//!   same time. The connection then fails with `ETIMEDOUT`, which the client leg reports
+//!   as a timeout, so the stream is counted as `send_timeout`, not as a departure.
 
 use std::os::fd::{BorrowedFd, RawFd};
 use std::time::Duration;

@@ -156,6 +156,12 @@ impl ClientProbe {
         self.leave.send_replace(Some(Departure::Gone));
     }
 
+    /// The kernel gives up on the client (its socket's user timeout, `ETIMEDOUT`): reads
+    /// and writes fail as timed out from now on.
+    pub fn time_out(&self) {
+        self.leave.send_replace(Some(Departure::TimedOut));
+    }
+
     /// The client stops reading: writes never complete from now on.
     pub fn stop_reading(&self) {
         self.stuck.send_replace(true);
@@ -197,8 +203,10 @@ impl FakeClient {
     /// A write: fails when the client left, never completes when it is stuck (unless the
     /// plan's send timeout cuts it).
     async fn write(&mut self, sent: Sent) -> Result<(), ClientWriteError> {
-        if self.departure.borrow().is_some() {
-            return Err(ClientWriteError::Failed);
+        match *self.departure.borrow() {
+            Some(Departure::TimedOut) => return Err(ClientWriteError::TimedOut),
+            Some(_) => return Err(ClientWriteError::Failed),
+            None => {}
         }
         if *self.stuck.borrow() {
             return match self.send_timeout {

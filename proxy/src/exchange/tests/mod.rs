@@ -2,6 +2,7 @@
 //! tokio time: every wait below is a timer or a fake's signal, never a real sleep.
 
 mod calls_in_flight;
+mod client_timeouts;
 pub(crate) mod fakes;
 mod relaying;
 mod winding_down;
@@ -75,6 +76,13 @@ impl Harness {
             .mcp
             .abandoned_calls_total
             .with_label_values(&[method, tool, outcome])
+            .get()
+    }
+
+    fn client_closed(&self, reason: &str) -> u64 {
+        self.metrics
+            .client_connections_closed_total
+            .with_label_values(&[reason])
             .get()
     }
 
