@@ -423,6 +423,10 @@ impl<'a, C: ClientLeg, U: UpstreamLeg> Exchange<'a, C, U> {
             self.client.abort().await;
         }
         let outcome = if self.env.calls.in_flight() {
+            tracing::info!(
+                client_head_sent = abandoned.client_head_sent,
+                "the client left; winding down an abandoned call"
+            );
             let (outcome, park) = wind_down(
                 &mut self.upstream,
                 &mut self.chain,
