@@ -71,7 +71,10 @@ fn tool_upstream(arrived: mpsc::Sender<()>, release: mpsc::Receiver<()>) -> Upst
             let body = String::from_utf8_lossy(&request.body).to_string();
             if body.contains("\"slow\"") {
                 let _ = arrived.lock().unwrap().send(());
-                let _ = release.lock().unwrap().recv_timeout(Duration::from_secs(10));
+                let _ = release
+                    .lock()
+                    .unwrap()
+                    .recv_timeout(Duration::from_secs(10));
             }
             let answer = br#"{"jsonrpc":"2.0","id":0,"result":{"content":[]}}"#;
             if conn.respond(200, "application/json", answer).is_err() {
@@ -135,7 +138,10 @@ fn access_log_lines_and_metrics_name_each_call_and_how_it_ended() {
     assert!(fast["bytes_in"].as_u64().unwrap() > 0, "{fast}");
     assert!(fast["bytes_out"].as_u64().unwrap() > 0, "{fast}");
     assert!(fast["duration"].as_f64().is_some(), "{fast}");
-    assert!(fast["client"].as_str().unwrap().starts_with("127.0.0.1:"), "{fast}");
+    assert!(
+        fast["client"].as_str().unwrap().starts_with("127.0.0.1:"),
+        "{fast}"
+    );
 
     let slow = parsed
         .iter()
@@ -216,7 +222,11 @@ fn the_access_log_is_reopened_on_sigusr1_after_a_rotation() {
     edge.signal(libc::SIGUSR1);
     let deadline = Instant::now() + Duration::from_secs(10);
     while !edge.log().contains("SIGUSR1") {
-        assert!(Instant::now() < deadline, "SIGUSR1 not handled:\n{}", edge.log());
+        assert!(
+            Instant::now() < deadline,
+            "SIGUSR1 not handled:\n{}",
+            edge.log()
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     call(2);
@@ -224,5 +234,9 @@ fn the_access_log_is_reopened_on_sigusr1_after_a_rotation() {
     assert!(after[0].contains(" jsonrpc_id=2"), "{}", after[0]);
     let old = std::fs::read_to_string(&rotated).unwrap();
     assert_eq!(old.lines().count(), 1, "{old}");
-    assert_eq!(edge.admin_get("/healthz").0, 200, "SIGUSR1 must not end the process");
+    assert_eq!(
+        edge.admin_get("/healthz").0,
+        200,
+        "SIGUSR1 must not end the process"
+    );
 }

@@ -4,6 +4,7 @@
 //! Labels are bounded: methods come from the MCP specification's fixed set and tool names
 //! from [`crate::mcp::ToolLabels`] (the first N distinct names, the rest `other`).
 
+use prometheus::core::Collector;
 use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry};
 
 /// Buckets of the per-method and per-tool duration histograms, in seconds.
@@ -73,7 +74,7 @@ impl McpMetrics {
             )
             .expect("valid metric"),
         };
-        let collectors: [Box<dyn prometheus::core::Collector>; 5] = [
+        let collectors: [Box<dyn Collector>; 5] = [
             Box::new(metrics.requests_total.clone()),
             Box::new(metrics.request_duration_seconds.clone()),
             Box::new(metrics.tool_calls_total.clone()),
@@ -86,5 +87,17 @@ impl McpMetrics {
                 .expect("metric names are unique");
         }
         metrics
+    }
+
+    /// Every family, each a labelled vector (absent from the registry's output until its
+    /// first series exists).
+    pub fn families(&self) -> [&dyn Collector; 5] {
+        [
+            &self.requests_total,
+            &self.request_duration_seconds,
+            &self.tool_calls_total,
+            &self.tool_call_duration_seconds,
+            &self.abandoned_calls_total,
+        ]
     }
 }

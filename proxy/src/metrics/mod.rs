@@ -5,12 +5,17 @@
 //! prefixes, upstream names) or from fixed sets (reasons, outcomes), so cardinality stays
 //! bounded.
 
+mod declare;
 mod mcp;
 mod process;
 
 pub use mcp::McpMetrics;
 pub use process::BUILD_COMMIT;
 
+use crate::exchange::DrainClose;
+use crate::parking::ParkedEnd;
+use mcp_edge_filters::{CloseReason, DrainOutcome};
+use prometheus::core::Collector;
 use prometheus::{
     Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
     IntGaugeVec, Opts, Registry, TextEncoder,
@@ -322,6 +327,40 @@ impl Metrics {
             self.client_connections_closed_total
                 .with_label_values(&[reason]);
         }
+        for reason in [
+            CloseReason::SendTimeout,
+            CloseReason::RapidYield,
+            CloseReason::CancelCap,
+            CloseReason::Draining,
+        ] {
+            self.sse_guard_closed_total
+                .with_label_values(&[reason.label()]);
+        }
+        let wind_downs = [
+            DrainOutcome::ClosedAtOnce,
+            DrainOutcome::Completed,
+            DrainOutcome::DeadlineExceeded,
+            DrainOutcome::CapExceeded,
+            DrainOutcome::FilterClosed,
+            DrainOutcome::Parked,
+        ]
+        .map(DrainOutcome::label);
+        let drain_closes = [
+            DrainClose::StandingStreamClosed,
+            DrainClose::DeadlineExceeded,
+        ]
+        .map(DrainClose::label);
+        for outcome in wind_downs.into_iter().chain(drain_closes) {
+            self.cleanup_total.with_label_values(&[outcome]);
+        }
+        for end in [
+            ParkedEnd::LateCompletion,
+            ParkedEnd::UpstreamClosed,
+            ParkedEnd::ClosedCountBound,
+            ParkedEnd::ClosedAgeBound,
+        ] {
+            self.parked_ended_total.with_label_values(&[end.label()]);
+        }
     }
 
     /// Counts a client connection closed or refused for `reason`, one of
@@ -333,11 +372,36 @@ impl Metrics {
             .inc();
     }
 
-    /// Renders every metric in the Prometheus text format.
+    /// The labelled families, which the registry leaves out until their first series.
+    fn labelled_families(&self) -> Vec<&dyn Collector> {
+        let mut families: Vec<&dyn Collector> = vec![
+            &self.requests_total,
+            &self.request_duration_seconds,
+            &self.upstream_errors_total,
+            &self.sse_guard_closed_total,
+            &self.cleanup_total,
+            &self.upstream_recycles_total,
+            &self.upstream_server_recycling,
+            &self.config_reloads_total,
+            &self.upstream_ejections_total,
+            &self.upstream_sessions_created_total,
+            &self.upstream_server_available,
+            &self.upstream_server_streams_active,
+            &self.upstream_server_parked,
+            &self.parked_ended_total,
+        ];
+        families.extend(self.mcp.families());
+        families
+    }
+
+    /// Renders every metric in the Prometheus text format; a labelled family without
+    /// series yet is declared by its `# HELP` and `# TYPE` lines alone.
     pub fn render(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(8 * 1024);
+        let families = self.registry.gather();
         // Encoding into a Vec cannot fail for well-formed metric families.
-        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);
+        let _ = TextEncoder::new().encode(&families, &mut out);
+        declare::declare_missing(&families, &self.labelled_families(), &mut out);
         out
     }
 }
@@ -391,6 +455,34 @@ mod tests {
             "mcp_edge_client_connections_active",
         ] {
             assert!(text.contains(name), "{name} missing from:\n{text}");
+        }
+    }
+
+    #[test]
+    fn fresh_metrics_declare_every_family_once_and_zero_the_fixed_outcomes() {
+        let text = String::from_utf8(Metrics::new().render()).unwrap();
+        for family in [
+            "mcp_edge_requests_total counter",
+            "mcp_edge_request_duration_seconds histogram",
+            "mcp_edge_upstream_errors_total counter",
+            "mcp_edge_upstream_recycles_total counter",
+            "mcp_edge_upstream_server_recycling gauge",
+            "mcp_edge_upstream_ejections_total counter",
+            "mcp_edge_upstream_server_available gauge",
+            "mcp_edge_abandoned_calls_total counter",
+            "mcp_edge_tool_call_duration_seconds histogram",
+            "mcp_edge_parked_ended_total counter",
+        ] {
+            let line = format!("# TYPE {family}\n");
+            assert_eq!(text.matches(&line).count(), 1, "{line} in:\n{text}");
+        }
+        for series in [
+            "mcp_edge_cleanup_total{outcome=\"deadline_exceeded\"} 0",
+            "mcp_edge_cleanup_total{outcome=\"pool_standing_stream_closed\"} 0",
+            "mcp_edge_sse_guard_closed_total{reason=\"send_timeout\"} 0",
+            "mcp_edge_parked_ended_total{outcome=\"closed_age_bound\"} 0",
+        ] {
+            assert!(text.contains(series), "{series} missing from:\n{text}");
         }
     }
 }
