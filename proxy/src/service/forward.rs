@@ -14,11 +14,12 @@ use super::app::write_refusal_with_id as write_refusal;
 use super::calls::McpParts;
 use super::client_leg::PingoraClient;
 use super::forwarded::ClientPeer;
-use super::headers::{RequestRewrite, UpstreamRequest};
+use super::headers::UpstreamRequest;
 use super::record::RequestRecord;
 use super::request_checks::expects_continue;
 use super::responses::{jsonrpc_id, ProxyRefusal};
-use crate::affinity::{self, ResponseRewriter, SESSION_HEADER};
+use super::session_pin::pin_session;
+use crate::affinity::{ResponseRewriter, SESSION_HEADER};
 use crate::drain::DrainSignal;
 use crate::exchange::{Exchange, ExchangeEnd, ExchangeEnv, Finished, ParkTicket, StreamTracking};
 use crate::mcp::CallWatch;
@@ -444,52 +445,6 @@ impl Forwarder<'_> {
             .with_label_values(&[group.name.as_str(), kind])
             .inc();
     }
-}
-
-/// Resolves the server a request's session is pinned to, when the group has affinity on,
-/// and how the request must change to carry the upstream's own session id. `Err(reason)`
-/// means the session cannot be served here (forged, tampered, or its server left the
-/// group): the client gets 404 and the request reaches no server.
-fn pin_session<'g>(
-    group: &'g UpstreamGroup,
-    client: &pingora_http::RequestHeader,
-) -> std::result::Result<(Option<&'g UpstreamServer>, RequestRewrite), String> {
-    let (Some(key), Some(carrier)) = (&group.affinity, affinity::session_of(client)) else {
-        return Ok((None, RequestRewrite::default()));
-    };
-    let token = match &carrier {
-        affinity::SessionCarrier::Header(token) | affinity::SessionCarrier::Query(token) => token,
-    };
-    let pinned = key.decode(token).map_err(|error| {
-        format!("unknown session: the session id was not issued by this proxy ({error:?}); start a new session")
-    })?;
-    let Some(server) = group.server(&pinned.server) else {
-        return Err(format!(
-            "the session's server {} is no longer in upstream `{}`; start a new session",
-            pinned.server, group.name
-        ));
-    };
-    let upstream_id = &pinned.session_id;
-    let rewrite = match carrier {
-        affinity::SessionCarrier::Header(_) => RequestRewrite {
-            session_header: Some(http::HeaderValue::from_str(upstream_id).map_err(|error| {
-                format!("unknown session: the session id is not a header value ({error})")
-            })?),
-            target: None,
-        },
-        affinity::SessionCarrier::Query(token) => {
-            let target = client.uri.path_and_query().map_or("/", |pq| pq.as_str());
-            RequestRewrite {
-                session_header: None,
-                target: Some(target.replacen(
-                    &format!("session_id={token}"),
-                    &format!("session_id={upstream_id}"),
-                    1,
-                )),
-            }
-        }
-    };
-    Ok((Some(server), rewrite))
 }
 
 /// Writes `100 Continue`, keeping the connection reusable: Pingora would otherwise take any

@@ -10,6 +10,7 @@
 //! - `calls`: the MCP calls a request carries and how its exchange watches them;
 //! - `record`: what a request did, for the metrics and the access log;
 //! - `request_checks`: the request head checks before routing;
+//! - `session_pin`: the server an MCP session is pinned to (affinity);
 //! - `headers`, `forwarded`, `responses`, `socket_tuning`, `idle_close`, `conn_limit`: what they say.
 
 mod app;
@@ -24,6 +25,7 @@ mod idle_close;
 mod record;
 mod request_checks;
 mod responses;
+mod session_pin;
 mod socket_tuning;
 mod upstream;
 
