@@ -3,13 +3,13 @@
 
 use crate::config::model::{ActiveHealthConfig, ProbeKind};
 use crate::generation::LiveConfig;
+use crate::upstream_leg::{Endpoint, UpstreamConnection};
+use http::{header, HeaderName, HeaderValue, Method};
 use mcp_edge_filters::seconds;
 use pingora_core::server::ShutdownWatch;
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::{timeout, Instant};
 
 /// How often the checker looks for probes that are due.
@@ -51,13 +51,13 @@ impl HealthChecker {
                         continue;
                     }
                     next_probe.insert(server.address.clone(), now + interval);
-                    let (health, socket, active) =
-                        (server.health.clone(), server.socket, active.clone());
-                    let host = server.address.clone();
+                    let (health, endpoint, active) =
+                        (server.health.clone(), server.endpoint.clone(), active.clone());
+                    let host = server.authority.clone();
                     in_flight.insert(
                         server.address.clone(),
                         tokio::spawn(async move {
-                            let ok = probe(socket, &host, &active).await;
+                            let ok = probe(&endpoint, &host, &active).await;
                             health.record_probe(ok, active.rise, active.fall);
                         }),
                     );
@@ -67,23 +67,43 @@ impl HealthChecker {
     }
 }
 
-/// One probe: a TCP connect, or an HTTP GET whose status is below 500.
-async fn probe(socket: SocketAddr, host: &str, active: &ActiveHealthConfig) -> bool {
+/// One probe: a TCP connect (no TLS handshake, even to an `https://` server), or an HTTP
+/// GET (over TLS to an `https://` server) whose status is below 500. `host` is the
+/// server's `host:port`, sent as `Host`.
+async fn probe(endpoint: &Endpoint, host: &str, active: &ActiveHealthConfig) -> bool {
     let limit = seconds(active.timeout).unwrap_or(Duration::from_secs(1));
     let attempt = async {
-        let mut stream = tokio::net::TcpStream::connect(socket).await.ok()?;
         if active.kind == ProbeKind::Tcp {
-            return Some(true);
+            return tokio::net::TcpStream::connect(endpoint.socket())
+                .await
+                .is_ok();
         }
-        let request = format!(
-            "GET {} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: mcp-edge-health\r\nConnection: close\r\n\r\n",
-            active.path
-        );
-        stream.write_all(request.as_bytes()).await.ok()?;
-        let mut head = [0u8; 12];
-        stream.read_exact(&mut head).await.ok()?;
-        let status: u16 = std::str::from_utf8(&head[9..12]).ok()?.parse().ok()?;
-        Some(head.starts_with(b"HTTP/1.") && status < 500)
+        let Ok(host) = HeaderValue::from_str(host) else {
+            return false;
+        };
+        let headers: [(HeaderName, HeaderValue); 3] = [
+            (header::HOST, host),
+            (
+                header::USER_AGENT,
+                HeaderValue::from_static("mcp-edge-health"),
+            ),
+            (header::CONNECTION, HeaderValue::from_static("close")),
+        ];
+        let Ok(mut connection) = UpstreamConnection::open(endpoint, None).await else {
+            return false;
+        };
+        let headers = headers.iter().map(|(name, value)| (name, value));
+        if connection
+            .send_request(&Method::GET, &active.path, headers, b"")
+            .await
+            .is_err()
+        {
+            return false;
+        }
+        connection
+            .read_response_head()
+            .await
+            .is_ok_and(|head| head.status.as_u16() < 500)
     };
-    matches!(timeout(limit, attempt).await, Ok(Some(true)))
+    matches!(timeout(limit, attempt).await, Ok(true))
 }
