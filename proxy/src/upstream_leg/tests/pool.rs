@@ -195,7 +195,7 @@ async fn connect_refused_is_a_connect_error() {
     let addr = listener.local_addr().unwrap();
     drop(listener);
     let err = pool()
-        .checkout(addr, Some(Duration::from_secs(5)))
+        .checkout(&Endpoint::plain(addr), Some(Duration::from_secs(5)))
         .await
         .unwrap_err();
     assert!(matches!(err, UpstreamError::Connect(_)), "{err:?}");
@@ -223,7 +223,7 @@ fn idle_connections_stay_on_their_thread() {
             .enable_all()
             .build()
             .unwrap();
-        rt.block_on(async { other.checkout(addr, None).await.unwrap().1 })
+        rt.block_on(async { other.checkout(&Endpoint::plain(addr), None).await.unwrap().1 })
     })
     .join()
     .unwrap();
@@ -232,6 +232,6 @@ fn idle_connections_stay_on_their_thread() {
         "another thread got this thread's connection"
     );
     assert_eq!(pool.idle_count(), 1);
-    let reused_here = rt.block_on(async { pool.checkout(addr, None).await.unwrap().1 });
+    let reused_here = rt.block_on(async { pool.checkout(&Endpoint::plain(addr), None).await.unwrap().1 });
     assert!(reused_here);
 }
