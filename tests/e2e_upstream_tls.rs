@@ -196,6 +196,34 @@ fn an_upstream_that_requires_a_client_certificate_accepts_only_the_configured_on
 }
 
 #[test]
+fn active_http_probes_speak_tls_to_https_servers() {
+    let ca = TestCa::new("test CA");
+    let upstream = TlsUpstream::start(&ca.issue(&["localhost"], "server"), None);
+    let tls = format!(
+        "    tls: {{ca_file: \"{}\"}}\n    health:\n      active: {{kind: http, path: /health, interval: 0.1, timeout: 1, rise: 1, fall: 1}}\n",
+        ca.ca_file().display()
+    );
+    let edge = Edge::start_yaml(|ports| config(ports, &https_localhost(&upstream), &tls));
+    with_log(&edge, || {
+        let authority = format!("localhost:{}", upstream.addr.port());
+        let probed = |seen: &[tls_upstream::Handshake]| {
+            seen.iter()
+                .filter(|h| h.hosts.iter().any(|host| *host == authority))
+                .count()
+        };
+        let seen = upstream.wait_for(|seen| probed(seen) >= 3);
+        assert!(probed(&seen) >= 3, "{seen:?}");
+        assert!(seen.iter().all(|h| h.error.is_none()), "{seen:?}");
+        let available = labelled(
+            &edge,
+            "mcp_edge_upstream_server_available",
+            &[("upstream", "main")],
+        );
+        assert_eq!(available, 1.0, "the probes succeed");
+    });
+}
+
+#[test]
 fn check_reports_a_missing_ca_file_at_the_line_of_its_key() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("mcp-edge.yaml");
