@@ -70,7 +70,11 @@ fn with_the_ca_configured_a_request_reaches_the_https_upstream_by_its_name() {
         assert_eq!(body, br#"{"ok":true}"#);
         let seen = upstream.handshakes();
         assert_eq!(seen.len(), 1, "{seen:?}");
-        assert_eq!(seen[0].sni.as_deref(), Some("localhost"), "SNI is the URL's host");
+        assert_eq!(
+            seen[0].sni.as_deref(),
+            Some("localhost"),
+            "SNI is the URL's host"
+        );
         assert_eq!(seen[0].alpn.as_deref(), Some("http/1.1"));
         assert!(seen[0].error.is_none(), "{seen:?}");
         assert!(!seen[0].client_cert, "no client certificate configured");
@@ -154,7 +158,8 @@ fn a_certificate_for_another_name_is_refused() {
         assert_eq!(seen[0].sni.as_deref(), Some("other.test"), "{seen:?}");
         assert_eq!(seen[0].requests, 0);
         assert!(
-            edge.log().contains("certificate not valid for name \"other.test\""),
+            edge.log()
+                .contains("certificate not valid for name \"other.test\""),
             "{}",
             edge.log()
         );
@@ -207,9 +212,7 @@ fn active_http_probes_speak_tls_to_https_servers() {
     with_log(&edge, || {
         let authority = format!("localhost:{}", upstream.addr.port());
         let probed = |seen: &[tls_upstream::Handshake]| {
-            seen.iter()
-                .filter(|h| h.hosts.iter().any(|host| *host == authority))
-                .count()
+            seen.iter().filter(|h| h.hosts.contains(&authority)).count()
         };
         let seen = upstream.wait_for(|seen| probed(seen) >= 3);
         assert!(probed(&seen) >= 3, "{seen:?}");

@@ -264,17 +264,20 @@ routes:
 
     #[test]
     fn longest_prefix_wins_and_misses_are_none() {
-        let table = RouteTable::build(&config(TWO_ROUTES), &no_tls(), &HealthBook::default()).unwrap();
+        let table =
+            RouteTable::build(&config(TWO_ROUTES), &no_tls(), &HealthBook::default()).unwrap();
         assert_eq!(table.route("/mcp/special/x").unwrap().upstream.name, "b");
         assert_eq!(table.route("/mcp").unwrap().upstream.name, "a");
         let only_mcp = TWO_ROUTES.replace("path_prefix: /}", "path_prefix: /mcp}");
-        let table = RouteTable::build(&config(&only_mcp), &no_tls(), &HealthBook::default()).unwrap();
+        let table =
+            RouteTable::build(&config(&only_mcp), &no_tls(), &HealthBook::default()).unwrap();
         assert!(table.route("/other").is_none());
     }
 
     #[test]
     fn round_robin_rotates_the_first_attempt_and_covers_all_servers() {
-        let table = RouteTable::build(&config(TWO_ROUTES), &no_tls(), &HealthBook::default()).unwrap();
+        let table =
+            RouteTable::build(&config(TWO_ROUTES), &no_tls(), &HealthBook::default()).unwrap();
         let group = &table.route("/").unwrap().upstream;
         let firsts: Vec<_> = (0..4)
             .map(|_| group.attempt_order().next().unwrap().address.clone())
@@ -295,7 +298,8 @@ routes:
     #[test]
     fn unknown_upstream_is_an_error() {
         let broken = TWO_ROUTES.replace("upstream: b}", "upstream: nope}");
-        let errors = RouteTable::build(&config(&broken), &no_tls(), &HealthBook::default()).unwrap_err();
+        let errors =
+            RouteTable::build(&config(&broken), &no_tls(), &HealthBook::default()).unwrap_err();
         assert!(errors[0].contains("routes[1].upstream"), "{errors:?}");
     }
 }

@@ -103,7 +103,10 @@ pub(crate) fn parse_server(text: &str) -> Result<ServerAddress, String> {
     let host = authority
         .rsplit_once(':')
         .map_or(authority.as_str(), |(host, _)| host);
-    let host = host.trim_start_matches('[').trim_end_matches(']').to_owned();
+    let host = host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_owned();
     Ok(ServerAddress {
         tls,
         authority,
@@ -204,7 +207,9 @@ pub(crate) fn build(config: &Config) -> (UpstreamTlsSet, Vec<Problem>) {
                     format!("the key does not fit client_cert: {error}"),
                 ));
             }
-            Err(error) => problems.push(Problem::at(base, format!("unusable TLS settings: {error}"))),
+            Err(error) => {
+                problems.push(Problem::at(base, format!("unusable TLS settings: {error}")))
+            }
         }
     }
     (set, problems)

@@ -75,7 +75,10 @@ fn server_forms() {
     assert_eq!(parsed.authority, "mcp.example.com:443");
     assert_eq!(parsed.host, "mcp.example.com");
     let parsed = parse_server("https://[::1]:8443").unwrap();
-    assert_eq!((parsed.authority.as_str(), parsed.host.as_str()), ("[::1]:8443", "::1"));
+    assert_eq!(
+        (parsed.authority.as_str(), parsed.host.as_str()),
+        ("[::1]:8443", "::1")
+    );
     let parsed = parse_server("https://[::1]").unwrap();
     assert_eq!(parsed.authority, "[::1]:443");
     let parsed = parse_server("http://gw.internal").unwrap();
@@ -135,10 +138,19 @@ fn files_that_hold_the_wrong_thing_are_errors() {
     );
     let found = errors(&config("\"https://localhost:4443\"", &tls));
     assert_eq!(found.len(), 3, "{found:?}");
-    assert!(found[0].starts_with("8: upstreams.gw.tls.ca_file: "), "{found:?}");
+    assert!(
+        found[0].starts_with("8: upstreams.gw.tls.ca_file: "),
+        "{found:?}"
+    );
     assert!(found[0].contains("holds no PEM certificate"), "{found:?}");
-    assert!(found[1].starts_with("9: upstreams.gw.tls.client_cert: "), "{found:?}");
-    assert!(found[2].starts_with("10: upstreams.gw.tls.client_key: "), "{found:?}");
+    assert!(
+        found[1].starts_with("9: upstreams.gw.tls.client_cert: "),
+        "{found:?}"
+    );
+    assert!(
+        found[2].starts_with("10: upstreams.gw.tls.client_key: "),
+        "{found:?}"
+    );
     assert!(found[2].contains("holds no PEM private key"), "{found:?}");
 }
 
@@ -161,7 +173,10 @@ fn a_client_key_must_fit_its_certificate() {
 #[test]
 fn half_a_client_identity_and_tls_without_https_are_errors() {
     let material = Material::new();
-    let tls = format!("    tls:\n      client_cert: {}\n", material.path("client.pem"));
+    let tls = format!(
+        "    tls:\n      client_cert: {}\n",
+        material.path("client.pem")
+    );
     let found = errors(&config("\"https://localhost:4443\"", &tls));
     assert_eq!(
         found,

@@ -51,8 +51,11 @@ impl HealthChecker {
                         continue;
                     }
                     next_probe.insert(server.address.clone(), now + interval);
-                    let (health, endpoint, active) =
-                        (server.health.clone(), server.endpoint.clone(), active.clone());
+                    let (health, endpoint, active) = (
+                        server.health.clone(),
+                        server.endpoint.clone(),
+                        active.clone(),
+                    );
                     let host = server.authority.clone();
                     in_flight.insert(
                         server.address.clone(),

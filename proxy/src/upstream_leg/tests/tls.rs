@@ -128,7 +128,10 @@ async fn a_pooled_tls_connection_is_reused_only_for_the_same_endpoint() {
         assert_eq!(pool.idle_count(), 1);
         // Not for plain HTTP to the same address, nor another server name: they open
         // their own connections (the other name fails verification).
-        let (plain, reused) = pool.checkout(&Endpoint::plain(up.addr), None).await.unwrap();
+        let (plain, reused) = pool
+            .checkout(&Endpoint::plain(up.addr), None)
+            .await
+            .unwrap();
         assert!(!reused && !plain.is_tls());
         drop(plain);
         let refused = pool.checkout(&other_name, None).await.unwrap_err();
