@@ -110,3 +110,62 @@ async fn probe(endpoint: &Endpoint, host: &str, active: &ActiveHealthConfig) -> 
     };
     matches!(timeout(limit, attempt).await, Ok(true))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpListener;
+
+    fn http_probe() -> ActiveHealthConfig {
+        serde_yaml::from_str("{kind: http, path: /healthz, timeout: 2}").unwrap()
+    }
+
+    /// A plain upstream answering one request per connection with `status`; the request
+    /// heads it read are sent on the returned channel.
+    async fn upstream(status: u16) -> (Endpoint, tokio::sync::mpsc::UnboundedReceiver<String>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (heads, seen) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                let mut head = Vec::new();
+                let mut chunk = [0u8; 1024];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match stream.read(&mut chunk).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => head.extend_from_slice(&chunk[..n]),
+                    }
+                }
+                let _ = heads.send(String::from_utf8_lossy(&head).into_owned());
+                let response = format!("HTTP/1.1 {status} X\r\ncontent-length: 0\r\n\r\n");
+                let _ = stream.write_all(response.as_bytes()).await;
+            }
+        });
+        (Endpoint::plain(addr), seen)
+    }
+
+    #[tokio::test]
+    async fn an_http_probe_sends_a_get_and_takes_a_status_below_500_as_healthy() {
+        let (endpoint, mut seen) = upstream(404).await;
+        assert!(probe(&endpoint, "mcp.internal:8000", &http_probe()).await);
+        let head = seen.recv().await.unwrap().to_ascii_lowercase();
+        assert!(head.starts_with("get /healthz http/1.1\r\n"), "{head}");
+        assert!(head.contains("\r\nhost: mcp.internal:8000\r\n"), "{head}");
+        assert!(head.contains("\r\nconnection: close\r\n"), "{head}");
+        let (endpoint, _seen) = upstream(503).await;
+        assert!(!probe(&endpoint, "mcp.internal:8000", &http_probe()).await);
+    }
+
+    #[tokio::test]
+    async fn a_probe_of_a_closed_port_fails() {
+        let closed = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        let endpoint = Endpoint::plain(closed);
+        assert!(!probe(&endpoint, "x:1", &http_probe()).await);
+        let tcp: ActiveHealthConfig = serde_yaml::from_str("{kind: tcp}").unwrap();
+        assert!(!probe(&endpoint, "x:1", &tcp).await);
+    }
+}
