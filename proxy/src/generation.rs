@@ -28,7 +28,7 @@ impl Generation {
     /// Builds generation `id` from a validated config. Fails when an upstream server does
     /// not resolve, or the access log cannot be opened.
     pub fn build(id: u64, loaded: LoadedConfig, health: &HealthBook) -> Result<Self, Vec<String>> {
-        let routes = RouteTable::build(&loaded.config, health)?;
+        let routes = RouteTable::build(&loaded.config, &loaded.upstream_tls, health)?;
         let access_log = match &loaded.config.observability.access_log {
             Some(config) => Some(AccessLog::open(config).map_err(|error| vec![error])?),
             None => None,

@@ -7,7 +7,10 @@
 
 use crate::affinity::AffinityKey;
 use crate::config::model::{Balance, Config, HealthConfig, RecycleHookConfig, UpstreamConfig};
+use crate::config::{parse_server, ServerAddress, UpstreamTlsSet};
 use crate::health::{HealthBook, ServerHealth};
+use crate::upstream_leg::{Endpoint, TlsClient};
+use rustls::pki_types::ServerName;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -16,12 +19,18 @@ use std::time::Duration;
 /// One upstream server, resolved.
 #[derive(Debug)]
 pub struct UpstreamServer {
-    /// The server as written in the config (`host:port`).
+    /// The server as written in the config (`host:port`, `https://host:port`...): its
+    /// identity in metrics, logs, session ids and hooks.
     pub address: String,
-    /// How long a connect may take; `None` waits for the kernel's limit.
+    /// `host:port` of the server (the port filled in for a URL without one).
+    pub authority: String,
+    /// How long a connect, TLS handshake included, may take; `None` waits for the
+    /// kernel's limit.
     pub connect_timeout: Option<Duration>,
     /// The resolved address.
     pub socket: SocketAddr,
+    /// How connections are opened: the resolved address, and TLS for `https://`.
+    pub endpoint: Endpoint,
     /// Health and stream count, shared across generations by address.
     pub health: Arc<ServerHealth>,
 }
@@ -58,17 +67,27 @@ pub struct UpstreamGroup {
 }
 
 impl UpstreamGroup {
-    fn build(name: &str, config: &UpstreamConfig, book: &HealthBook) -> Result<Self, String> {
+    fn build(
+        name: &str,
+        config: &UpstreamConfig,
+        tls: Option<&TlsClient>,
+        book: &HealthBook,
+    ) -> Result<Self, String> {
+        let server_name = config.tls.as_ref().and_then(|t| t.server_name.as_deref());
         let servers = config
             .servers
             .iter()
             .map(|address| {
-                let socket = resolve(address)
-                    .map_err(|e| format!("upstreams.{name}.servers: `{address}`: {e}"))?;
+                let problem = |e: String| format!("upstreams.{name}.servers: `{address}`: {e}");
+                let parsed = parse_server(address).map_err(problem)?;
+                let socket = resolve(&parsed.authority).map_err(problem)?;
+                let endpoint = endpoint(&parsed, socket, tls, server_name).map_err(problem)?;
                 Ok(UpstreamServer {
                     address: address.clone(),
+                    authority: parsed.authority,
                     connect_timeout: config.connect_timeout.get(),
                     socket,
+                    endpoint,
                     health: book.server(address),
                 })
             })
@@ -119,6 +138,24 @@ impl UpstreamGroup {
     }
 }
 
+/// How to connect to a parsed server at `socket`: TLS for `https://`, verified as
+/// `server_name` when the group overrides it, else as the URL's host.
+fn endpoint(
+    server: &ServerAddress,
+    socket: SocketAddr,
+    tls: Option<&TlsClient>,
+    server_name: Option<&str>,
+) -> Result<Endpoint, String> {
+    if !server.tls {
+        return Ok(Endpoint::plain(socket));
+    }
+    let client = tls.ok_or("no TLS client was built for this https:// server")?;
+    let name = server_name.unwrap_or(&server.host);
+    let name = ServerName::try_from(name.to_owned())
+        .map_err(|e| format!("`{name}` is not a valid TLS server name: {e}"))?;
+    Ok(Endpoint::tls(socket, client.clone(), name))
+}
+
 /// Resolves `host:port` to its first socket address.
 fn resolve(address: &str) -> Result<SocketAddr, String> {
     address
@@ -145,14 +182,19 @@ pub struct RouteTable {
 }
 
 impl RouteTable {
-    /// Builds the table from a validated config, resolving every server.
+    /// Builds the table from a validated config and the TLS clients loaded with it,
+    /// resolving every server.
     ///
     /// Fails with a message naming the server when a name does not resolve.
-    pub fn build(config: &Config, book: &HealthBook) -> Result<Self, Vec<String>> {
+    pub fn build(
+        config: &Config,
+        tls: &UpstreamTlsSet,
+        book: &HealthBook,
+    ) -> Result<Self, Vec<String>> {
         let mut errors = Vec::new();
         let mut groups = std::collections::BTreeMap::new();
         for (name, upstream) in &config.upstreams {
-            match UpstreamGroup::build(name, upstream, book) {
+            match UpstreamGroup::build(name, upstream, tls.client(name), book) {
                 Ok(group) => {
                     groups.insert(name.as_str(), Arc::new(group));
                 }
@@ -204,6 +246,10 @@ mod tests {
         serde_yaml::from_str(yaml).expect("test config parses")
     }
 
+    fn no_tls() -> UpstreamTlsSet {
+        UpstreamTlsSet::default()
+    }
+
     const TWO_ROUTES: &str = r#"
 version: 1
 listeners: [{address: "127.0.0.1:1"}]
@@ -217,17 +263,20 @@ routes:
 
     #[test]
     fn longest_prefix_wins_and_misses_are_none() {
-        let table = RouteTable::build(&config(TWO_ROUTES), &HealthBook::default()).unwrap();
+        let table =
+            RouteTable::build(&config(TWO_ROUTES), &no_tls(), &HealthBook::default()).unwrap();
         assert_eq!(table.route("/mcp/special/x").unwrap().upstream.name, "b");
         assert_eq!(table.route("/mcp").unwrap().upstream.name, "a");
         let only_mcp = TWO_ROUTES.replace("path_prefix: /}", "path_prefix: /mcp}");
-        let table = RouteTable::build(&config(&only_mcp), &HealthBook::default()).unwrap();
+        let table =
+            RouteTable::build(&config(&only_mcp), &no_tls(), &HealthBook::default()).unwrap();
         assert!(table.route("/other").is_none());
     }
 
     #[test]
     fn round_robin_rotates_the_first_attempt_and_covers_all_servers() {
-        let table = RouteTable::build(&config(TWO_ROUTES), &HealthBook::default()).unwrap();
+        let table =
+            RouteTable::build(&config(TWO_ROUTES), &no_tls(), &HealthBook::default()).unwrap();
         let group = &table.route("/").unwrap().upstream;
         let firsts: Vec<_> = (0..4)
             .map(|_| group.attempt_order().next().unwrap().address.clone())
@@ -248,7 +297,8 @@ routes:
     #[test]
     fn unknown_upstream_is_an_error() {
         let broken = TWO_ROUTES.replace("upstream: b}", "upstream: nope}");
-        let errors = RouteTable::build(&config(&broken), &HealthBook::default()).unwrap_err();
+        let errors =
+            RouteTable::build(&config(&broken), &no_tls(), &HealthBook::default()).unwrap_err();
         assert!(errors[0].contains("routes[1].upstream"), "{errors:?}");
     }
 }

@@ -98,11 +98,12 @@ fn overlaps(a: SocketAddr, b: SocketAddr) -> bool {
     a.port() == b.port() && (a.ip() == b.ip() || covers(a, b) || covers(b, a))
 }
 
-/// Every upstream server is `host:port` with a port in 1..=65535.
+/// Every upstream server is `host:port` (or `http://` / `https://host[:port]`) with a port
+/// in 1..=65535.
 fn check_upstreams(config: &Config, out: &mut Vec<Problem>) {
     for (name, upstream) in &config.upstreams {
         for (i, server) in upstream.servers.iter().enumerate() {
-            if let Err(message) = host_port(server) {
+            if let Err(message) = super::upstream_tls::parse_server(server) {
                 let node = at(&path(&["upstreams", name, "servers"]), [Seg::Index(i)]);
                 out.push(Problem::at(node, message));
             }

@@ -12,6 +12,7 @@ use super::expand::{expand, Lookup};
 use super::locate::LineIndex;
 use super::model::Config;
 use super::secret::Redactor;
+use super::upstream_tls::{self, UpstreamTlsSet};
 use super::{checks, convert, limits, typed, validate};
 use mcp_edge_filters::ChainFactory;
 use sha2::{Digest, Sha256};
@@ -28,6 +29,8 @@ pub struct LoadedConfig {
     pub config: Config,
     /// The filter chain of this generation.
     pub chain: ChainFactory,
+    /// The TLS clients of the groups with `https://` servers, built from their files.
+    pub upstream_tls: UpstreamTlsSet,
 }
 
 /// Reads, expands, validates and builds the configuration in `path`. Returns every
@@ -105,6 +108,8 @@ pub(crate) fn load_with_env(
     let config = typed::deserialize(&json).map_err(|problems| report(problems, &index))?;
 
     let mut problems = checks::check(&config);
+    let (upstream_tls, tls_problems) = upstream_tls::build(&config);
+    problems.extend(tls_problems);
     let chain = match ChainFactory::build(&config.filters) {
         Ok(chain) => Some(chain),
         Err(errors) => {
@@ -122,6 +127,7 @@ pub(crate) fn load_with_env(
             source_sha256,
             config,
             chain,
+            upstream_tls,
         }),
         _ => Err(report(problems, &index)),
     }

@@ -24,6 +24,7 @@ mod observability;
 mod schema;
 mod secret;
 mod typed;
+mod upstream_tls;
 mod validate;
 
 #[cfg(test)]
@@ -39,3 +40,5 @@ pub use diagnostics::{ConfigError, ConfigErrors};
 pub use ip_range::IpRange;
 pub use load::{load_file, load_str, LoadedConfig};
 pub use schema::{generated_schema, COMMITTED_SCHEMA};
+pub use upstream_tls::UpstreamTlsSet;
+pub(crate) use upstream_tls::{parse_server, ServerAddress};

@@ -5,6 +5,7 @@
 //! committed file drifts from them.
 
 pub use super::observability::{AccessLogConfig, AccessLogFormat, ObservabilityConfig};
+pub use super::upstream_tls::UpstreamTlsConfig;
 use mcp_edge_filters::bounded::{Count, OptionalSeconds, Seconds, DAY, HOUR};
 use mcp_edge_filters::FilterSpec;
 use schemars::JsonSchema;
@@ -177,7 +178,8 @@ pub struct AdminConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpstreamConfig {
-    /// `host:port` of each server.
+    /// Each server: `host:port` or `http://host[:port]` (plain HTTP/1.1), or
+    /// `https://host[:port]` (HTTP/1.1 over TLS; the port defaults to 443).
     #[schemars(length(min = 1, max = limits::MAX_SERVERS))]
     pub servers: Vec<String>,
     /// Seconds to establish a connection to one server before trying the next. 0 waits
@@ -210,6 +212,10 @@ pub struct UpstreamConfig {
     /// their parked work reaches its bound.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recycle_hook: Option<RecycleHookConfig>,
+    /// TLS settings of the `https://` servers: trusted CAs, client certificate, server
+    /// name. Without it they are verified against the system's root certificates.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<UpstreamTlsConfig>,
 }
 
 /// The recycle hook of a group: exactly one of `exec` and `http`, with a timeout.

@@ -3,12 +3,12 @@
 
 use crate::config::model::{ActiveHealthConfig, ProbeKind};
 use crate::generation::LiveConfig;
+use crate::upstream_leg::{Endpoint, UpstreamConnection};
+use http::{header, HeaderName, HeaderValue, Method};
 use pingora_core::server::ShutdownWatch;
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::{timeout, Instant};
 
 /// How often the checker looks for probes that are due.
@@ -50,13 +50,16 @@ impl HealthChecker {
                         continue;
                     }
                     next_probe.insert(server.address.clone(), now + interval);
-                    let (health, socket, active) =
-                        (server.health.clone(), server.socket, active.clone());
-                    let host = server.address.clone();
+                    let (health, endpoint, active) = (
+                        server.health.clone(),
+                        server.endpoint.clone(),
+                        active.clone(),
+                    );
+                    let host = server.authority.clone();
                     in_flight.insert(
                         server.address.clone(),
                         tokio::spawn(async move {
-                            let ok = probe(socket, &host, &active).await;
+                            let ok = probe(&endpoint, &host, &active).await;
                             health.record_probe(ok, active.rise.get_u32(), active.fall.get_u32());
                         }),
                     );
@@ -66,23 +69,102 @@ impl HealthChecker {
     }
 }
 
-/// One probe: a TCP connect, or an HTTP GET whose status is below 500.
-async fn probe(socket: SocketAddr, host: &str, active: &ActiveHealthConfig) -> bool {
+/// One probe: a TCP connect (no TLS handshake, even to an `https://` server), or an HTTP
+/// GET (over TLS to an `https://` server) whose status is below 500. `host` is the
+/// server's `host:port`, sent as `Host`.
+async fn probe(endpoint: &Endpoint, host: &str, active: &ActiveHealthConfig) -> bool {
     let limit = active.timeout.get();
     let attempt = async {
-        let mut stream = tokio::net::TcpStream::connect(socket).await.ok()?;
         if active.kind == ProbeKind::Tcp {
-            return Some(true);
+            return tokio::net::TcpStream::connect(endpoint.socket())
+                .await
+                .is_ok();
         }
-        let request = format!(
-            "GET {} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: mcp-edge-health\r\nConnection: close\r\n\r\n",
-            active.path
-        );
-        stream.write_all(request.as_bytes()).await.ok()?;
-        let mut head = [0u8; 12];
-        stream.read_exact(&mut head).await.ok()?;
-        let status: u16 = std::str::from_utf8(&head[9..12]).ok()?.parse().ok()?;
-        Some(head.starts_with(b"HTTP/1.") && status < 500)
+        let Ok(host) = HeaderValue::from_str(host) else {
+            return false;
+        };
+        let headers: [(HeaderName, HeaderValue); 3] = [
+            (header::HOST, host),
+            (
+                header::USER_AGENT,
+                HeaderValue::from_static("mcp-edge-health"),
+            ),
+            (header::CONNECTION, HeaderValue::from_static("close")),
+        ];
+        let Ok(mut connection) = UpstreamConnection::open(endpoint, None).await else {
+            return false;
+        };
+        let headers = headers.iter().map(|(name, value)| (name, value));
+        if connection
+            .send_request(&Method::GET, &active.path, headers, b"")
+            .await
+            .is_err()
+        {
+            return false;
+        }
+        connection
+            .read_response_head()
+            .await
+            .is_ok_and(|head| head.status.as_u16() < 500)
     };
-    matches!(timeout(limit, attempt).await, Ok(Some(true)))
+    matches!(timeout(limit, attempt).await, Ok(true))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpListener;
+
+    fn http_probe() -> ActiveHealthConfig {
+        serde_yaml::from_str("{kind: http, path: /healthz, timeout: 2}").unwrap()
+    }
+
+    /// A plain upstream answering one request per connection with `status`; the request
+    /// heads it read are sent on the returned channel.
+    async fn upstream(status: u16) -> (Endpoint, tokio::sync::mpsc::UnboundedReceiver<String>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (heads, seen) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                let mut head = Vec::new();
+                let mut chunk = [0u8; 1024];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match stream.read(&mut chunk).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => head.extend_from_slice(&chunk[..n]),
+                    }
+                }
+                let _ = heads.send(String::from_utf8_lossy(&head).into_owned());
+                let response = format!("HTTP/1.1 {status} X\r\ncontent-length: 0\r\n\r\n");
+                let _ = stream.write_all(response.as_bytes()).await;
+            }
+        });
+        (Endpoint::plain(addr), seen)
+    }
+
+    #[tokio::test]
+    async fn an_http_probe_sends_a_get_and_takes_a_status_below_500_as_healthy() {
+        let (endpoint, mut seen) = upstream(404).await;
+        assert!(probe(&endpoint, "mcp.internal:8000", &http_probe()).await);
+        let head = seen.recv().await.unwrap().to_ascii_lowercase();
+        assert!(head.starts_with("get /healthz http/1.1\r\n"), "{head}");
+        assert!(head.contains("\r\nhost: mcp.internal:8000\r\n"), "{head}");
+        assert!(head.contains("\r\nconnection: close\r\n"), "{head}");
+        let (endpoint, _seen) = upstream(503).await;
+        assert!(!probe(&endpoint, "mcp.internal:8000", &http_probe()).await);
+    }
+
+    #[tokio::test]
+    async fn a_probe_of_a_closed_port_fails() {
+        let closed = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        let endpoint = Endpoint::plain(closed);
+        assert!(!probe(&endpoint, "x:1", &http_probe()).await);
+        let tcp: ActiveHealthConfig = serde_yaml::from_str("{kind: tcp}").unwrap();
+        assert!(!probe(&endpoint, "x:1", &tcp).await);
+    }
 }

@@ -171,6 +171,7 @@ impl Forwarder<'_> {
                         UpstreamError::ReadTimeout => {
                             (ProxyRefusal::UpstreamTimeout, "read_timeout")
                         }
+                        UpstreamError::Tls(_) => (ProxyRefusal::UpstreamFailed, "tls_error"),
                         _ => (ProxyRefusal::UpstreamFailed, "response_error"),
                     };
                     self.count_error(group, kind);
@@ -370,7 +371,7 @@ impl Forwarder<'_> {
                 let started = tokio::time::Instant::now();
                 let (mut connection, reused) = match self
                     .pool
-                    .checkout(server.socket, server.connect_timeout)
+                    .checkout(&server.endpoint, server.connect_timeout)
                     .await
                 {
                     Ok(connected) => connected,
@@ -478,6 +479,7 @@ fn connect_error_kind(error: &UpstreamError) -> &'static str {
             "connect_refused"
         }
         UpstreamError::ConnectTimeout => "connect_timeout",
+        UpstreamError::Tls(_) => "tls_error",
         _ => "connect_error",
     }
 }

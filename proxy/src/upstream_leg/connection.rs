@@ -11,7 +11,7 @@ use tokio::time::Instant;
 
 use bytes::{Buf, Bytes, BytesMut};
 use http::{HeaderName, HeaderValue, Method};
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_util::io::poll_read_buf;
 
@@ -19,6 +19,8 @@ use super::body::{BodyDecoder, Decoded};
 use super::error::{is_closed_by_peer, UpstreamError};
 use super::request;
 use super::response::{parse_head, ParsedHead, ResponseHead};
+use super::stream::UpstreamStream;
+use super::tls::{Endpoint, EndpointKey};
 
 /// First read size, and the floor of the adaptive read size.
 const MIN_READ: usize = 8 * 1024;
@@ -42,12 +44,12 @@ enum State {
     Broken,
 }
 
-/// A TCP connection to an upstream HTTP/1.1 server, carrying one exchange at a
-/// time. While waiting for bytes it holds no read buffer.
+/// A connection to an upstream HTTP/1.1 server, over TCP or TLS, carrying one exchange
+/// at a time. While waiting for bytes on plain TCP it holds no read buffer.
 #[derive(Debug)]
 pub struct UpstreamConnection {
-    stream: TcpStream,
-    addr: SocketAddr,
+    stream: UpstreamStream,
+    key: EndpointKey,
     buf: BytesMut,
     read_size: usize,
     read_timeout: Option<Duration>,
@@ -64,27 +66,59 @@ pub struct UpstreamConnection {
 }
 
 impl UpstreamConnection {
-    /// Connects to `addr` (with TCP_NODELAY) within `connect_timeout`.
+    /// Connects to the plain HTTP server at `addr` (with TCP_NODELAY) within
+    /// `connect_timeout`.
     pub async fn connect(
         addr: SocketAddr,
         connect_timeout: Option<Duration>,
     ) -> Result<Self, UpstreamError> {
-        let connecting = TcpStream::connect(addr);
+        Self::open(&Endpoint::plain(addr), connect_timeout).await
+    }
+
+    /// Connects to `endpoint` (with TCP_NODELAY), and completes the TLS handshake when it
+    /// is a TLS endpoint, all within `connect_timeout`. A failed handshake or
+    /// certificate verification is [`UpstreamError::Tls`].
+    pub async fn open(
+        endpoint: &Endpoint,
+        connect_timeout: Option<Duration>,
+    ) -> Result<Self, UpstreamError> {
+        let connecting = Self::establish(endpoint);
         let stream = match connect_timeout {
             Some(t) => tokio::time::timeout(t, connecting)
                 .await
                 .map_err(|_| UpstreamError::ConnectTimeout)?,
             None => connecting.await,
-        }
-        .map_err(UpstreamError::Connect)?;
-        stream.set_nodelay(true).map_err(UpstreamError::Connect)?;
-        Ok(Self::from_stream(stream, addr))
+        }?;
+        Ok(Self::from_stream(stream, endpoint.key()))
     }
 
-    fn from_stream(stream: TcpStream, addr: SocketAddr) -> Self {
+    async fn establish(endpoint: &Endpoint) -> Result<UpstreamStream, UpstreamError> {
+        let tcp = TcpStream::connect(endpoint.socket())
+            .await
+            .map_err(UpstreamError::Connect)?;
+        tcp.set_nodelay(true).map_err(UpstreamError::Connect)?;
+        let Some(tls) = endpoint.tls_target() else {
+            return Ok(UpstreamStream::Plain(tcp));
+        };
+        match tls
+            .client
+            .connector()
+            .connect(tls.server_name.clone(), tcp)
+            .await
+        {
+            Ok(session) => Ok(UpstreamStream::Tls(Box::new(session))),
+            Err(error) => {
+                tracing::warn!(server = %endpoint.socket(), server_name = %tls.server_name.to_str(),
+                    %error, "TLS handshake with the upstream failed");
+                Err(UpstreamError::Tls(error))
+            }
+        }
+    }
+
+    fn from_stream(stream: UpstreamStream, key: EndpointKey) -> Self {
         UpstreamConnection {
             stream,
-            addr,
+            key,
             buf: BytesMut::new(),
             read_size: MIN_READ,
             read_timeout: None,
@@ -113,7 +147,17 @@ impl UpstreamConnection {
 
     /// The server address this connection was opened to.
     pub fn peer_addr(&self) -> SocketAddr {
-        self.addr
+        self.key.socket
+    }
+
+    /// True when the connection speaks TLS.
+    pub fn is_tls(&self) -> bool {
+        self.stream.is_tls()
+    }
+
+    /// What the connection was opened to, for the pool.
+    pub(super) fn endpoint_key(&self) -> EndpointKey {
+        self.key
     }
 
     /// Whether the connection came from the pool.
@@ -166,6 +210,7 @@ impl UpstreamConnection {
         self.response_started = false;
         self.reusable = false;
         let rest = if encoded.body_inline { &[][..] } else { body };
+        let tls = self.stream.is_tls();
         let writing = write_two(&mut self.stream, &encoded.buf, rest);
         match self.write_timeout {
             Some(t) => tokio::time::timeout(t, writing)
@@ -173,7 +218,7 @@ impl UpstreamConnection {
                 .map_err(|_| UpstreamError::WriteTimeout)?,
             None => writing.await,
         }
-        .map_err(UpstreamError::Write)?;
+        .map_err(|e| UpstreamError::from_io(e, tls, UpstreamError::Write))?;
         self.state = State::AwaitingHead;
         Ok(())
     }
@@ -322,12 +367,14 @@ impl UpstreamConnection {
         }
     }
 
-    /// Waits for the socket to be readable (holding no buffer), then reads into
-    /// the buffer. `Ok(0)` means end of stream. Cancel-safe: bytes are moved
-    /// into `self.buf` in the same poll that reads them.
+    /// Waits for the socket to be readable (holding no buffer; see
+    /// [`UpstreamStream::poll_read_ready`] for TLS), then reads into the buffer. `Ok(0)`
+    /// means end of stream. Cancel-safe: bytes are moved into `self.buf` in the same poll
+    /// that reads them.
     async fn fill(&mut self) -> Result<usize, UpstreamError> {
         self.release_if_empty();
         let timeout = self.read_timeout;
+        let tls = self.stream.is_tls();
         let reading = poll_fn(|cx| {
             ready!(self.stream.poll_read_ready(cx))?;
             let want = self.read_size;
@@ -350,17 +397,18 @@ impl UpstreamConnection {
                 .map_err(|_| UpstreamError::ReadTimeout)?,
             None => reading.await,
         }
-        .map_err(UpstreamError::Read)
+        .map_err(|e| UpstreamError::from_io(e, tls, UpstreamError::Read))
     }
 
     /// Checks without blocking that an idle connection is still open and
     /// silent: a non-blocking peek must report "would block". Data, EOF or an
-    /// error mean the connection must not be reused. The peek bypasses tokio's
-    /// readiness cache, which may not have seen a close yet.
+    /// error mean the connection must not be reused (over TLS, data is usually the
+    /// server's `close_notify`). The peek bypasses tokio's readiness cache, which may
+    /// not have seen a close yet.
     pub(super) fn probe_alive(&self) -> bool {
         let mut byte = [MaybeUninit::<u8>::uninit(); 1];
         matches!(
-            socket2::SockRef::from(&self.stream).peek(&mut byte),
+            socket2::SockRef::from(self.stream.tcp()).peek(&mut byte),
             Err(e) if e.kind() == io::ErrorKind::WouldBlock
         )
     }
@@ -402,10 +450,16 @@ pub(super) fn next_read_size(want: usize, n: usize) -> usize {
 }
 
 /// Writes `head` then `body`: one `write` when `body` is empty, vectored
-/// writes otherwise, until everything is written.
-async fn write_two(stream: &mut TcpStream, head: &[u8], body: &[u8]) -> io::Result<()> {
+/// writes otherwise, until everything is written, then flushes (a no-op on TCP; TLS
+/// may hold encrypted records back).
+async fn write_two<S: AsyncWrite + Unpin>(
+    stream: &mut S,
+    head: &[u8],
+    body: &[u8],
+) -> io::Result<()> {
     if body.is_empty() {
-        return stream.write_all(head).await;
+        stream.write_all(head).await?;
+        return stream.flush().await;
     }
     let (mut h, mut b) = (0, 0);
     while h < head.len() || b < body.len() {
@@ -422,5 +476,5 @@ async fn write_two(stream: &mut TcpStream, head: &[u8], body: &[u8]) -> io::Resu
         h += from_head;
         b += n - from_head;
     }
-    Ok(())
+    stream.flush().await
 }

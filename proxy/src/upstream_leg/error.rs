@@ -11,6 +11,11 @@ pub enum UpstreamError {
     /// The TCP connection was not established within the connect timeout.
     #[error("connecting to the upstream timed out")]
     ConnectTimeout,
+    /// The TLS handshake failed (a certificate that does not verify, no common
+    /// protocol, a client certificate the server refused...), or the TLS session
+    /// failed later (a fatal alert, a record that does not decrypt).
+    #[error("TLS with the upstream failed: {0}")]
+    Tls(#[source] io::Error),
     /// Writing the request failed.
     #[error("writing the request to the upstream failed: {0}")]
     Write(#[source] io::Error),
@@ -55,6 +60,23 @@ impl UpstreamError {
                 UpstreamError::Write(e) => is_closed_by_peer(e),
                 _ => false,
             }
+    }
+}
+
+impl UpstreamError {
+    /// Wraps an I/O error of an established connection: an error of the TLS session
+    /// itself (an alert from the server, a bad record) on a TLS connection is
+    /// [`UpstreamError::Tls`], anything else `plain`.
+    pub(super) fn from_io(error: io::Error, tls: bool, plain: fn(io::Error) -> Self) -> Self {
+        let from_tls = tls
+            && error
+                .get_ref()
+                .is_some_and(|inner| inner.is::<rustls::Error>());
+        if from_tls {
+            UpstreamError::Tls(error)
+        } else {
+            plain(error)
+        }
     }
 }
 

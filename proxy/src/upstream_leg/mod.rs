@@ -1,9 +1,9 @@
-//! HTTP/1.1 client leg towards upstream MCP servers: a keep-alive connection
-//! pool and a lean request/response codec that holds no read buffer while a
-//! response is silent.
+//! HTTP/1.1 client leg towards upstream MCP servers, over TCP or TLS: a
+//! keep-alive connection pool and a lean request/response codec that holds no
+//! read buffer while a response is silent.
 //!
 //! Typical exchange:
-//! `pool.checkout(addr, timeout)` → `send_request` → `read_response_head` →
+//! `pool.checkout(&endpoint, timeout)` → `send_request` → `read_response_head` →
 //! `read_body` until `None` → `pool.release(conn)`. When a request fails on a
 //! reused connection and `err.is_stale_reuse(reused)`, retry it once on a
 //! fresh connection.
@@ -14,6 +14,8 @@ mod error;
 mod pool;
 mod request;
 mod response;
+mod stream;
+mod tls;
 
 #[cfg(test)]
 mod tests;
@@ -22,3 +24,4 @@ pub use self::connection::UpstreamConnection;
 pub use self::error::UpstreamError;
 pub use self::pool::{ConnectionPool, PoolSettings};
 pub use self::response::{BodyFraming, ResponseHead};
+pub use self::tls::{Endpoint, TlsClient, TlsClientSettings};

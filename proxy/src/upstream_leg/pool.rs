@@ -1,7 +1,6 @@
 //! Keep-alive pool of idle upstream connections.
 
 use std::collections::{HashMap, VecDeque};
-use std::net::SocketAddr;
 use std::sync::{Mutex, MutexGuard};
 use std::thread::{self, ThreadId};
 use std::time::Duration;
@@ -9,11 +8,12 @@ use tokio::time::Instant;
 
 use super::connection::UpstreamConnection;
 use super::error::UpstreamError;
+use super::tls::{Endpoint, EndpointKey};
 
 /// Settings of the idle-connection pool.
 #[derive(Debug, Clone)]
 pub struct PoolSettings {
-    /// Most idle connections kept per server address and per worker thread
+    /// Most idle connections kept per endpoint and per worker thread
     /// (the oldest is closed beyond). 0 disables pooling. Default 128.
     pub max_idle_per_server: usize,
     /// Idle connections older than this are closed instead of reused.
@@ -37,11 +37,13 @@ impl Default for PoolSettings {
 }
 
 /// Idle connections are kept per worker thread (a connection must stay on the
-/// tokio runtime that created it) and per server address.
-type ShardKey = (ThreadId, SocketAddr);
+/// tokio runtime that created it) and per endpoint: server address, and for TLS the
+/// client settings and server name, so a connection is only reused for a request
+/// that would have opened the same one.
+type ShardKey = (ThreadId, EndpointKey);
 
-/// Keep-alive pool of upstream connections, keyed by server address and
-/// sharded by thread. `Send + Sync`: share it in an `Arc`.
+/// Keep-alive pool of upstream connections, keyed by endpoint and sharded by
+/// thread. `Send + Sync`: share it in an `Arc`.
 #[derive(Debug, Default)]
 pub struct ConnectionPool {
     settings: PoolSettings,
@@ -68,25 +70,26 @@ impl ConnectionPool {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Takes a live idle connection for `addr` (reused = true) or connects a
-    /// new one (TCP_NODELAY on) within `connect_timeout` (reused = false).
+    /// Takes a live idle connection to `endpoint` (reused = true) or opens a
+    /// new one (TCP_NODELAY on, TLS handshake done) within `connect_timeout`
+    /// (reused = false).
     pub async fn checkout(
         &self,
-        addr: SocketAddr,
+        endpoint: &Endpoint,
         connect_timeout: Option<Duration>,
     ) -> Result<(UpstreamConnection, bool), UpstreamError> {
-        if let Some(mut conn) = self.take_idle(addr) {
+        if let Some(mut conn) = self.take_idle(endpoint.key()) {
             conn.mark_reused();
             return Ok((conn, true));
         }
-        let conn = UpstreamConnection::connect(addr, connect_timeout).await?;
+        let conn = UpstreamConnection::open(endpoint, connect_timeout).await?;
         Ok((conn, false))
     }
 
-    /// Pops the most recently used live idle connection of this thread for
-    /// `addr`, closing expired and dead ones on the way.
-    fn take_idle(&self, addr: SocketAddr) -> Option<UpstreamConnection> {
-        let key = (thread::current().id(), addr);
+    /// Pops the most recently used live idle connection of this thread to
+    /// `endpoint`, closing expired and dead ones on the way.
+    fn take_idle(&self, endpoint: EndpointKey) -> Option<UpstreamConnection> {
+        let key = (thread::current().id(), endpoint);
         loop {
             let (candidate, expired) = {
                 let mut idle = self.lock();
@@ -106,7 +109,7 @@ impl ConnectionPool {
             if conn.idle_since().elapsed() < self.settings.probe_after_idle || conn.probe_alive() {
                 return Some(conn);
             }
-            tracing::debug!(%addr, "discarding an idle upstream connection closed by the server");
+            tracing::debug!(addr = %endpoint.socket, "discarding an idle upstream connection closed by the server");
         }
     }
 
@@ -133,7 +136,7 @@ impl ConnectionPool {
             return;
         }
         conn.make_idle();
-        let key = (thread::current().id(), conn.peer_addr());
+        let key = (thread::current().id(), conn.endpoint_key());
         let evicted = {
             let mut idle = self.lock();
             let list = idle.entry(key).or_default();

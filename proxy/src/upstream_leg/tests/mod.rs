@@ -7,3 +7,4 @@ mod head;
 mod pool;
 mod request;
 mod support;
+mod tls;

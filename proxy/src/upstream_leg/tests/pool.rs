@@ -7,7 +7,7 @@ use http::{Method, StatusCode};
 use tokio::io::AsyncWriteExt;
 use tokio::sync::mpsc;
 
-use super::super::{ConnectionPool, PoolSettings, UpstreamError};
+use super::super::{ConnectionPool, Endpoint, PoolSettings, UpstreamError};
 use super::support::{exchange, read_request, serve_each, spawn_upstream, within};
 
 const OK: &[u8] = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
@@ -30,7 +30,10 @@ async fn keep_alive_reuses_one_connection() {
     let pool = pool();
     within(async {
         for round in 0..3 {
-            let (mut conn, reused) = pool.checkout(up.addr, None).await.unwrap();
+            let (mut conn, reused) = pool
+                .checkout(&Endpoint::plain(up.addr), None)
+                .await
+                .unwrap();
             assert_eq!(reused, round > 0, "round {round}");
             assert_eq!(conn.was_reused(), reused);
             let (head, body) = exchange(&mut conn, Method::POST, b"{}").await.unwrap();
@@ -63,12 +66,18 @@ async fn connection_closed_while_idle_is_not_handed_out() {
     .await;
     let pool = probing_pool();
     within(async {
-        let (mut conn, _) = pool.checkout(up.addr, None).await.unwrap();
+        let (mut conn, _) = pool
+            .checkout(&Endpoint::plain(up.addr), None)
+            .await
+            .unwrap();
         exchange(&mut conn, Method::GET, b"").await.unwrap();
         pool.release(conn);
         assert_eq!(pool.idle_count(), 1);
         closed_rx.recv().await.unwrap();
-        let (mut conn, reused) = pool.checkout(up.addr, None).await.unwrap();
+        let (mut conn, reused) = pool
+            .checkout(&Endpoint::plain(up.addr), None)
+            .await
+            .unwrap();
         assert!(
             !reused,
             "a connection closed by the upstream was handed out"
@@ -101,10 +110,16 @@ async fn stale_reuse_is_retryable(reset: bool) {
     .await;
     let pool = pool();
     within(async {
-        let (mut conn, _) = pool.checkout(up.addr, None).await.unwrap();
+        let (mut conn, _) = pool
+            .checkout(&Endpoint::plain(up.addr), None)
+            .await
+            .unwrap();
         exchange(&mut conn, Method::POST, b"{}").await.unwrap();
         pool.release(conn);
-        let (mut conn, reused) = pool.checkout(up.addr, None).await.unwrap();
+        let (mut conn, reused) = pool
+            .checkout(&Endpoint::plain(up.addr), None)
+            .await
+            .unwrap();
         assert!(reused);
         let err = exchange(&mut conn, Method::POST, b"{}").await.unwrap_err();
         assert!(
@@ -122,7 +137,10 @@ async fn stale_reuse_is_retryable(reset: bool) {
             0,
             "a failed connection went back to the pool"
         );
-        let (mut conn, reused) = pool.checkout(up.addr, None).await.unwrap();
+        let (mut conn, reused) = pool
+            .checkout(&Endpoint::plain(up.addr), None)
+            .await
+            .unwrap();
         assert!(!reused);
         assert_eq!(
             exchange(&mut conn, Method::POST, b"{}").await.unwrap().1,
@@ -152,7 +170,10 @@ async fn expired_connections_are_not_reused() {
     });
     within(async {
         for _ in 0..2 {
-            let (mut conn, reused) = pool.checkout(up.addr, None).await.unwrap();
+            let (mut conn, reused) = pool
+                .checkout(&Endpoint::plain(up.addr), None)
+                .await
+                .unwrap();
             assert!(!reused);
             exchange(&mut conn, Method::GET, b"").await.unwrap();
             pool.release(conn);
@@ -174,11 +195,17 @@ async fn idle_connections_are_capped_and_unfinished_ones_dropped() {
     within(async {
         let mut conns = Vec::new();
         for _ in 0..3 {
-            let (mut conn, _) = pool.checkout(up.addr, None).await.unwrap();
+            let (mut conn, _) = pool
+                .checkout(&Endpoint::plain(up.addr), None)
+                .await
+                .unwrap();
             exchange(&mut conn, Method::GET, b"").await.unwrap();
             conns.push(conn);
         }
-        let (unfinished, _) = pool.checkout(up.addr, None).await.unwrap();
+        let (unfinished, _) = pool
+            .checkout(&Endpoint::plain(up.addr), None)
+            .await
+            .unwrap();
         pool.release(unfinished);
         assert_eq!(pool.idle_count(), 0);
         for conn in conns {
@@ -195,7 +222,7 @@ async fn connect_refused_is_a_connect_error() {
     let addr = listener.local_addr().unwrap();
     drop(listener);
     let err = pool()
-        .checkout(addr, Some(Duration::from_secs(5)))
+        .checkout(&Endpoint::plain(addr), Some(Duration::from_secs(5)))
         .await
         .unwrap_err();
     assert!(matches!(err, UpstreamError::Connect(_)), "{err:?}");
@@ -210,7 +237,10 @@ fn idle_connections_stay_on_their_thread() {
         .unwrap();
     let up = rt.block_on(async {
         let up = spawn_upstream(|s, _| serve_each(s, OK)).await;
-        let (mut conn, _) = pool.checkout(up.addr, None).await.unwrap();
+        let (mut conn, _) = pool
+            .checkout(&Endpoint::plain(up.addr), None)
+            .await
+            .unwrap();
         exchange(&mut conn, Method::GET, b"").await.unwrap();
         pool.release(conn);
         up
@@ -223,7 +253,13 @@ fn idle_connections_stay_on_their_thread() {
             .enable_all()
             .build()
             .unwrap();
-        rt.block_on(async { other.checkout(addr, None).await.unwrap().1 })
+        rt.block_on(async {
+            other
+                .checkout(&Endpoint::plain(addr), None)
+                .await
+                .unwrap()
+                .1
+        })
     })
     .join()
     .unwrap();
@@ -232,6 +268,7 @@ fn idle_connections_stay_on_their_thread() {
         "another thread got this thread's connection"
     );
     assert_eq!(pool.idle_count(), 1);
-    let reused_here = rt.block_on(async { pool.checkout(addr, None).await.unwrap().1 });
+    let reused_here =
+        rt.block_on(async { pool.checkout(&Endpoint::plain(addr), None).await.unwrap().1 });
     assert!(reused_here);
 }
