@@ -182,7 +182,6 @@ impl EdgeApp {
             }
         }
         let started = Instant::now();
-        let received_at = SystemTime::now();
         if *shutdown.borrow() || self.parts.drain.is_draining() {
             // A successor serves new connections: answer this one, then let the client
             // reconnect there, instead of racing a close of an idle connection later.
@@ -200,7 +199,6 @@ impl EdgeApp {
             route: route.as_deref(),
             record: &record,
             started,
-            received_at,
         };
         self.account(session, served, done);
         drop(in_flight);
@@ -333,7 +331,6 @@ struct Done<'a> {
     route: Option<&'a str>,
     record: &'a RequestRecord,
     started: Instant,
-    received_at: SystemTime,
 }
 
 /// Writes the access log line of a served request; `false` when it was dropped.
@@ -350,7 +347,11 @@ fn write_access_line(
     let client = session
         .client_addr()
         .map_or_else(String::new, ToString::to_string);
-    let time = humantime::format_rfc3339_millis(done.received_at).to_string();
+    // When the head was read; the clock is read only when a line is written.
+    let received_at = SystemTime::now()
+        .checked_sub(done.started.elapsed())
+        .unwrap_or(SystemTime::UNIX_EPOCH);
+    let time = humantime::format_rfc3339_millis(received_at).to_string();
     let session_hash = session_id(session).map(|id| log.sessions.hash(id));
     let mcp = record.mcp.as_ref();
     log.write(&AccessLine {

@@ -18,7 +18,7 @@ use pingora_http::RequestHeader;
 
 /// Hop-by-hop headers (RFC 9110 §7.6.1) that never cross the proxy. Framing headers
 /// (`Content-Length`, `Transfer-Encoding`) are handled by the legs.
-const HOP_BY_HOP: [HeaderName; 6] = [
+static HOP_BY_HOP: [HeaderName; 6] = [
     header::CONNECTION,
     HeaderName::from_static("keep-alive"),
     HeaderName::from_static("proxy-connection"),
