@@ -64,7 +64,10 @@ mod tests {
                 .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("comm")).ok())
                 .find(|name| name.trim() == "jemalloc_bg_thd")
         });
-        assert!(found.is_some(), "no jemalloc background thread in this process");
+        assert!(
+            found.is_some(),
+            "no jemalloc background thread in this process"
+        );
     }
 
     /// The burst pattern: many small objects, a few of them kept (as long-lived connections
@@ -75,10 +78,14 @@ mod tests {
         const OBJECTS: usize = 400_000;
         const SIZE: usize = 256; // 100 MiB in all
         let before = rss_bytes();
-        let mut objects: Vec<Box<[u8; SIZE]>> = (0..OBJECTS).map(|i| Box::new([i as u8; SIZE])).collect();
+        let mut objects: Vec<Box<[u8; SIZE]>> =
+            (0..OBJECTS).map(|i| Box::new([i as u8; SIZE])).collect();
         let peak = rss_bytes();
         let grew = peak.saturating_sub(before);
-        assert!(grew > OBJECTS * SIZE / 2, "allocation did not show in RSS: {grew} bytes");
+        assert!(
+            grew > OBJECTS * SIZE / 2,
+            "allocation did not show in RSS: {grew} bytes"
+        );
         // Keep one object in 256 (one per 64 KiB): the rest is freed, and no allocator
         // can hand the heap back by trimming its top.
         let kept: Vec<_> = objects.drain(..).step_by(256).collect();
@@ -91,7 +98,7 @@ mod tests {
             returned.is_some(),
             "RSS still {} MiB above the start 5 s after freeing {} MiB (peak +{} MiB)",
             rss_bytes().saturating_sub(before) >> 20,
-            (OBJECTS - kept.len()) * SIZE >> 20,
+            ((OBJECTS - kept.len()) * SIZE) >> 20,
             grew >> 20
         );
         drop(kept);
