@@ -6,8 +6,8 @@
 //! jemalloc's own background threads, so an idle process (no allocations to drive the
 //! purge) shrinks too:
 //!
-//! - `background_thread:true`: purging runs on background threads (at most one per CPU),
-//!   not only inside allocation calls.
+//! - `background_thread:true`: purging runs on jemalloc's background threads
+//!   (`jemalloc_bg_thd`; 4 on a 2-vCPU machine), not only inside allocation calls.
 //! - `dirty_decay_ms:1000`: pages freed by the program are returned (`MADV_FREE`) over
 //!   about one second instead of jemalloc's default ten.
 //! - `muzzy_decay_ms:0`: pages already returned lazily are released at once
