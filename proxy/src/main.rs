@@ -1,4 +1,12 @@
 //! The `mcp-edge` binary.
+//!
+//! Its global allocator is jemalloc, set up to return idle memory to the OS within seconds
+//! (the settings and why: `allocator`).
+
+mod allocator;
+
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 use clap::Parser;
 use mcp_edge::cli::{Cli, Command, RunArgs};

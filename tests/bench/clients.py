@@ -10,12 +10,16 @@ import time
 from common import JSON_BODY
 
 
-def wrk(port, duration, conns=50, threads=2):
-    script = os.path.join(tempfile.gettempdir(), "bench-post.lua")
+def wrk(port, duration, conns=50, threads=2, delay_ms=0):
+    """POSTs of a tools/call body to /mcp; delay_ms > 0 paces each connection (a pause of
+    that many ms before each request)."""
+    script = os.path.join(tempfile.gettempdir(), f"bench-post-{delay_ms}.lua")
     with open(script, "w") as f:
         f.write('wrk.method = "POST"\nwrk.body = \'%s\'\n'
                 'wrk.headers["Content-Type"] = "application/json"\n'
                 'wrk.headers["Accept"] = "application/json, text/event-stream"\n' % JSON_BODY)
+        if delay_ms:
+            f.write("function delay()\n  return %d\nend\n" % delay_ms)
     out = subprocess.run(["wrk", f"-t{threads}", f"-c{conns}", f"-d{duration}s", "--latency",
                           "-s", script, f"http://127.0.0.1:{port}/mcp"],
                          capture_output=True, text=True).stdout

@@ -5,10 +5,9 @@ import platform
 import subprocess
 import time
 
-from common import REPO, log
+from common import REPO
+from report_memory import render_burst
 from syscalls import SHOWN
-
-FINDINGS_MARK = "<!-- findings: kept across regenerations -->"
 
 
 def f(v, fmt="{:.1f}", none="n/a"):
@@ -69,7 +68,8 @@ def render(results, a, machine, command):
         "edge-nofilters / edge-balanced-norecycle started from a release build of an earlier commit, "
         "same generated config); nginx (2 workers, proxy_buffering off, upstream keepalive 64, HTTP/1.1 "
         "with `Connection \"\"`, send_timeout 5s, keepalive_requests 1000000); HAProxy (nbthread 2, "
-        "master-worker, keep-alive both sides, timeout client 5s, option http-no-delay).")
+        "master-worker, keep-alive both sides, timeout client 5s, option http-no-delay). Workload 8 runs "
+        "edge-balanced-norecycle, edge-nofilters, the before-* pair and nginx only.")
     out("- CPU: utime+stime from /proc/PID/stat of the target's process tree plus any process whose "
         "command line names its temp dir (mcp-edge successors after a recycle), all threads. RSS: "
         "sum of VmRSS (statm) of the same processes.")
@@ -221,6 +221,8 @@ def render(results, a, machine, command):
         out("")
     if 7 in R:
         render_idle(R[7], names, a, out)
+    if 8 in R:
+        render_burst(R[8], names, a, out)
     return "\n".join(lines)
 
 
@@ -284,7 +286,7 @@ def render_idle(R7, names, a, out):
         out("\n".join(ab) + "\n")
 
 
-def machine_info(baseline_bin=None):
+def machine_info(baseline_bin=None, load_start=None):
     model = "unknown"
     try:
         for line in open("/proc/cpuinfo"):
@@ -315,23 +317,12 @@ def machine_info(baseline_bin=None):
         "haproxy": ver(["haproxy", "-v"]),
         "wrk": ver(["wrk", "-v"]),
         "python": platform.python_version(),
+        "load average (1, 5, 15 min) at start / end of the run": (
+            f"{' '.join(f'{x:.1f}' for x in load_start)} / " if load_start else "")
+        + " ".join(f"{x:.1f}" for x in os.getloadavg()) + " (2 vCPUs; other builds were running)",
         "mcp-edge": subprocess.run(["git", "-C", REPO, "rev-parse", "--short", "HEAD"],
                                    capture_output=True, text=True).stdout.strip() + " (working tree), release build",
         **({"mcp-edge before (--baseline-bin)": f"{baseline_bin}, {ver([baseline_bin, '--version'])}, built "
             + time.strftime("%Y-%m-%d %H:%M", time.gmtime(os.path.getmtime(baseline_bin)))}
            if baseline_bin else {}),
     }
-
-
-def write_doc(report, path):
-    """Write the report to path, keeping everything from FINDINGS_MARK on in the old file."""
-    keep = ""
-    try:
-        old = open(path).read()
-        if FINDINGS_MARK in old:
-            keep = old[old.index(FINDINGS_MARK):]
-    except OSError:
-        pass
-    with open(path, "w") as fh:
-        fh.write(report + "\n" + (keep or FINDINGS_MARK + "\n"))
-    log(f"wrote {path}")

@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # One command for the comparative benchmark (not part of the test suite):
-#   tests/bench/run.sh            full run (~12 min), prints the table, writes docs/benchmarks.md
+#   tests/bench/run.sh            full run (~15 min), prints the tables, writes docs/benchmarks.md
 #   tests/bench/run.sh --quick    short smoke run (no doc written)
-# Extra arguments go to bench.py (--only 1,4  --targets direct,nginx  --doc PATH
-#   --baseline-bin PATH (adds before-nofilters, before-balanced)  --idle-streams N  --strace).
+#   tests/bench/run.sh --only soak    10-minute soak of mixed MCP traffic (not in the full run)
+# Extra arguments go to bench.py (--only 1,4|burst|soak  --targets direct,nginx  --doc PATH
+#   --baseline-bin PATH (adds before-nofilters, before-balanced)  --idle-streams N
+#   --burst-conns N  --soak-minutes N  --strace). A run rewrites only the sections of
+#   docs/benchmarks.md it measured.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 

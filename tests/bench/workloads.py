@@ -1,7 +1,8 @@
 """The measured workloads; each takes (target, args) and returns a result dict or None.
 
 A workload function may carry a `prepare(target, args)` attribute, called before the target
-starts (workload 7 raises the proxies' connection limits with it).
+starts (workloads 7 and 8 raise the proxies' connection limits with it), and a
+`finish(args)` attribute, called after the target stopped.
 """
 
 import asyncio
@@ -17,7 +18,9 @@ from common import BENCH_PY, http_get
 from measure import cpu_seconds, pct, rss_bytes, tcp_table
 from syscalls import strace_per_request
 from targets import Edge
+from workload_burst import w8_burst
 from workload_idle import w7_idle
+from workload_soak import w9_soak
 
 
 def w1_post(target, a):
@@ -214,4 +217,10 @@ WORKLOADS = [
     (5, "idle after abuse (abrupt disconnects)", w5_abuse),
     (6, "reload under load (wrk, 50 conns)", w6_reload),
     (7, "idle standing SSE streams, POSTs beside them", w7_idle),
+    (8, "memory given back after a connection burst", w8_burst),
+    (9, "soak: mixed MCP traffic for minutes", w9_soak),
 ]
+
+# Workloads selectable by name with --only (as well as by number).
+NAMES = {"burst": 8, "soak": 9}
+DEFAULT_ONLY = "1,2,3,4,5,6,7,8"   # the soak (9) runs only when asked for
