@@ -8,16 +8,16 @@ use std::path::Path;
 
 const BALANCED: &str = include_str!("../../../conf/mcp-edge.yaml");
 
-fn no_env(_: &str) -> Result<String, VarError> {
+pub(super) fn no_env(_: &str) -> Result<String, VarError> {
     Err(VarError::NotPresent)
 }
 
-fn load(source: &str) -> Result<LoadedConfig, ConfigErrors> {
+pub(super) fn load(source: &str) -> Result<LoadedConfig, ConfigErrors> {
     load_with_env(Path::new("t.yaml"), source, &no_env)
 }
 
 /// The errors as `line: path: message` strings.
-fn errors(source: &str) -> Vec<String> {
+pub(super) fn errors(source: &str) -> Vec<String> {
     match load(source) {
         Ok(_) => panic!("expected errors for:\n{source}"),
         Err(errors) => errors

@@ -1,31 +1,9 @@
 //! Tests of `https://` servers and `upstreams.<name>.tls`, through the whole loading
 //! pipeline, with certificates made by rcgen.
 
-use super::super::load::load_with_env;
-use super::super::{ConfigErrors, LoadedConfig};
+use super::super::tests::{errors, load};
 use super::parse_server;
 use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
-use std::env::VarError;
-use std::path::Path;
-
-fn no_env(_: &str) -> Result<String, VarError> {
-    Err(VarError::NotPresent)
-}
-
-fn load(source: &str) -> Result<LoadedConfig, ConfigErrors> {
-    load_with_env(Path::new("t.yaml"), source, &no_env)
-}
-
-/// The errors as `line: path: message` strings.
-fn errors(source: &str) -> Vec<String> {
-    match load(source) {
-        Ok(_) => panic!("expected errors for:\n{source}"),
-        Err(errors) => errors
-            .iter()
-            .map(|e| format!("{}: {}: {}", e.line.unwrap_or(0), e.path, e.message))
-            .collect(),
-    }
-}
 
 /// A config with one group `gw` of `servers`, and `tls` lines (indented by 4) under it.
 fn config(servers: &str, tls: &str) -> String {

@@ -221,6 +221,22 @@ mod tests {
             .collect()
     }
 
+    /// The headers sent upstream, in order, as text pairs.
+    fn sent_pairs(upstream: &UpstreamRequest<'_>) -> Vec<(String, String)> {
+        upstream
+            .headers()
+            .into_iter()
+            .map(|(name, value)| (name.to_string(), value.to_str().unwrap().to_string()))
+            .collect()
+    }
+
+    fn pairs(expected: &[(&str, &str)]) -> Vec<(String, String)> {
+        expected
+            .iter()
+            .map(|(name, value)| (name.to_string(), value.to_string()))
+            .collect()
+    }
+
     fn client_with(headers: &[(&str, &str)]) -> RequestHeader {
         let mut client = RequestHeader::build("POST", b"/mcp", None).unwrap();
         for (name, value) in headers {
@@ -278,22 +294,13 @@ mod tests {
         ]);
         let rewrite = RequestRewrite::default();
         let upstream = UpstreamRequest::new(&client, &rewrite, direct_peer());
-        let sent: Vec<(String, String)> = upstream
-            .headers()
-            .into_iter()
-            .map(|(name, value)| (name.to_string(), value.to_str().unwrap().to_string()))
-            .collect();
         let expected = [
             ("host", "mcp.test"),
             ("x-forwarded-for", "192.0.2.1"),
             ("x-forwarded-proto", "http"),
             ("x-forwarded-host", "mcp.test"),
         ];
-        let expected: Vec<(String, String)> = expected
-            .iter()
-            .map(|(name, value)| (name.to_string(), value.to_string()))
-            .collect();
-        assert_eq!(sent, expected);
+        assert_eq!(sent_pairs(&upstream), pairs(&expected));
     }
 
     #[test]
@@ -355,11 +362,6 @@ mod tests {
         };
         let upstream = UpstreamRequest::new(&client, &rewrite, direct_peer());
         assert_eq!(upstream.target(), "/messages/?session_id=upstream-id");
-        let sent: Vec<(String, String)> = upstream
-            .headers()
-            .into_iter()
-            .map(|(name, value)| (name.to_string(), value.to_str().unwrap().to_string()))
-            .collect();
         let expected = [
             ("accept", "text/event-stream"),
             ("host", "mcp.test:8080"),
@@ -368,11 +370,7 @@ mod tests {
             ("x-forwarded-proto", "http"),
             ("x-forwarded-host", "mcp.test:8080"),
         ];
-        let expected: Vec<(String, String)> = expected
-            .iter()
-            .map(|(name, value)| (name.to_string(), value.to_string()))
-            .collect();
-        assert_eq!(sent, expected);
+        assert_eq!(sent_pairs(&upstream), pairs(&expected));
         // Walked twice (sized, then written): the same both times.
         assert_eq!(upstream.headers().into_iter().count(), 6);
     }
