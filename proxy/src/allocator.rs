@@ -16,8 +16,8 @@
 //! Operators may override any of them at start-up through the `_RJEM_MALLOC_CONF`
 //! environment variable (jemalloc's `MALLOC_CONF`, under the prefix its Rust build uses),
 //! e.g. `_RJEM_MALLOC_CONF=dirty_decay_ms:10000`. After `fork(2)` without `exec` (`-d`)
-//! jemalloc turns background threads off in the child; purging then happens on the
-//! allocation path only.
+//! jemalloc turns background threads off in the child; [`resume_background_purge`] turns
+//! them back on there, once the process has detached.
 
 use std::ffi::{c_char, CStr};
 
@@ -31,6 +31,16 @@ pub static MALLOC_CONF_SYMBOL: Option<&'static c_char> = Some(
     // SAFETY: MALLOC_CONF is a 'static, NUL-terminated string; its first byte lives as long.
     unsafe { &*MALLOC_CONF.as_ptr() },
 );
+
+/// Turns jemalloc's background purge threads (back) on, as `background_thread:true` asks:
+/// a daemon's fork left them off in the child. Logs, and purges on the allocation path
+/// only, if jemalloc refuses.
+pub fn resume_background_purge() {
+    match tikv_jemalloc_ctl::background_thread::write(true) {
+        Ok(()) => tracing::debug!("allocator purge threads running in the detached process"),
+        Err(error) => tracing::warn!(%error, "cannot start the allocator's purge threads"),
+    }
+}
 
 #[cfg(test)]
 mod tests {

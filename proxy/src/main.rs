@@ -82,6 +82,7 @@ fn run(args: &RunArgs, env_format: Option<LogFormat>) -> ExitCode {
             upgrade: args.upgrade,
             daemon: args.daemon,
             log_format: format,
+            after_detach: Some(allocator::resume_background_purge),
         },
     ) {
         Ok(never) => match never {},

@@ -39,6 +39,10 @@ pub struct RunOptions {
     pub daemon: bool,
     /// The log format in effect, for `/config`.
     pub log_format: LogFormat,
+    /// Called in the serving process once it has detached (`-d`), before it serves: a
+    /// fork without exec leaves the child without the allocator's purge threads, and the
+    /// binary restarts them here.
+    pub after_detach: Option<fn()>,
 }
 
 /// Runs the proxy until it is told to stop. Never returns.
@@ -167,7 +171,10 @@ pub fn run(loaded: LoadedConfig, options: RunOptions) -> Result<std::convert::In
 
     server.add_service(background_service(
         "mcp-edge lifecycle",
-        SharedLifecycle(lifecycle),
+        SharedLifecycle {
+            lifecycle,
+            after_detach: options.after_detach.filter(|_| options.daemon),
+        },
     ));
     server.add_service(background_service(
         "mcp-edge upstream pool sweep",
@@ -284,13 +291,20 @@ impl pingora_core::services::background::BackgroundService for PoolSweep {
 }
 
 /// Lets the shared lifecycle run as a Pingora background service.
-struct SharedLifecycle(Arc<Lifecycle>);
+struct SharedLifecycle {
+    lifecycle: Arc<Lifecycle>,
+    /// Run first, in the detached process (services start after Pingora daemonized).
+    after_detach: Option<fn()>,
+}
 
 #[async_trait::async_trait]
 impl pingora_core::services::background::BackgroundService for SharedLifecycle {
-    /// Runs the lifecycle loop until shutdown starts.
+    /// Runs the detach hook, then the lifecycle loop until shutdown starts.
     async fn start(&self, shutdown: pingora_core::server::ShutdownWatch) {
-        self.0.run(shutdown).await
+        if let Some(after_detach) = self.after_detach {
+            after_detach();
+        }
+        self.lifecycle.run(shutdown).await
     }
 }
 
