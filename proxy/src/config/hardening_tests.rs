@@ -2,20 +2,10 @@
 //! overflow or panic at run time, huge documents, an exposed admin listener, and secrets
 //! echoed in error messages.
 
-use super::load::load_with_env;
+use super::tests::{load, MINIMAL as BASE};
 use super::{ConfigErrors, LoadedConfig};
-use std::env::VarError;
-use std::path::Path;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
-
-fn no_env(_: &str) -> Result<String, VarError> {
-    Err(VarError::NotPresent)
-}
-
-fn load(source: &str) -> Result<LoadedConfig, ConfigErrors> {
-    load_with_env(Path::new("t.yaml"), source, &no_env)
-}
 
 /// Loads `source` on another thread; fails the test when it takes longer than `limit`.
 fn load_within(source: String, limit: Duration) -> Result<LoadedConfig, ConfigErrors> {
@@ -33,18 +23,6 @@ fn load_within(source: String, limit: Duration) -> Result<LoadedConfig, ConfigEr
         Err(_) => panic!("loading took longer than {limit:?}"),
     }
 }
-
-const BASE: &str = "\
-version: 1
-listeners:
-  - address: 127.0.0.1:8080
-upstreams:
-  gw:
-    servers: [127.0.0.1:4444]
-routes:
-  - match: {path_prefix: /}
-    upstream: gw
-";
 
 fn with_filter(filter: &str) -> String {
     format!("{BASE}filters:\n  - {filter}\n")

@@ -27,7 +27,7 @@ pub(super) fn errors(source: &str) -> Vec<String> {
     }
 }
 
-const MINIMAL: &str = "\
+pub(super) const MINIMAL: &str = "\
 version: 1
 listeners:
   - address: 127.0.0.1:8080
