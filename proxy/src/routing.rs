@@ -172,6 +172,8 @@ pub struct Route {
     pub prefix: Arc<str>,
     /// The group serving this route.
     pub upstream: Arc<UpstreamGroup>,
+    /// Whether `TRACE` is forwarded (`routes[].allow_trace`).
+    pub allow_trace: bool,
 }
 
 /// The routes of one generation, longest prefix first.
@@ -207,6 +209,7 @@ impl RouteTable {
                 Some(group) => routes.push(Route {
                     prefix: Arc::from(route.matcher.path_prefix.as_str()),
                     upstream: group.clone(),
+                    allow_trace: route.allow_trace,
                 }),
                 None => errors.push(format!(
                     "routes[{index}].upstream: no upstream named `{}`",

@@ -36,9 +36,5 @@ pub fn session_of(request: &RequestHeader) -> Option<SessionCarrier> {
     {
         return Some(SessionCarrier::Header(value.to_string()));
     }
-    let query = request.uri.query()?;
-    query
-        .split('&')
-        .find_map(|pair| pair.strip_prefix("session_id="))
-        .map(|id| SessionCarrier::Query(id.to_string()))
+    crate::mcp::legacy_session_id(&request.uri).map(|id| SessionCarrier::Query(id.to_string()))
 }

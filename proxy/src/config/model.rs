@@ -90,6 +90,15 @@ pub struct ServerConfig {
     /// may hold an upstream connection too), as nginx sizes `worker_connections` by it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_connections: Option<Count<1, 10_000_000>>,
+    /// Largest request header field (`name: value`), in bytes. A request with a larger
+    /// one gets 431 and is not forwarded. nginx's `large_client_header_buffers` default, 8 KiB.
+    #[serde(default = "defaults::max_request_header_field_bytes")]
+    pub max_request_header_field_bytes: Count<256, { 1 << 20 }>,
+    /// Largest request head (request line and every header field), in bytes. A request
+    /// with a larger one gets 431 and is not forwarded. Envoy's
+    /// `max_request_headers_kb` default, 60 KiB.
+    #[serde(default = "defaults::max_request_headers_bytes")]
+    pub max_request_headers_bytes: Count<1024, { 1 << 20 }>,
     /// Peers whose forwarding headers (`X-Forwarded-For`, `-Proto`, `-Host`, `Forwarded`,
     /// `X-Real-IP`) are believed: IP addresses or CIDR blocks. From any other peer they are
     /// replaced by the proxy's own. Empty (the default) trusts no peer.
@@ -132,6 +141,8 @@ impl Default for ServerConfig {
             keepalive_timeout: defaults::keepalive_timeout(),
             send_timeout: defaults::send_timeout(),
             max_connections: None,
+            max_request_header_field_bytes: defaults::max_request_header_field_bytes(),
+            max_request_headers_bytes: defaults::max_request_headers_bytes(),
         }
     }
 }
@@ -356,6 +367,10 @@ pub struct RouteConfig {
     pub matcher: RouteMatch,
     /// Name of the upstream group (a key of `upstreams`).
     pub upstream: String,
+    /// Whether `TRACE` requests are forwarded on this route. Off by default: `TRACE`
+    /// echoes the request, headers and credentials included, and gets 405.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub allow_trace: bool,
 }
 
 /// The request matcher of a route.
@@ -405,6 +420,12 @@ mod defaults {
     }
     pub fn max_request_body_bytes() -> Count<1, { 1 << 30 }> {
         Count::new(4 * 1024 * 1024)
+    }
+    pub fn max_request_header_field_bytes() -> Count<256, { 1 << 20 }> {
+        Count::new(8 * 1024)
+    }
+    pub fn max_request_headers_bytes() -> Count<1024, { 1 << 20 }> {
+        Count::new(60 * 1024)
     }
     pub fn client_header_timeout() -> OptionalSeconds<HOUR> {
         OptionalSeconds::from_secs(60)

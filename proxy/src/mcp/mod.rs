@@ -4,15 +4,18 @@
 //! - [`labels`]: bounded metric labels for methods and tool names;
 //! - [`calls`]: whether an exchange still owes its client an answer;
 //! - [`answers`]: the answers an event stream carries;
-//! - [`sessions`]: the calls in flight on legacy SSE sessions.
+//! - [`sessions`]: the calls in flight on legacy SSE sessions;
+//! - [`legacy_session`]: the `session_id` query parameter of the legacy transport.
 
 pub mod answers;
 pub mod calls;
 pub mod labels;
+pub mod legacy_session;
 pub mod message;
 pub mod sessions;
 
 pub use calls::{AbandonedCall, CallWatch};
 pub use labels::{method_label, ToolLabels, NOT_MCP};
+pub use legacy_session::{legacy_session_id, session_id_in_query};
 pub use message::McpRequest;
 pub use sessions::{LegacySessions, PendingCall};

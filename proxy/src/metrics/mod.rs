@@ -75,6 +75,9 @@ pub struct Metrics {
     pub client_connections_closed_total: IntCounterVec,
     /// Client connections open on the proxy listeners.
     pub client_connections_active: IntGauge,
+    /// Requests the proxy answered itself, by refusal kind (`no_route`,
+    /// `method_not_allowed`, `header_fields_too_large`, `upstream_unavailable`, ...).
+    pub refusals_total: IntCounterVec,
 }
 
 /// The `reason` labels of `mcp_edge_client_connections_closed_total`:
@@ -265,6 +268,14 @@ impl Metrics {
                 "Client connections open on the proxy listeners.",
             )
             .expect("valid metric"),
+            refusals_total: IntCounterVec::new(
+                Opts::new(
+                    "mcp_edge_refusals_total",
+                    "Requests the proxy answered itself, by refusal kind.",
+                ),
+                &["kind"],
+            )
+            .expect("valid metric"),
             registry,
         };
         metrics.register_all();
@@ -298,9 +309,10 @@ impl Metrics {
                 .expect("metric names are unique");
         }
         // Client connections (`crate::service`).
-        let clients: [Box<dyn prometheus::core::Collector>; 2] = [
+        let clients: [Box<dyn prometheus::core::Collector>; 3] = [
             Box::new(self.client_connections_closed_total.clone()),
             Box::new(self.client_connections_active.clone()),
+            Box::new(self.refusals_total.clone()),
         ];
         for collector in clients {
             self.registry
@@ -389,6 +401,7 @@ impl Metrics {
             &self.upstream_server_streams_active,
             &self.upstream_server_parked,
             &self.parked_ended_total,
+            &self.refusals_total,
         ];
         families.extend(self.mcp.families());
         families

@@ -9,8 +9,10 @@
 
 mod lot;
 mod run;
+mod spawn;
 #[cfg(test)]
 mod tests;
 
 pub use lot::{Parked, ParkingLot};
 pub use run::{run_parked, ParkedEnd};
+pub use spawn::park;

@@ -12,25 +12,25 @@
 //! are not used: they would hold a second, larger future per connection for hooks mcp-edge
 //! does not need.
 
+use super::accounting::{account, count_before_answer, Done, InFlight};
 use super::calls::McpParts;
-use super::forward::{Forwarder, Served};
+use super::forward::Forwarder;
 use super::forwarded::ClientPeer;
+use super::head_limits::{check_head_size, HeadLimits};
 use super::idle_close::IdleClose;
+use super::outcome::{Outcome, Refusal};
 use super::record::RequestRecord;
-use super::request_checks::check_head;
+use super::request_checks::{check_head, check_trace};
 use super::responses::{new_request_id, refusal, ProxyRefusal};
-use crate::access_log::{AccessLine, AccessLog};
-use crate::affinity::SESSION_HEADER;
 use crate::config::model::ServerConfig;
 use crate::drain::DrainSignal;
 use crate::generation::{Generation, LiveConfig};
-use crate::mcp::{method_label, McpRequest, NOT_MCP};
 use crate::metrics::Metrics;
 use crate::recycle::RecycleCounter;
+use crate::routing::Route;
 use crate::streams::StreamRegistry;
 use crate::upstream_leg::ConnectionPool;
 use async_trait::async_trait;
-use http::StatusCode;
 use pingora_core::apps::{
     HttpPersistentSettings, HttpServerApp, HttpServerOptions, ReusedHttpStream,
 };
@@ -39,13 +39,8 @@ use pingora_core::server::ShutdownWatch;
 use pingora_error::ErrorType;
 use std::future::Future;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 use tokio::time::Instant;
-
-/// The `route` label of requests no route matched.
-const NO_ROUTE_LABEL: &str = "none";
-/// The status label of a client that left before the response head (nginx's 499).
-const CLIENT_CLOSED_REQUEST: u16 = 499;
 
 /// The process's shared parts a request is served with.
 pub struct EdgeParts {
@@ -193,16 +188,25 @@ impl EdgeApp {
         let in_flight = InFlight::enter(&self.parts.metrics.requests_in_flight);
         let generation = self.parts.live.current();
         let mut record = RequestRecord::default();
-        let (route, served) = self.serve(session, &generation, &mut record).await;
+        let (route, outcome) = self.serve(session, &generation, &mut record).await;
+        count_before_answer(&self.parts.metrics, route.as_ref(), &record, &outcome);
+        // The one place a refusal is written.
+        let delivered = match &outcome {
+            Outcome::Refused(refusal) => write_refusal(session, refusal).await,
+            _ => true,
+        };
         let done = Done {
             generation: &generation,
-            route: route.as_deref(),
+            route: route.as_ref(),
             record: &record,
+            outcome: &outcome,
+            delivered,
             started,
         };
-        self.account(session, served, done);
+        account(&self.parts.metrics, session, done);
         drop(in_flight);
-        if matches!(served, Served::Answered) {
+        let answered = outcome.relayed_whole() || matches!(outcome, Outcome::Refused(_));
+        if answered && delivered {
             Handled::Reusable
         } else {
             Handled::Close
@@ -210,30 +214,34 @@ impl EdgeApp {
     }
 
     /// Serves a request whose head was read on `generation`; returns the matched route's
-    /// label and how it ended, and notes what happened in `record`.
+    /// label and how it ended (a refusal is returned, not written), and notes what
+    /// happened in `record`.
     async fn serve(
         &self,
         session: &mut ServerSession,
         generation: &Generation,
         record: &mut RequestRecord,
-    ) -> (Option<Arc<str>>, Served) {
-        if let Err(problem) = check_head(session.req_header()) {
-            // The request's framing cannot be trusted: the connection closes after the answer.
-            session.set_keepalive(None);
-            record.end = problem.refusal().code();
-            let refused = write_refusal(session, problem.refusal(), problem.describe()).await;
-            return (None, refused);
+    ) -> (Option<Route>, Outcome) {
+        let server = &generation.loaded.config.server;
+        let checked = check_head(session.req_header())
+            .and_then(|()| check_head_size(session.req_header(), HeadLimits::of(server)));
+        if let Err(problem) = checked {
+            return (
+                None,
+                Outcome::refused(problem.refusal(), problem.describe()),
+            );
         }
         let path = session.req_header().uri.path();
         let Some(route) = generation.routes.route(path).cloned() else {
             let reason = format!("no route matches path `{path}`");
-            record.end = ProxyRefusal::NoRoute.code();
-            return (
-                None,
-                write_refusal(session, ProxyRefusal::NoRoute, &reason).await,
-            );
+            return (None, Outcome::refused(ProxyRefusal::NoRoute, reason));
         };
-        let server = &generation.loaded.config.server;
+        if let Err(problem) = check_trace(session.req_header(), route.allow_trace) {
+            return (
+                Some(route),
+                Outcome::refused(problem.refusal(), problem.describe()),
+            );
+        }
         let forwarder = Forwarder {
             pool: &self.parts.pool,
             metrics: &self.parts.metrics,
@@ -243,7 +251,7 @@ impl EdgeApp {
             mcp: &self.parts.mcp,
             peer: ClientPeer::of(session, &server.trusted_proxies),
         };
-        let served = forwarder
+        let outcome = forwarder
             .forward(
                 session,
                 &route,
@@ -253,150 +261,8 @@ impl EdgeApp {
             .await;
         let recycle = generation.recycle.as_ref();
         self.parts.recycle.record_request(recycle);
-        (Some(route.prefix.clone()), served)
+        (Some(route), outcome)
     }
-
-    /// Counts the request by route, status, MCP method and tool, observes its duration,
-    /// and writes its access log line.
-    fn account(&self, session: &ServerSession, served: Served, done: Done<'_>) {
-        // An interim `100 Continue` alone is no answer.
-        let written = session
-            .response_written()
-            .filter(|head| !head.status.is_informational());
-        let status = match (written, served) {
-            (Some(head), _) => Some(head.status),
-            (None, Served::ClientGone) => StatusCode::from_u16(CLIENT_CLOSED_REQUEST).ok(),
-            (None, _) => None,
-        };
-        let status_label = status.as_ref().map_or("none", StatusCode::as_str);
-        let route = done.route.unwrap_or(NO_ROUTE_LABEL);
-        let elapsed = done.started.elapsed().as_secs_f64();
-        let metrics = &self.parts.metrics;
-        metrics
-            .requests_total
-            .with_label_values(&[route, status_label])
-            .inc();
-        metrics
-            .request_duration_seconds
-            .with_label_values(&[route])
-            .observe(elapsed);
-        let record = done.record;
-        let mcp_method = record
-            .mcp
-            .as_ref()
-            .map_or(NOT_MCP, |mcp| method_label(&mcp.method));
-        let mcp = &metrics.mcp;
-        mcp.requests_total
-            .with_label_values(&[mcp_method, status_label])
-            .inc();
-        mcp.request_duration_seconds
-            .with_label_values(&[mcp_method])
-            .observe(elapsed);
-        if let Some(tool) = record.tool_label.as_deref() {
-            mcp.tool_calls_total
-                .with_label_values(&[tool, status_label])
-                .inc();
-            mcp.tool_call_duration_seconds
-                .with_label_values(&[tool])
-                .observe(elapsed);
-        }
-        if let Some(log) = &done.generation.access_log {
-            let status = status.map_or(0, |status| status.as_u16());
-            if !write_access_line(log, session, &done, route, status, elapsed) {
-                metrics.access_log_dropped_total.inc();
-            }
-        }
-    }
-}
-
-/// Counts a request in `mcp_edge_requests_in_flight` while it lives.
-struct InFlight(prometheus::IntGauge);
-
-impl InFlight {
-    fn enter(gauge: &prometheus::IntGauge) -> Self {
-        gauge.inc();
-        Self(gauge.clone())
-    }
-}
-
-impl Drop for InFlight {
-    fn drop(&mut self) {
-        self.0.dec();
-    }
-}
-
-/// What [`EdgeApp::account`] reports on, besides the session.
-struct Done<'a> {
-    generation: &'a Generation,
-    route: Option<&'a str>,
-    record: &'a RequestRecord,
-    started: Instant,
-}
-
-/// Writes the access log line of a served request; `false` when it was dropped.
-fn write_access_line(
-    log: &AccessLog,
-    session: &ServerSession,
-    done: &Done<'_>,
-    route: &str,
-    status: u16,
-    duration: f64,
-) -> bool {
-    let request = session.req_header();
-    let record = done.record;
-    let client = session
-        .client_addr()
-        .map_or_else(String::new, ToString::to_string);
-    // When the head was read; the clock is read only when a line is written.
-    let received_at = SystemTime::now()
-        .checked_sub(done.started.elapsed())
-        .unwrap_or(SystemTime::UNIX_EPOCH);
-    let time = humantime::format_rfc3339_millis(received_at).to_string();
-    let session_hash = session_id(session).map(|id| log.sessions.hash(id));
-    let mcp = record.mcp.as_ref();
-    log.write(&AccessLine {
-        time: &time,
-        client: &client,
-        method: request.method.as_str(),
-        path: request.uri.path(),
-        route,
-        upstream: record.server.as_deref(),
-        status,
-        bytes_in: record.bytes_in,
-        bytes_out: session.body_bytes_sent(),
-        duration,
-        end: record.end,
-        wind_down: record.wind_down,
-        mcp_method: mcp.map(|mcp| &*mcp.method),
-        target: mcp.and_then(|mcp| mcp.target.as_deref()),
-        jsonrpc_id: mcp.and_then(McpRequest::id),
-        session: session_hash.as_deref(),
-    })
-}
-
-/// The MCP session id of a request: its `Mcp-Session-Id` (or legacy `session_id`), else
-/// the one the response handed out.
-fn session_id(session: &ServerSession) -> Option<&str> {
-    let request = session.req_header();
-    request
-        .headers
-        .get(SESSION_HEADER)
-        .and_then(|value| value.to_str().ok())
-        .or_else(|| {
-            request
-                .uri
-                .query()?
-                .split('&')
-                .find_map(|pair| pair.strip_prefix("session_id="))
-        })
-        .or_else(|| {
-            session
-                .response_written()?
-                .headers
-                .get(SESSION_HEADER)?
-                .to_str()
-                .ok()
-        })
 }
 
 #[async_trait]
@@ -447,32 +313,19 @@ pub(super) async fn within<T>(
     }
 }
 
-/// Writes a refusal to the client and logs it.
-pub(super) async fn write_refusal(
-    session: &mut ServerSession,
-    kind: ProxyRefusal,
-    reason: &str,
-) -> Served {
-    write_refusal_with_id(session, kind, reason, None).await
-}
-
-/// Writes a refusal whose body is a JSON-RPC error when the request was JSON-RPC. The
-/// client is told a generic reason and a fresh request id; `reason` (upstream, server,
-/// error) goes only to the log line, with the same id.
-pub(super) async fn write_refusal_with_id(
-    session: &mut ServerSession,
-    kind: ProxyRefusal,
-    reason: &str,
-    jsonrpc_id: Option<serde_json::Value>,
-) -> Served {
-    let request_id = new_request_id();
-    tracing::warn!(status = kind.status(), code = kind.code(), %request_id, %reason,
-        "refused request");
-    let (head, body) = refusal(kind, &request_id, jsonrpc_id);
-    if session.write_response_header(Box::new(head)).await.is_err()
-        || session.write_response_body(body, true).await.is_err()
-    {
-        return Served::ClientGone;
+/// Writes a refusal to the client and logs it; `false` when the client left first. The
+/// client is told a generic reason and a fresh request id; the refusal's details
+/// (upstream, server, error) go only to the log line, with the same id. A refusal whose
+/// request cannot be trusted closes the connection after the answer.
+async fn write_refusal(session: &mut ServerSession, refused: &Refusal) -> bool {
+    let kind = refused.kind;
+    if kind.closes_connection() {
+        session.set_keepalive(None);
     }
-    Served::Answered
+    let request_id = new_request_id();
+    tracing::warn!(status = kind.status(), code = kind.code(), %request_id,
+        reason = %refused.reason, "refused request");
+    let (head, body) = refusal(kind, &request_id, refused.jsonrpc_id.clone());
+    session.write_response_header(Box::new(head)).await.is_ok()
+        && session.write_response_body(body, true).await.is_ok()
 }

@@ -52,11 +52,7 @@ impl McpParts {
         if calls.is_empty() || request.method != http::Method::POST {
             return None;
         }
-        let session_id = request
-            .uri
-            .query()?
-            .split('&')
-            .find_map(|pair| pair.strip_prefix("session_id="))?;
+        let session_id = crate::mcp::legacy_session_id(&request.uri)?;
         self.sessions.expect(session_id, calls.to_vec())
     }
 

@@ -5,7 +5,11 @@
 //! - `app`: one request on a connection, and the
 //!   [`HttpServerApp`](pingora_core::apps::HttpServerApp) Pingora calls for every HTTP/2
 //!   stream;
-//! - `forward`: one request's exchange with an upstream;
+//! - `outcome`: how a request ended, as one type ([`Outcome`](outcome::Outcome));
+//! - `accounting`: the metrics and access log line of a request that ended;
+//! - `forward`: one request's exchange with an upstream; `attempts`: its attempt loop's
+//!   limits (failover on connect, one resend after a stale pooled connection);
+//! - `request_body`: the request body, read whole and bounded;
 //! - `client_leg`, `upstream`: the two legs of the [exchange](crate::exchange);
 //! - `calls`: the MCP calls a request carries and how its exchange watches them;
 //! - `record`: what a request did, for the metrics and the access log;
@@ -13,16 +17,21 @@
 //! - `session_pin`: the server an MCP session is pinned to (affinity);
 //! - `headers`, `forwarded`, `responses`, `socket_tuning`, `idle_close`, `conn_limit`: what they say.
 
+mod accounting;
 mod app;
+mod attempts;
 mod calls;
 mod client_leg;
 mod conn_limit;
 mod connection;
 mod forward;
 pub(crate) mod forwarded;
+mod head_limits;
 pub(crate) mod headers;
 mod idle_close;
+mod outcome;
 mod record;
+mod request_body;
 mod request_checks;
 mod responses;
 mod session_pin;

@@ -1,10 +1,11 @@
 //! What one request did, gathered while it is served, for the metrics and the access log.
 
+use super::outcome::AttemptRecord;
 use crate::mcp::McpRequest;
 use std::sync::Arc;
 
 /// The record of one request, filled in as it is served.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct RequestRecord {
     /// The request body in MCP terms, when it was JSON-RPC.
     pub mcp: Option<McpRequest>,
@@ -12,24 +13,8 @@ pub struct RequestRecord {
     pub tool_label: Option<Arc<str>>,
     /// The upstream server that took the request.
     pub server: Option<String>,
-    /// How the exchange ended (`completed`, `client_gone`, `client_closed`,
-    /// `send_timeout`, ...), or the refusal code when the proxy answered itself.
-    pub end: &'static str,
-    /// How the wind-down of an abandoned call ended, when there was one.
-    pub wind_down: Option<&'static str>,
+    /// What each attempt on an upstream server left: connect times and failures.
+    pub attempts: Vec<AttemptRecord>,
     /// Request body bytes read from the client.
     pub bytes_in: usize,
-}
-
-impl Default for RequestRecord {
-    fn default() -> Self {
-        Self {
-            mcp: None,
-            tool_label: None,
-            server: None,
-            end: "none",
-            wind_down: None,
-            bytes_in: 0,
-        }
-    }
 }

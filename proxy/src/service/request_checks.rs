@@ -12,7 +12,11 @@
 //!   together with `Content-Length` (RFC 9112 §6.3 lets a server refuse it; Envoy does);
 //! - a transfer coding other than `chunked` (RFC 9112 §6.1: 501, the body is forwarded
 //!   re-framed, never decoded);
-//! - an expectation other than `100-continue` (RFC 9110 §10.1.1: 417).
+//! - an expectation other than `100-continue` (RFC 9110 §10.1.1: 417);
+//! - `CONNECT` (405): mcp-edge is a reverse proxy, not a tunnel. (`TRACE` is refused per
+//!   route, after routing: `routes[].allow_trace`.)
+//!
+//! The head's size limits (431) are in [`super::head_limits`].
 
 use super::responses::ProxyRefusal;
 use http::header::{self, HeaderMap, HeaderValue};
@@ -40,6 +44,12 @@ pub enum HeadProblem {
     UnsupportedTransferCoding,
     /// An expectation other than `100-continue`.
     UnsupportedExpectation,
+    /// `CONNECT`, or `TRACE` on a route that does not allow it.
+    MethodNotAllowed,
+    /// A header field over `server.max_request_header_field_bytes`.
+    HeaderFieldTooLarge,
+    /// A head over `server.max_request_headers_bytes`.
+    HeadTooLarge,
 }
 
 impl HeadProblem {
@@ -48,6 +58,10 @@ impl HeadProblem {
         match self {
             HeadProblem::UnsupportedTransferCoding => ProxyRefusal::UnsupportedTransferCoding,
             HeadProblem::UnsupportedExpectation => ProxyRefusal::ExpectationFailed,
+            HeadProblem::MethodNotAllowed => ProxyRefusal::MethodNotAllowed,
+            HeadProblem::HeaderFieldTooLarge | HeadProblem::HeadTooLarge => {
+                ProxyRefusal::HeaderFieldsTooLarge
+            }
             _ => ProxyRefusal::BadRequestHead,
         }
     }
@@ -62,15 +76,36 @@ impl HeadProblem {
             HeadProblem::LengthAndTransferEncoding => "both Transfer-Encoding and Content-Length",
             HeadProblem::UnsupportedTransferCoding => "a transfer coding other than chunked",
             HeadProblem::UnsupportedExpectation => "an expectation other than 100-continue",
+            HeadProblem::MethodNotAllowed => "a method the proxy does not forward (CONNECT, or TRACE where the route does not allow it)",
+            HeadProblem::HeaderFieldTooLarge => "a header field over server.max_request_header_field_bytes",
+            HeadProblem::HeadTooLarge => "a request head over server.max_request_headers_bytes",
         }
     }
 }
 
 /// Checks `request`'s head; the first problem found, if any.
 pub fn check_head(request: &RequestHeader) -> Result<(), HeadProblem> {
+    check_method(request)?;
     check_host(request)?;
     check_transfer_encoding(&request.headers)?;
     check_expectation(request)
+}
+
+/// `CONNECT` asks for a tunnel (RFC 9110 §9.3.6): a reverse proxy answers it itself.
+fn check_method(request: &RequestHeader) -> Result<(), HeadProblem> {
+    if request.method == http::Method::CONNECT {
+        return Err(HeadProblem::MethodNotAllowed);
+    }
+    Ok(())
+}
+
+/// `TRACE` is refused unless `allow_trace` (the route's `allow_trace`): it echoes the
+/// request, credentials included.
+pub fn check_trace(request: &RequestHeader, allow_trace: bool) -> Result<(), HeadProblem> {
+    if request.method == http::Method::TRACE && !allow_trace {
+        return Err(HeadProblem::MethodNotAllowed);
+    }
+    Ok(())
 }
 
 /// Whether the client waits for `100 Continue` before it sends the body: an HTTP/1.1
@@ -257,5 +292,24 @@ mod tests {
             &[("expect", "100-continue")]
         )));
         assert!(!expects_continue(&request(Version::HTTP_11, &[])));
+    }
+
+    #[test]
+    fn connect_is_refused_and_trace_only_where_allowed() {
+        let mut connect = RequestHeader::build("CONNECT", b"127.0.0.1:1", None).unwrap();
+        connect.append_header("host", "127.0.0.1:1").unwrap();
+        assert_eq!(check_head(&connect), Err(HeadProblem::MethodNotAllowed));
+        assert_eq!(
+            HeadProblem::MethodNotAllowed.refusal(),
+            ProxyRefusal::MethodNotAllowed
+        );
+        let trace = RequestHeader::build("TRACE", b"/mcp", None).unwrap();
+        assert_eq!(
+            check_trace(&trace, false),
+            Err(HeadProblem::MethodNotAllowed)
+        );
+        assert_eq!(check_trace(&trace, true), Ok(()));
+        let post = RequestHeader::build("POST", b"/mcp", None).unwrap();
+        assert_eq!(check_trace(&post, false), Ok(()));
     }
 }

@@ -38,7 +38,14 @@ pub enum ProxyRefusal {
     ExpectationFailed,
     /// The request body uses a transfer coding other than `chunked`.
     UnsupportedTransferCoding,
+    /// The method is not forwarded (`CONNECT`; `TRACE` unless the route allows it).
+    MethodNotAllowed,
+    /// A header field or the whole request head is over its limit.
+    HeaderFieldsTooLarge,
 }
+
+/// The methods mcp-edge forwards, for the `Allow` header of a 405.
+pub const ALLOWED_METHODS: &str = "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS";
 
 impl ProxyRefusal {
     /// The HTTP status of this refusal.
@@ -51,6 +58,8 @@ impl ProxyRefusal {
             ProxyRefusal::MalformedRequest | ProxyRefusal::BadRequestHead => 400,
             ProxyRefusal::ExpectationFailed => 417,
             ProxyRefusal::UnsupportedTransferCoding => 501,
+            ProxyRefusal::MethodNotAllowed => 405,
+            ProxyRefusal::HeaderFieldsTooLarge => 431,
         }
     }
 
@@ -67,7 +76,24 @@ impl ProxyRefusal {
             ProxyRefusal::BadRequestHead => "bad_request",
             ProxyRefusal::ExpectationFailed => "expectation_failed",
             ProxyRefusal::UnsupportedTransferCoding => "unsupported_transfer_coding",
+            ProxyRefusal::MethodNotAllowed => "method_not_allowed",
+            ProxyRefusal::HeaderFieldsTooLarge => "header_fields_too_large",
         }
+    }
+
+    /// Whether the connection closes after this refusal: the request's framing (its
+    /// head or its body) cannot be trusted, or its body was not read.
+    pub fn closes_connection(self) -> bool {
+        matches!(
+            self,
+            ProxyRefusal::BadRequestHead
+                | ProxyRefusal::ExpectationFailed
+                | ProxyRefusal::UnsupportedTransferCoding
+                | ProxyRefusal::MalformedRequest
+                | ProxyRefusal::BodyTooLarge
+                | ProxyRefusal::MethodNotAllowed
+                | ProxyRefusal::HeaderFieldsTooLarge
+        )
     }
 
     /// The generic reason the client is told: nothing about upstreams, servers or errors.
@@ -83,6 +109,8 @@ impl ProxyRefusal {
             ProxyRefusal::BadRequestHead => "the request head is invalid",
             ProxyRefusal::ExpectationFailed => "the expectation cannot be met",
             ProxyRefusal::UnsupportedTransferCoding => "the transfer coding is not supported",
+            ProxyRefusal::MethodNotAllowed => "the method is not allowed",
+            ProxyRefusal::HeaderFieldsTooLarge => "the request header fields are too large",
         }
     }
 }
@@ -127,6 +155,9 @@ pub fn refusal(
     let _ = head.insert_header("x-mcp-edge-error", refusal.code());
     let _ = head.insert_header(REQUEST_ID_HEADER, request_id);
     let _ = head.insert_header("cache-control", "no-store");
+    if refusal == ProxyRefusal::MethodNotAllowed {
+        let _ = head.insert_header("allow", ALLOWED_METHODS);
+    }
     (head, Bytes::from(body))
 }
 

@@ -48,18 +48,35 @@ pub enum UpstreamError {
     InvalidState(&'static str),
 }
 
+/// Whether a request that failed with an error may be sent again (Pingora's
+/// `RetryType` is the model). Connect failures are not classed here: a request whose
+/// connection never opened never left, and the attempt loop moves to the next server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Retry {
+    /// Never sent again: the upstream may have acted on the request.
+    Never,
+    /// Safe to send again on a fresh connection, but only when the failed connection
+    /// was reused from the pool: the upstream closed an idle connection as the request
+    /// arrived, without a byte of answer (Pingora's `RetryType::ReusedOnly`).
+    ReusedOnly,
+}
+
 impl UpstreamError {
+    /// The retry class of this error, met after the request was (being) written.
+    pub fn retry(&self) -> Retry {
+        match self {
+            UpstreamError::ClosedBeforeResponse => Retry::ReusedOnly,
+            UpstreamError::Write(e) if is_closed_by_peer(e) => Retry::ReusedOnly,
+            _ => Retry::Never,
+        }
+    }
+
     /// True when the request can be retried safely on a fresh connection: the
     /// connection was reused from the pool (`reused`) and the upstream closed it
     /// (EOF, or ECONNRESET/EPIPE on write or before the first response byte)
     /// without sending anything.
     pub fn is_stale_reuse(&self, reused: bool) -> bool {
-        reused
-            && match self {
-                UpstreamError::ClosedBeforeResponse => true,
-                UpstreamError::Write(e) => is_closed_by_peer(e),
-                _ => false,
-            }
+        reused && self.retry() == Retry::ReusedOnly
     }
 }
 

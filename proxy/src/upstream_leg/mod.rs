@@ -5,8 +5,8 @@
 //! Typical exchange:
 //! `pool.checkout(&endpoint, timeout)` → `send_request` → `read_response_head` →
 //! `read_body` until `None` → `pool.release(conn)`. When a request fails on a
-//! reused connection and `err.is_stale_reuse(reused)`, retry it once on a
-//! fresh connection.
+//! reused connection and `err.retry()` is [`Retry::ReusedOnly`], it may be sent
+//! again once, on a fresh connection (the service's attempt loop does).
 
 mod body;
 mod connection;
@@ -21,7 +21,7 @@ mod tls;
 mod tests;
 
 pub use self::connection::UpstreamConnection;
-pub use self::error::UpstreamError;
+pub use self::error::{Retry, UpstreamError};
 pub use self::pool::{ConnectionPool, PoolSettings};
 pub use self::response::{BodyFraming, ResponseHead};
 pub use self::tls::{Endpoint, TlsClient, TlsClientSettings};
