@@ -401,7 +401,11 @@ impl Forwarder<'_> {
         Some(ResponseRewriter::new(
             key,
             &server.address,
-            session.req_header().headers.contains_key(SESSION_HEADER),
+            session
+                .req_header()
+                .headers
+                .get(SESSION_HEADER)
+                .and_then(|v| v.to_str().ok()),
             method == http::Method::GET,
             created,
         ))
