@@ -24,6 +24,7 @@ use crate::affinity::SESSION_HEADER;
 use crate::config::model::ServerConfig;
 use crate::drain::DrainSignal;
 use crate::generation::{Generation, LiveConfig};
+use crate::http_route::{HttpRoutes, Ticket};
 use crate::mcp::{method_label, McpRequest, NOT_MCP};
 use crate::metrics::Metrics;
 use crate::recycle::RecycleCounter;
@@ -64,6 +65,8 @@ pub struct EdgeParts {
     pub pool: Arc<ConnectionPool>,
     /// Tool labels and the calls in flight on legacy SSE sessions.
     pub mcp: Arc<McpParts>,
+    /// Pingora's proxy, for the routes of `kind: http`.
+    pub http_routes: Arc<HttpRoutes>,
 }
 
 /// The mcp-edge application of one proxy service (listeners sharing an h2c setting).
@@ -108,6 +111,9 @@ pub(super) enum Handled {
     Reusable,
     /// The connection must close.
     Close,
+    /// The route is `kind: http`: the owner of the session hands it to Pingora's proxy
+    /// with [`HttpRoutes::serve`].
+    Proxy(Box<Ticket>),
 }
 
 impl EdgeApp {
@@ -129,6 +135,11 @@ impl EdgeApp {
     /// The signal that closes idle connections after the listeners stopped.
     pub(super) fn idle_close(&self) -> &IdleClose {
         &self.idle_close
+    }
+
+    /// Pingora's proxy, for the routes of `kind: http`.
+    pub(super) fn http_routes(&self) -> &HttpRoutes {
+        &self.parts.http_routes
     }
 
     /// Where outcomes are counted.
@@ -190,8 +201,12 @@ impl EdgeApp {
         // nginx's send_timeout: each write of the response (the client leg lifts it for
         // event streams, which sse_guard judges).
         session.set_write_timeout(deadlines.send);
-        let in_flight = InFlight::enter(&self.parts.metrics.requests_in_flight);
         let generation = self.parts.live.current();
+        let http_routes = &self.parts.http_routes;
+        if let Some(ticket) = http_routes.claim(session, &generation, started, deadlines.send) {
+            return Handled::Proxy(ticket);
+        }
+        let in_flight = InFlight::enter(&self.parts.metrics.requests_in_flight);
         let mut record = RequestRecord::default();
         let (route, served) = self.serve(session, &generation, &mut record).await;
         let done = Done {
@@ -414,8 +429,10 @@ impl HttpServerApp for EdgeApp {
         let handled = self
             .handle(&mut session, head_deadline, &deadlines, shutdown)
             .await;
-        if matches!(handled, Handled::Close) {
-            return None;
+        match handled {
+            Handled::Close => return None,
+            Handled::Proxy(ticket) => return self.http_routes().serve(session, ticket, shutdown).await,
+            Handled::Reusable => {}
         }
         let settings = HttpPersistentSettings::for_session(&session);
         match session.finish().await {

@@ -34,3 +34,4 @@ pub use calls::McpParts;
 pub use conn_limit::ConnectionLimit;
 pub use connection::EdgeConnections;
 pub use record::RequestRecord;
+pub(crate) use request_checks::check_head;
