@@ -53,7 +53,10 @@ fn wait_access_line(path: &Path, found: impl Fn(&serde_json::Value) -> bool) -> 
         if let Some(line) = hit {
             return line;
         }
-        assert!(Instant::now() < deadline, "no such access log line in:\n{text}");
+        assert!(
+            Instant::now() < deadline,
+            "no such access log line in:\n{text}"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -159,8 +162,13 @@ fn a_plain_http_route_streams_requests_to_its_upstream_and_is_counted_and_logged
         b"",
     );
     assert_eq!(head.status, 201);
-    assert_eq!(String::from_utf8_lossy(&body), "GET /app/page?x=1 HTTP/1.1|");
-    let seen = heads.recv_timeout(DEADLINE).expect("the upstream saw the GET");
+    assert_eq!(
+        String::from_utf8_lossy(&body),
+        "GET /app/page?x=1 HTTP/1.1|"
+    );
+    let seen = heads
+        .recv_timeout(DEADLINE)
+        .expect("the upstream saw the GET");
     assert_eq!(seen.header("host"), Some("auth.test"), "Host is kept");
     assert_eq!(seen.header("x-forwarded-for"), Some("127.0.0.1"));
     assert_eq!(seen.header("x-forwarded-proto"), Some("http"));
@@ -170,7 +178,9 @@ fn a_plain_http_route_streams_requests_to_its_upstream_and_is_counted_and_logged
     let stream = client.stream();
     let mut writer = stream.try_clone().expect("clone client socket");
     writer
-        .write_all(b"POST /app/upload HTTP/1.1\r\nHost: auth.test\r\nContent-Length: 10\r\n\r\nhello")
+        .write_all(
+            b"POST /app/upload HTTP/1.1\r\nHost: auth.test\r\nContent-Length: 10\r\n\r\nhello",
+        )
         .expect("send the first half");
     let seen = heads
         .recv_timeout(DEADLINE)
@@ -247,7 +257,10 @@ async fn a_websocket_echoes_both_ways_through_an_http_route() {
     };
     assert_eq!(next().await, Message::text("welcome"));
     drop(next);
-    for message in [Message::text("ping from the client"), Message::binary(vec![0u8, 1, 2, 255])] {
+    for message in [
+        Message::text("ping from the client"),
+        Message::binary(vec![0u8, 1, 2, 255]),
+    ] {
         socket.send(message.clone()).await.unwrap();
         let echoed = tokio::time::timeout(DEADLINE, socket.next())
             .await

@@ -135,3 +135,72 @@ fn check_schemes(name: &str, upstream: &super::model::UpstreamConfig, out: &mut 
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::tests::{errors, load};
+
+    const TWO_KINDS: &str = "\
+version: 1
+listeners:
+  - address: 127.0.0.1:8080
+upstreams:
+  gw:
+    servers: [127.0.0.1:4444]
+  grpc:
+    servers: [127.0.0.1:5555]
+    protocol: h2c
+routes:
+  - match: {path_prefix: /}
+    upstream: gw
+  - match: {path_prefix: /grpc}
+    upstream: grpc
+    kind: http
+";
+
+    #[test]
+    fn http_routes_and_h2c_groups_load() {
+        let loaded = load(TWO_KINDS).expect("valid");
+        assert_eq!(loaded.config.routes[0].kind, super::RouteKind::Mcp);
+        assert_eq!(loaded.config.routes[1].kind, super::RouteKind::Http);
+    }
+
+    #[test]
+    fn an_mcp_route_to_an_http2_group_is_refused() {
+        let source = TWO_KINDS.replace(
+            "    upstream: grpc\n    kind: http\n",
+            "    upstream: grpc\n",
+        );
+        let found = errors(&source);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(found[0].contains("routes[1].upstream"), "{found:?}");
+        assert!(found[0].contains("set `kind: http`"), "{found:?}");
+    }
+
+    #[test]
+    fn schemes_must_fit_the_protocol() {
+        let plain_h2 = TWO_KINDS.replace("protocol: h2c", "protocol: h2");
+        let found = errors(&plain_h2);
+        assert!(found[0].contains("upstreams.grpc.servers[0]"), "{found:?}");
+        assert!(
+            found[0].contains("expected an https:// server"),
+            "{found:?}"
+        );
+        let tls_h2c = TWO_KINDS.replace("[127.0.0.1:5555]", "[\"https://127.0.0.1:5555\"]");
+        let found = errors(&tls_h2c);
+        assert!(found[0].contains("expected a plain host:port"), "{found:?}");
+    }
+
+    #[test]
+    fn affinity_on_a_group_of_http_routes_only_is_refused() {
+        let source = TWO_KINDS.replace(
+            "    protocol: h2c\n",
+            "    protocol: h2c\n    affinity: {key: 0123456789abcdef0123}\n",
+        );
+        let found = errors(&source);
+        assert!(found[0].contains("upstreams.grpc.affinity"), "{found:?}");
+        let unknown = TWO_KINDS.replace("kind: http", "kind: websocket");
+        let found = errors(&unknown);
+        assert!(found[0].contains("routes[1].kind"), "{found:?}");
+    }
+}

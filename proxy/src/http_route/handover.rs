@@ -71,7 +71,8 @@ mod tests {
             .await
             .unwrap();
         let (server, _) = listener.accept().await.unwrap();
-        let wire = b"POST /auth/token?x=1 HTTP/1.1\r\nHost: a.test\r\nContent-Length: 5\r\n\r\nhello";
+        let wire =
+            b"POST /auth/token?x=1 HTTP/1.1\r\nHost: a.test\r\nContent-Length: 5\r\n\r\nhello";
         client.write_all(wire).await.unwrap();
         let stream: Stream = Box::new(pingora_core::protocols::l4::stream::Stream::from(server));
         let mut session = ServerSession::new_http1(stream);

@@ -98,7 +98,13 @@ impl HttpRoutes {
             started,
             send_timeout,
             keepalive: session.get_keepalive().is_some()
-                && generation.loaded.config.server.keepalive_timeout.get().is_some(),
+                && generation
+                    .loaded
+                    .config
+                    .server
+                    .keepalive_timeout
+                    .get()
+                    .is_some(),
         }))
     }
 

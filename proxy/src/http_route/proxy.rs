@@ -50,7 +50,11 @@ impl ProxyHttp for RouteProxy {
     /// Enters the request in the in-flight gauge and applies the client settings the
     /// reopened session lost: `send_timeout`, and keep-alive off when the process drains
     /// or `keepalive_timeout` is 0.
-    async fn early_request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<()> {
+    async fn early_request_filter(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
         let ticket = ctx.ticket.as_ref().ok_or_else(no_ticket)?;
         ctx.in_flight = Some(InFlight::enter(&self.metrics.requests_in_flight));
         session.set_write_timeout(ticket.send_timeout);
@@ -156,7 +160,9 @@ impl ProxyHttp for RouteProxy {
         let dropped: Vec<_> = upstream_request
             .headers
             .keys()
-            .filter(|name| *name == X_FORWARDED_FOR || (is_forwarding_header(name) && !peer.passes(name)))
+            .filter(|name| {
+                *name == X_FORWARDED_FOR || (is_forwarding_header(name) && !peer.passes(name))
+            })
             .cloned()
             .collect();
         for name in dropped {

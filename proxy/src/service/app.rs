@@ -431,7 +431,9 @@ impl HttpServerApp for EdgeApp {
             .await;
         match handled {
             Handled::Close => return None,
-            Handled::Proxy(ticket) => return self.http_routes().serve(session, ticket, shutdown).await,
+            Handled::Proxy(ticket) => {
+                return self.http_routes().serve(session, ticket, shutdown).await
+            }
             Handled::Reusable => {}
         }
         let settings = HttpPersistentSettings::for_session(&session);
