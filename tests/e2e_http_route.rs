@@ -248,15 +248,12 @@ async fn a_websocket_echoes_both_ways_through_an_http_route() {
     .expect("the upgrade is answered in time")
     .expect("the upgrade is accepted");
     assert_eq!(response.status(), 101);
-    let mut next = async || {
-        tokio::time::timeout(DEADLINE, socket.next())
-            .await
-            .expect("a message in time")
-            .expect("the socket is open")
-            .expect("a valid message")
-    };
-    assert_eq!(next().await, Message::text("welcome"));
-    drop(next);
+    let greeting = tokio::time::timeout(DEADLINE, socket.next())
+        .await
+        .expect("the greeting in time")
+        .expect("the socket is open")
+        .unwrap();
+    assert_eq!(greeting, Message::text("welcome"));
     for message in [
         Message::text("ping from the client"),
         Message::binary(vec![0u8, 1, 2, 255]),
