@@ -1,4 +1,4 @@
-//! Routes of `kind: http`: plain HTTP through Pingora's proxy ([`ProxyHttp`]).
+//! Routes of `kind: http`: plain HTTP through Pingora's proxy ([`ProxyHttp`](pingora_proxy::ProxyHttp)).
 //!
 //! MCP routes run mcp-edge's own exchange (`crate::service`): when a client leaves,
 //! Pingora's HTTP/1 proxy loop drops the upstream half at once, which is the cancellation
