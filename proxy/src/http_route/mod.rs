@@ -11,7 +11,7 @@
 //!    head checks), and [`HttpRoutes::claim`] takes it when its route is `kind: http`;
 //! 2. [`HttpRoutes::serve`] hands the session to Pingora's
 //!    [`HttpProxy`] (an HTTP/1 session is reopened on its stream first, see
-//!    [`handover`]) and gives the connection back for keep-alive;
+//!    `handover`) and gives the connection back for keep-alive;
 //! 3. [`RouteProxy`] picks a server of the route's group, writes the forwarding headers by
 //!    `trusted_proxies`, and counts and logs the request like an MCP route.
 //!
