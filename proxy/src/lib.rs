@@ -23,6 +23,7 @@ pub mod drain;
 pub mod exchange;
 pub mod generation;
 pub mod health;
+pub mod http_route;
 pub mod lifecycle;
 pub mod logging;
 pub mod mcp;

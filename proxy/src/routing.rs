@@ -6,7 +6,9 @@
 //! server that refuses the connection and try the next.
 
 use crate::affinity::AffinityKey;
-use crate::config::model::{Balance, Config, HealthConfig, RecycleHookConfig, UpstreamConfig};
+use crate::config::model::{
+    Balance, Config, HealthConfig, RecycleHookConfig, RouteKind, UpstreamConfig, UpstreamProtocol,
+};
 use crate::config::{parse_server, ServerAddress, UpstreamTlsSet};
 use crate::health::{HealthBook, ServerHealth};
 use crate::upstream_leg::{Endpoint, TlsClient};
@@ -33,6 +35,8 @@ pub struct UpstreamServer {
     pub endpoint: Endpoint,
     /// Health and stream count, shared across generations by address.
     pub health: Arc<ServerHealth>,
+    /// How Pingora's proxy reaches the server, for `kind: http` routes.
+    pub proxy_peer: crate::http_route::ProxyPeer,
 }
 
 /// Timeouts that apply to every exchange with a group's servers.
@@ -63,6 +67,8 @@ pub struct UpstreamGroup {
     pub health: Option<HealthConfig>,
     /// How to restart one server gracefully, when the group is recycled.
     pub recycle_hook: Option<RecycleHookConfig>,
+    /// The HTTP version spoken to the servers.
+    pub protocol: UpstreamProtocol,
     next: AtomicUsize,
 }
 
@@ -74,6 +80,8 @@ impl UpstreamGroup {
         book: &HealthBook,
     ) -> Result<Self, String> {
         let server_name = config.tls.as_ref().and_then(|t| t.server_name.as_deref());
+        let peers = crate::http_route::PeerSettings::of(config)
+            .map_err(|e| format!("upstreams.{name}.tls: {e}"))?;
         let servers = config
             .servers
             .iter()
@@ -82,6 +90,7 @@ impl UpstreamGroup {
                 let parsed = parse_server(address).map_err(problem)?;
                 let socket = resolve(&parsed.authority).map_err(problem)?;
                 let endpoint = endpoint(&parsed, socket, tls, server_name).map_err(problem)?;
+                let proxy_peer = peers.peer(&parsed, socket);
                 Ok(UpstreamServer {
                     address: address.clone(),
                     authority: parsed.authority,
@@ -89,6 +98,7 @@ impl UpstreamGroup {
                     socket,
                     endpoint,
                     health: book.server(address),
+                    proxy_peer,
                 })
             })
             .collect::<Result<Vec<_>, String>>()?;
@@ -107,6 +117,7 @@ impl UpstreamGroup {
                 .map(|a| AffinityKey::new(&a.key, name)),
             health: config.health.clone(),
             recycle_hook: config.recycle_hook.clone(),
+            protocol: config.protocol,
             next: AtomicUsize::new(0),
         })
     }
@@ -177,6 +188,8 @@ pub struct Route {
     pub upstream: Arc<UpstreamGroup>,
     /// Whether `TRACE` is forwarded (`routes[].allow_trace`).
     pub allow_trace: bool,
+    /// Whether the MCP exchange or Pingora's proxy serves it.
+    pub kind: RouteKind,
 }
 
 /// The routes of one generation, longest prefix first.
@@ -184,6 +197,7 @@ pub struct Route {
 pub struct RouteTable {
     routes: Vec<Route>,
     groups: Vec<Arc<UpstreamGroup>>,
+    has_http: bool,
 }
 
 impl RouteTable {
@@ -213,6 +227,7 @@ impl RouteTable {
                     prefix: Arc::from(route.matcher.path_prefix.as_str()),
                     upstream: group.clone(),
                     allow_trace: route.allow_trace,
+                    kind: route.kind,
                 }),
                 None => errors.push(format!(
                     "routes[{index}].upstream: no upstream named `{}`",
@@ -225,7 +240,9 @@ impl RouteTable {
         }
         // Longest prefix first; a stable sort keeps config order among equal lengths.
         routes.sort_by_key(|route| std::cmp::Reverse(route.prefix.len()));
+        let has_http = routes.iter().any(|route| route.kind == RouteKind::Http);
         Ok(Self {
+            has_http,
             routes,
             groups: groups.into_values().collect(),
         })
@@ -234,6 +251,11 @@ impl RouteTable {
     /// Every upstream group of the generation.
     pub fn groups(&self) -> &[Arc<UpstreamGroup>] {
         &self.groups
+    }
+
+    /// Whether any route is `kind: http`.
+    pub fn has_http(&self) -> bool {
+        self.has_http
     }
 
     /// The route for `path`: the longest prefix that matches, if any.

@@ -7,6 +7,7 @@ use crate::control::handover::{InheritedListeners, SeedListenerTable};
 use crate::generation::{Generation, LiveConfig};
 use crate::health::checker::HealthChecker;
 use crate::health::HealthBook;
+use crate::http_route::HttpRoutes;
 use crate::lifecycle::{Lifecycle, ProcessFiles};
 use crate::metrics::Metrics;
 use crate::recycle::{RecycleCounter, RECYCLES_ENV, SEED_ENV};
@@ -95,6 +96,9 @@ pub fn run(loaded: LoadedConfig, options: RunOptions) -> Result<std::convert::In
         .as_ref()
         .map(|inherited| server.add_service(SeedListenerTable(inherited.clone())));
     let mut claimed = HashSet::new();
+    // Pingora's proxy for `kind: http` routes, shared by every proxy listener (one
+    // upstream connection pool).
+    let http_routes = Arc::new(HttpRoutes::new(&server.configuration, metrics.clone()));
     // One cap for every proxy listener; the admin listener is outside it.
     let connection_limit = Arc::new(ConnectionLimit::new(metrics.clone()));
 
@@ -121,6 +125,7 @@ pub fn run(loaded: LoadedConfig, options: RunOptions) -> Result<std::convert::In
             recycle: recycle.clone(),
             pool: pool.clone(),
             mcp: mcp.clone(),
+            http_routes: http_routes.clone(),
         };
         let name = if h2c {
             "mcp-edge proxy (h2c)"

@@ -17,6 +17,7 @@ pub(crate) fn check(config: &Config) -> Vec<Problem> {
     check_routes(config, &mut out);
     check_tls(config, &mut out);
     super::hook::check(config, &mut out);
+    super::protocols::check(config, &mut out);
     out
 }
 

@@ -5,6 +5,7 @@
 //! committed file drifts from them.
 
 pub use super::observability::{AccessLogConfig, AccessLogFormat, ObservabilityConfig};
+pub use super::protocols::{RouteKind, UpstreamProtocol};
 pub use super::upstream_tls::UpstreamTlsConfig;
 use mcp_edge_filters::bounded::{Count, OptionalSeconds, Seconds, DAY, HOUR};
 use mcp_edge_filters::FilterSpec;
@@ -227,6 +228,11 @@ pub struct UpstreamConfig {
     /// name. Without it they are verified against the system's root certificates.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls: Option<UpstreamTlsConfig>,
+    /// The HTTP version spoken to the servers: `http1` (the default), `h2` (HTTP/2 over
+    /// TLS, `https://` servers) or `h2c` (HTTP/2 in clear text with prior knowledge, as
+    /// gRPC servers speak it). HTTP/2 groups serve only `kind: http` routes.
+    #[serde(default)]
+    pub protocol: UpstreamProtocol,
 }
 
 /// The recycle hook of a group: exactly one of `exec` and `http`, with a timeout.
@@ -371,6 +377,13 @@ pub struct RouteConfig {
     /// echoes the request, headers and credentials included, and gets 405.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub allow_trace: bool,
+    /// How the route serves its requests: `mcp` (the default), mcp-edge's own MCP
+    /// exchange with the filter chain; or `http`, plain HTTP through Pingora's proxy
+    /// (an authorization server, a web UI, WebSocket upgrades, HTTP/2 and gRPC upstreams),
+    /// with the same listeners, `trusted_proxies`, request metrics and access log, and no
+    /// filters.
+    #[serde(default)]
+    pub kind: RouteKind,
 }
 
 /// The request matcher of a route.

@@ -224,7 +224,7 @@ fn read(file: &Path) -> Result<Vec<u8>, String> {
 }
 
 /// Every certificate of a PEM file; at least one.
-fn read_chain(file: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
+pub(crate) fn read_chain(file: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
     let bytes = read(file)?;
     let chain = CertificateDer::pem_slice_iter(&bytes)
         .collect::<Result<Vec<_>, _>>()
@@ -254,7 +254,7 @@ fn read_roots(file: &Path) -> Result<RootCertStore, String> {
 }
 
 /// The private key of a PEM file (PKCS#8, PKCS#1 or SEC1).
-fn read_key(file: &Path) -> Result<PrivateKeyDer<'static>, String> {
+pub(crate) fn read_key(file: &Path) -> Result<PrivateKeyDer<'static>, String> {
     let bytes = read(file)?;
     PrivateKeyDer::from_pem_slice(&bytes).map_err(|error| match error {
         rustls::pki_types::pem::Error::NoItemsFound => format!(

@@ -16,15 +16,16 @@ use super::accounting::{account, count_before_answer, Done, InFlight};
 use super::calls::McpParts;
 use super::forward::Forwarder;
 use super::forwarded::ClientPeer;
-use super::head_limits::{check_head_size, HeadLimits};
+use super::head_limits::check_request_head;
 use super::idle_close::IdleClose;
 use super::outcome::{Outcome, Refusal};
 use super::record::RequestRecord;
-use super::request_checks::{check_head, check_trace};
+use super::request_checks::check_trace;
 use super::responses::{new_request_id, refusal, ProxyRefusal};
 use crate::config::model::ServerConfig;
 use crate::drain::DrainSignal;
 use crate::generation::{Generation, LiveConfig};
+use crate::http_route::{HttpRoutes, Ticket};
 use crate::metrics::Metrics;
 use crate::recycle::RecycleCounter;
 use crate::routing::Route;
@@ -59,6 +60,8 @@ pub struct EdgeParts {
     pub pool: Arc<ConnectionPool>,
     /// Tool labels and the calls in flight on legacy SSE sessions.
     pub mcp: Arc<McpParts>,
+    /// Pingora's proxy, for the routes of `kind: http`.
+    pub http_routes: Arc<HttpRoutes>,
 }
 
 /// The mcp-edge application of one proxy service (listeners sharing an h2c setting).
@@ -103,6 +106,9 @@ pub(super) enum Handled {
     Reusable,
     /// The connection must close.
     Close,
+    /// The route is `kind: http`: the owner of the session hands it to Pingora's proxy
+    /// with [`HttpRoutes::serve`].
+    Proxy(Box<Ticket>),
 }
 
 impl EdgeApp {
@@ -124,6 +130,11 @@ impl EdgeApp {
     /// The signal that closes idle connections after the listeners stopped.
     pub(super) fn idle_close(&self) -> &IdleClose {
         &self.idle_close
+    }
+
+    /// Pingora's proxy, for the routes of `kind: http`.
+    pub(super) fn http_routes(&self) -> &HttpRoutes {
+        &self.parts.http_routes
     }
 
     /// Where outcomes are counted.
@@ -186,8 +197,12 @@ impl EdgeApp {
         // nginx's send_timeout: each write of the response (the client leg lifts it for
         // event streams, which sse_guard judges).
         session.set_write_timeout(deadlines.send);
-        let in_flight = InFlight::enter(&self.parts.metrics.requests_in_flight);
         let generation = self.parts.live.current();
+        let http_routes = &self.parts.http_routes;
+        if let Some(ticket) = http_routes.claim(session, &generation, started, deadlines.send) {
+            return Handled::Proxy(ticket);
+        }
+        let in_flight = InFlight::enter(&self.parts.metrics.requests_in_flight);
         let mut record = RequestRecord::default();
         let (route, outcome) = self.serve(session, &generation, &mut record).await;
         count_before_answer(&self.parts.metrics, route.as_ref(), &record, &outcome);
@@ -224,9 +239,7 @@ impl EdgeApp {
         record: &mut RequestRecord,
     ) -> (Option<Route>, Outcome) {
         let server = &generation.loaded.config.server;
-        let checked = check_head(session.req_header())
-            .and_then(|()| check_head_size(session.req_header(), HeadLimits::of(server)));
-        if let Err(problem) = checked {
+        if let Err(problem) = check_request_head(session.req_header(), server) {
             return (
                 None,
                 Outcome::refused(problem.refusal(), problem.describe()),
@@ -281,8 +294,12 @@ impl HttpServerApp for EdgeApp {
         let handled = self
             .handle(&mut session, head_deadline, &deadlines, shutdown)
             .await;
-        if matches!(handled, Handled::Close) {
-            return None;
+        match handled {
+            Handled::Close => return None,
+            Handled::Proxy(ticket) => {
+                return self.http_routes().serve(session, ticket, shutdown).await
+            }
+            Handled::Reusable => {}
         }
         let settings = HttpPersistentSettings::for_session(&session);
         match session.finish().await {

@@ -142,10 +142,21 @@ impl EdgeConnections {
                 .app
                 .handle(&mut session, head_deadline, &deadlines, shutdown)
                 .await;
-            if matches!(handled, Handled::Close) {
-                return;
-            }
-            match session.finish().await {
+            let reused = match handled {
+                Handled::Close => return,
+                Handled::Reusable => session.finish().await,
+                Handled::Proxy(ticket) => {
+                    let served = self.app.http_routes().serve(session, ticket, shutdown);
+                    match served.await {
+                        Some(reused) => {
+                            (stream, first) = (reused.consume().0, false);
+                            continue;
+                        }
+                        None => return,
+                    }
+                }
+            };
+            match reused {
                 Ok(Some(reusable)) => {
                     let (next, overread) = reusable.into_parts();
                     stream = next;

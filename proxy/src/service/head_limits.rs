@@ -6,7 +6,7 @@
 //! after its own failure). The refusal is 431 (RFC 6585), and the request is not
 //! forwarded.
 
-use super::request_checks::HeadProblem;
+use super::request_checks::{check_head, HeadProblem};
 use crate::config::model::ServerConfig;
 use pingora_http::RequestHeader;
 
@@ -28,6 +28,16 @@ impl HeadLimits {
             total_bytes: server.max_request_headers_bytes.get() as usize,
         }
     }
+}
+
+/// Every check of a request head made before routing: [`check_head`] and the size
+/// limits of `server`. Shared by MCP routes and `kind: http` routes.
+pub(crate) fn check_request_head(
+    request: &RequestHeader,
+    server: &ServerConfig,
+) -> Result<(), HeadProblem> {
+    check_head(request)?;
+    check_head_size(request, HeadLimits::of(server))
 }
 
 /// The bytes of `CRLF`, and of `": "` between a field's name and value.

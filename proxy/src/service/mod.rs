@@ -44,4 +44,5 @@ pub use app::{EdgeApp, EdgeParts};
 pub use calls::McpParts;
 pub use conn_limit::ConnectionLimit;
 pub use connection::EdgeConnections;
+pub(crate) use head_limits::check_request_head;
 pub use record::RequestRecord;
