@@ -205,6 +205,11 @@ fn clients_closed_at_client_header_timeout_are_reset() {
 fn a_connection_refused_at_max_connections_is_reset() {
     let upstream = endless_json_upstream();
     let edge = Edge::start_yaml(|ports| config(ports, upstream.addr, "  max_connections: 1\n"));
+    // The harness's readiness probe connected to the listener: its slot must be free.
+    let probe_gone = eventually(Duration::from_secs(5), || {
+        edge.metric("mcp_edge_client_connections_active") == 0.0
+    });
+    assert!(probe_gone, "the readiness probe's connection is still counted");
     let mut busy = stuck_client(&edge);
     let mut head = [0u8; 12];
     busy.read_exact(&mut head).unwrap();
