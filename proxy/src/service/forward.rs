@@ -14,7 +14,7 @@ use super::app::write_refusal_with_id as write_refusal;
 use super::calls::McpParts;
 use super::client_leg::PingoraClient;
 use super::forwarded::ClientPeer;
-use super::headers::UpstreamRequest;
+use super::headers::{wants_plain_body, UpstreamRequest};
 use super::record::RequestRecord;
 use super::request_checks::expects_continue;
 use super::responses::{jsonrpc_id, ProxyRefusal};
@@ -120,7 +120,8 @@ impl Forwarder<'_> {
         let mut chain = chain;
         let mut stale_retries = 0;
         let served = loop {
-            let request = UpstreamRequest::new(session.req_header(), &rewrite, self.peer);
+            let request = UpstreamRequest::new(session.req_header(), &rewrite, self.peer)
+                .asking_identity(wants_plain_body(&chain, group));
             let sent = self.send(group, pinned, &request, &body).await;
             let (connection, server, reused) = match sent {
                 Ok(sent) => sent,
