@@ -209,7 +209,10 @@ fn a_connection_refused_at_max_connections_is_reset() {
     let probe_gone = eventually(Duration::from_secs(5), || {
         edge.metric("mcp_edge_client_connections_active") == 0.0
     });
-    assert!(probe_gone, "the readiness probe's connection is still counted");
+    assert!(
+        probe_gone,
+        "the readiness probe's connection is still counted"
+    );
     let mut busy = stuck_client(&edge);
     let mut head = [0u8; 12];
     busy.read_exact(&mut head).unwrap();

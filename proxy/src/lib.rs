@@ -8,7 +8,7 @@
 //! Modules, in the order a request meets them: [`server`] builds the Pingora server from a
 //! [`config`]; [`service`] routes each request ([`routing`]) through the live
 //! [`generation`] and runs the exchange; [`admin`] and [`metrics`] report on it;
-//! [`lifecycle`] and [`reload`] handle signals.
+//! [`lifecycle`] and [`reload`] handle signals; [`stop`] bounds every stop.
 
 #![warn(missing_docs)]
 
@@ -34,6 +34,7 @@ pub mod reload;
 pub mod routing;
 pub mod server;
 pub mod service;
+pub mod stop;
 pub mod streams;
 pub mod upstream_leg;
 pub mod upstream_recycle;

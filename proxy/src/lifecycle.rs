@@ -1,7 +1,7 @@
 //! The process lifecycle: SIGHUP reloads, SIGUSR1 access log reopens, worker recycles,
 //! the pid file, and the draining state.
 //!
-//! Pingora handles SIGINT, SIGTERM and SIGQUIT itself; SIGHUP's default action would kill
+//! SIGINT, SIGTERM and SIGQUIT stop the process ([`crate::stop`]); SIGHUP's default action would kill
 //! the process, so `main` ignores it from the first instruction and this loop takes it
 //! over once the runtime runs.
 

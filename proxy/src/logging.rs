@@ -9,11 +9,17 @@
 //! then the event's own fields at the top level (`generation`, `error`, ...). Pingora's
 //! own log records come through the same subscriber, their target being Pingora's module.
 //!
+//! Every call site is rate-limited ([`rate_limit`]): a line repeated in a loop is
+//! dropped past a burst, and counted in a summary line.
+//!
 //! `server.log_file` makes the file the process's stderr (`dup2`), so log lines, panics
 //! and anything else written to stderr land there, and a successor started by an upgrade
 //! or recycle finds it as the old process's stderr.
 
 mod json_lines;
+pub mod rate_limit;
+
+use rate_limit::RateLimited;
 
 use crate::config::model::LogFormat;
 use std::path::Path;
@@ -47,20 +53,24 @@ fn parse_format(value: &str) -> Result<Option<LogFormat>, String> {
 }
 
 /// Installs the global subscriber: `format` lines on stderr, filtered by `MCP_EDGE_LOG`
-/// (default `info`). Call once.
+/// (default `info`), each call site rate-limited ([`rate_limit`]). Call once.
 pub fn init(format: LogFormat) {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
     let filter = tracing_subscriber::EnvFilter::try_from_env(FILTER_ENV)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+    let lines = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let registry = tracing_subscriber::registry().with(filter);
     match format {
-        LogFormat::Text => builder
-            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        LogFormat::Text => registry
+            .with(RateLimited::new(lines.with_ansi(
+                std::io::IsTerminal::is_terminal(&std::io::stderr()),
+            )))
             .init(),
-        LogFormat::Json => builder
-            .with_ansi(false)
-            .event_format(json_lines::JsonLines)
+        LogFormat::Json => registry
+            .with(RateLimited::new(
+                lines.with_ansi(false).event_format(json_lines::JsonLines),
+            ))
             .init(),
     }
 }

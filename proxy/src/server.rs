@@ -13,6 +13,7 @@ use crate::metrics::Metrics;
 use crate::recycle::{RecycleCounter, RECYCLES_ENV, SEED_ENV};
 use crate::reload::Reloader;
 use crate::service::{ConnectionLimit, EdgeApp, EdgeConnections, EdgeParts, McpParts};
+use crate::stop::{GracefulBounds, StopSignals};
 use crate::streams::StreamRegistry;
 use crate::upstream_leg::{ConnectionPool, PoolSettings};
 use crate::upstream_recycle::{RecycleController, SystemRecycler, Timings};
@@ -20,7 +21,7 @@ use pingora_core::apps::HttpServerOptions;
 use pingora_core::listeners::tls::TlsSettings;
 use pingora_core::listeners::{L4BufferSettings, ListenerConfig};
 use pingora_core::server::configuration::{Opt, ServerConf};
-use pingora_core::server::Server;
+use pingora_core::server::{RunArgs, Server};
 use pingora_core::services::background::background_service;
 use pingora_core::services::listening::Service;
 use pingora_core::services::ServiceHandle;
@@ -208,8 +209,25 @@ pub fn run(loaded: LoadedConfig, options: RunOptions) -> Result<std::convert::In
         let kept = inherited.receive(&config.server.upgrade_sock, &claimed)?;
         tracing::info!(listeners = ?kept, "took the listening sockets over");
     }
-    server.run_forever()
+    // SIGINT, SIGTERM and SIGQUIT are the process's own: each stop has a bound
+    // (`crate::stop`).
+    let stop = StopSignals::new(
+        metrics,
+        GracefulBounds {
+            grace_period: Duration::from_secs(grace),
+            runtime_shutdown: Duration::from_secs(GRACEFUL_SHUTDOWN_TIMEOUT_SECONDS),
+        },
+    );
+    server.run(RunArgs {
+        shutdown_signal: Box::new(stop),
+    });
+    crate::logging::rate_limit::report_suppressed();
+    std::process::exit(0)
 }
+
+/// How long the runtimes get to stop after the grace period (Pingora's
+/// `graceful_shutdown_timeout_seconds`).
+const GRACEFUL_SHUTDOWN_TIMEOUT_SECONDS: u64 = 5;
 
 /// Adds a listening service; in upgrade mode it starts only once the inherited sockets are
 /// in Pingora's table (`seeded`). Its addresses join `claimed`.
@@ -351,7 +369,7 @@ fn server_conf(config: &crate::config::model::Config) -> ServerConf {
         pid_file: server.pid_file.to_string_lossy().into_owned(),
         upgrade_sock: server.upgrade_sock.to_string_lossy().into_owned(),
         grace_period_seconds: Some(grace_period_seconds(config)),
-        graceful_shutdown_timeout_seconds: Some(5),
+        graceful_shutdown_timeout_seconds: Some(GRACEFUL_SHUTDOWN_TIMEOUT_SECONDS),
         // One runtime per worker thread, as nginx runs one event loop per worker: a
         // request's tasks wake on the thread that owns its sockets, with no cross-thread
         // wake-ups (about 10 % less CPU per small POST in the benchmark).

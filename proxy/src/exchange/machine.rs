@@ -16,6 +16,7 @@
 //! Parked is the one state run outside the request: [`Finished::park`] hands the upstream
 //! leg to [`crate::parking`], which keeps it open in a task of its own.
 
+use super::encoded::opaque_event_stream;
 use super::end::{DrainClose, ExchangeEnd};
 use super::event_stream::{EventStream, StreamTracking};
 use super::legs::{ClientLeg, ClientWriteError, Departure, Head, UpstreamLeg};
@@ -210,9 +211,10 @@ impl<'a, C: ClientLeg, U: UpstreamLeg> Exchange<'a, C, U> {
     /// Runs the header hooks, writes the head, and moves to [`State::Relaying`].
     async fn start_body(&mut self, mut head: Head) -> State<U::Error> {
         strip_hop_by_hop(&mut head.headers);
+        let opaque = opaque_event_stream(&head, &self.env, &mut self.upstream);
         let view = ResponseHead {
             status: head.status.as_u16(),
-            content_type: head.content_type(),
+            content_type: head.content_type().filter(|_| !opaque),
         };
         let is_event_stream = view.is_event_stream();
         self.env.calls.on_head(is_event_stream);

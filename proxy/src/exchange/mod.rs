@@ -5,11 +5,13 @@
 //!   run by [`crate::parking`]) and their transitions, decided by the filter chain's hooks;
 //! - [`wind_down`]: what happens to an upstream exchange whose client left;
 //! - [`end`]: how an exchange ended, as a type;
-//! - [`event_stream`]: the registration and counters of an open event stream.
+//! - [`event_stream`]: the registration and counters of an open event stream;
+//! - [`encoded`]: event streams an upstream compressed anyway, relayed untouched.
 //!
 //! Nothing here knows Pingora: the proxy plugs its legs in (`service::client_leg`,
 //! `upstream_leg`), the unit tests plug in fakes and run under paused tokio time.
 
+pub mod encoded;
 pub mod end;
 pub mod event_stream;
 pub mod legs;

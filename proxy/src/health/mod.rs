@@ -34,6 +34,8 @@ pub struct ServerHealth {
     routed_requests: AtomicU64,
     /// True while an upstream recycle runs: no new sessions.
     recycling: AtomicBool,
+    /// Set once the server answered an event stream with a content coding (logged once).
+    sent_encoded_stream: AtomicBool,
 }
 
 impl std::fmt::Debug for ServerHealth {
@@ -63,6 +65,7 @@ impl ServerHealth {
             probe_successes: AtomicU64::new(0),
             routed_requests: AtomicU64::new(0),
             recycling: AtomicBool::new(false),
+            sent_encoded_stream: AtomicBool::new(false),
         }
     }
 
@@ -102,6 +105,12 @@ impl ServerHealth {
     /// Marks the server as recycling (or re-admits it); returns the previous state.
     pub fn set_recycling(&self, recycling: bool) -> bool {
         self.recycling.swap(recycling, Ordering::AcqRel)
+    }
+
+    /// Notes that the server answered an event stream with a content coding; true the
+    /// first time only, so that it is logged once per server, not once per stream.
+    pub fn note_encoded_stream(&self) -> bool {
+        !self.sent_encoded_stream.swap(true, Ordering::AcqRel)
     }
 
     /// Successful active probes so far.

@@ -8,9 +8,11 @@
 mod declare;
 mod mcp;
 mod process;
+mod streams;
 
 pub use mcp::McpMetrics;
 pub use process::BUILD_COMMIT;
+pub use streams::StreamMetrics;
 
 use crate::exchange::DrainClose;
 use crate::parking::ParkedEnd;
@@ -70,6 +72,8 @@ pub struct Metrics {
     pub access_log_dropped_total: IntCounter,
     /// The MCP-aware metrics (by method, by tool, abandoned calls).
     pub mcp: McpMetrics,
+    /// Event streams relayed without being read.
+    pub streams: StreamMetrics,
     /// Client connections the proxy closed or refused on a deadline or the connection cap,
     /// by reason (see [`CLIENT_CLOSE_REASONS`]).
     pub client_connections_closed_total: IntCounterVec,
@@ -255,6 +259,7 @@ impl Metrics {
             )
             .expect("valid metric"),
             mcp: McpMetrics::register(&registry),
+            streams: StreamMetrics::register(&registry),
             client_connections_closed_total: IntCounterVec::new(
                 Opts::new(
                     "mcp_edge_client_connections_closed_total",
@@ -404,6 +409,7 @@ impl Metrics {
             &self.refusals_total,
         ];
         families.extend(self.mcp.families());
+        families.extend(self.streams.families());
         families
     }
 

@@ -16,7 +16,7 @@ use super::attempts::{Attempts, Target};
 use super::calls::McpParts;
 use super::client_leg::PingoraClient;
 use super::forwarded::ClientPeer;
-use super::headers::{RequestRewrite, UpstreamRequest};
+use super::headers::{wants_plain_body, RequestRewrite, UpstreamRequest};
 use super::outcome::{AttemptPhase, Departure, Outcome, Refusal};
 use super::record::RequestRecord;
 use super::request_body::{read_request_body, RequestBody};
@@ -68,6 +68,9 @@ struct Sent<'g> {
 struct Request<'r> {
     route: &'r Route,
     method: http::Method,
+    /// Whether the upstream is asked for an unencoded body (`Accept-Encoding: identity`):
+    /// the edge reads and writes into event streams on this route.
+    plain_body: bool,
     rewrite: &'r RequestRewrite,
     body: &'r Bytes,
     calls: &'r [PendingCall],
@@ -121,6 +124,7 @@ impl Forwarder<'_> {
         let request = Request {
             route,
             method: session.req_header().method.clone(),
+            plain_body: wants_plain_body(&chain, &route.upstream),
             rewrite: &rewrite,
             body: &body,
             calls: &calls,
@@ -242,7 +246,8 @@ impl Forwarder<'_> {
             connection.set_write_timeout(timeouts.write);
             connection.set_read_timeout(timeouts.read);
             let upstream_request =
-                UpstreamRequest::new(session.req_header(), request.rewrite, self.peer);
+                UpstreamRequest::new(session.req_header(), request.rewrite, self.peer)
+                    .asking_identity(request.plain_body);
             let written = connection
                 .send_request(
                     upstream_request.method(),

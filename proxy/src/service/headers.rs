@@ -12,6 +12,7 @@ use super::forwarded::{
     ClientPeer, X_FORWARDED_FOR, X_FORWARDED_HOST, X_FORWARDED_PROTO, X_REAL_IP,
 };
 use crate::affinity::SESSION_HEADER;
+use crate::routing::UpstreamGroup;
 use http::header::{self, HeaderName};
 use http::{HeaderMap, HeaderValue, Method};
 use pingora_http::RequestHeader;
@@ -73,6 +74,9 @@ pub struct UpstreamRequest<'a> {
     peer: ClientPeer,
     connection_named: Vec<HeaderName>,
     added: Vec<(HeaderName, HeaderValue)>,
+    /// Set by [`UpstreamRequest::asking_identity`]: the client's `Accept-Encoding` is
+    /// replaced by `identity`.
+    identity: bool,
 }
 
 impl<'a> UpstreamRequest<'a> {
@@ -103,7 +107,23 @@ impl<'a> UpstreamRequest<'a> {
             peer,
             connection_named: connection_named(&client.headers),
             added,
+            identity: false,
         }
+    }
+
+    /// When `identity` is true, asks the upstream for an uncompressed body: the client's
+    /// `Accept-Encoding` is left out and `Accept-Encoding: identity` sent instead. A route
+    /// whose exchange reads the body (stream filters that scan events and write keepalives
+    /// and retry hints, the affinity `endpoint` rewriting) must see it plain.
+    pub fn asking_identity(mut self, identity: bool) -> Self {
+        if identity && !self.identity {
+            self.identity = true;
+            self.added.push((
+                header::ACCEPT_ENCODING,
+                HeaderValue::from_static("identity"),
+            ));
+        }
+        self
     }
 
     /// The method.
@@ -133,6 +153,7 @@ impl<'a> UpstreamRequest<'a> {
             || name == header::TRANSFER_ENCODING
             || name == header::CONTENT_LENGTH
             || name == header::EXPECT
+            || (self.identity && name == header::ACCEPT_ENCODING)
             || self.connection_named.contains(name)
             || (self.rewrite.session_header.is_some() && name.as_str() == SESSION_HEADER))
             && self.peer.passes(name)
@@ -178,6 +199,15 @@ impl<'a> Iterator for UpstreamHeaderIter<'a> {
         }
         self.added.next().map(|(name, value)| (name, value))
     }
+}
+
+/// True when the exchange of a request along a route with `chain` to `group` reads the
+/// response body, so the request asks the upstream for `identity` encoding: stream
+/// filters scan events and write keepalives and retry hints into event streams, and
+/// affinity rewrites the legacy `endpoint` event. An upstream that compresses anyway gets
+/// its event streams relayed untouched ([`crate::exchange::encoded`]).
+pub fn wants_plain_body(chain: &mcp_edge_filters::StreamChain, group: &UpstreamGroup) -> bool {
+    !chain.is_empty() || group.affinity.is_some()
 }
 
 /// The `Mcp-Session-Id` header's name.
@@ -243,6 +273,34 @@ mod tests {
             client.append_header(name.to_string(), *value).unwrap();
         }
         client
+    }
+
+    #[test]
+    fn asking_identity_replaces_the_clients_accept_encoding() {
+        let client = client_with(&[
+            ("host", "mcp.test"),
+            ("accept-encoding", "gzip, deflate, br"),
+            ("accept", "text/event-stream"),
+        ]);
+        let rewrite = RequestRewrite::default();
+        let plain = UpstreamRequest::new(&client, &rewrite, direct_peer());
+        assert_eq!(
+            sent(&plain).get(header::ACCEPT_ENCODING).unwrap(),
+            "gzip, deflate, br"
+        );
+        let asking = UpstreamRequest::new(&client, &rewrite, direct_peer()).asking_identity(true);
+        let encodings: Vec<_> = sent(&asking)
+            .get_all(header::ACCEPT_ENCODING)
+            .iter()
+            .cloned()
+            .collect();
+        assert_eq!(encodings, ["identity"]);
+        let untouched =
+            UpstreamRequest::new(&client, &rewrite, direct_peer()).asking_identity(false);
+        assert_eq!(
+            sent(&untouched).get(header::ACCEPT_ENCODING).unwrap(),
+            "gzip, deflate, br"
+        );
     }
 
     #[test]
