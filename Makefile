@@ -3,7 +3,10 @@
 
 CARGO ?= cargo
 
-.PHONY: setup demo test lint build
+.PHONY: setup demo test lint build deny
+
+# The RustSec advisory database that `cargo deny check advisories` clones.
+ADVISORY_DB ?= https://github.com/RustSec/advisory-db
 
 ## Installs build prerequisites that are missing (cmake, for pingora's zlib-ng).
 setup:
@@ -30,3 +33,19 @@ lint: setup
 ## the official Python MCP SDK installed from PyPI into target/ on first use).
 test: lint
 	$(CARGO) test --workspace --no-fail-fast
+
+## Dependency guards (deny.toml): licences, duplicate versions, sources, then the RustSec
+## advisories where their database can be fetched (skipped with a message elsewhere).
+## Needs cargo-deny (`cargo install --locked cargo-deny`); CI installs it. Not part of
+## `make test`, which needs neither it nor GitHub.
+deny:
+	@$(CARGO) deny --version >/dev/null 2>&1 || { \
+		echo "cargo-deny is missing: cargo install --locked cargo-deny"; exit 1; }
+	$(CARGO) deny check bans licenses sources
+	@if ! command -v git >/dev/null 2>&1; then \
+		echo "deny: advisories SKIPPED: git is missing, and cargo-deny fetches the advisory database with it"; \
+	elif ! timeout 30 git ls-remote --exit-code $(ADVISORY_DB) HEAD >/dev/null 2>&1; then \
+		echo "deny: advisories SKIPPED: the advisory database ($(ADVISORY_DB)) cannot be reached from this machine"; \
+	else \
+		echo "$(CARGO) deny check advisories"; timeout 600 $(CARGO) deny check advisories; \
+	fi
