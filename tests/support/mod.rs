@@ -8,6 +8,7 @@ pub mod gunicorn;
 pub mod http;
 pub mod load;
 pub mod mcp_raw;
+pub mod node;
 pub mod metrics;
 pub mod process;
 pub mod python;
