@@ -47,7 +47,10 @@ fn run_suite(url: &str, out: &Path) -> (Results, String) {
     );
     // The CLI exits 1 when any check fails, as some do against this server: the outcome
     // is read from the files it saved, one directory per scenario.
-    let report = format!("--- stdout\n{}\n--- stderr\n{}", output.stdout, output.stderr);
+    let report = format!(
+        "--- stdout\n{}\n--- stderr\n{}",
+        output.stdout, output.stderr
+    );
     (parse_results(&output.stdout, &report), report)
 }
 
@@ -115,8 +118,10 @@ fn conformance_results_through_the_edge_equal_direct() {
     let out = tempfile::tempdir().expect("temp dir");
 
     let started = std::time::Instant::now();
-    let (direct, direct_report) =
-        run_suite(&format!("http://{}/mcp", server.addr), &out.path().join("direct"));
+    let (direct, direct_report) = run_suite(
+        &format!("http://{}/mcp", server.addr),
+        &out.path().join("direct"),
+    );
     let (through_edge, edge_report) = run_suite(
         &format!("{}/mcp", edge.base_url()),
         &out.path().join("edge"),

@@ -132,7 +132,9 @@ fn output_text(output: &Output) -> String {
 /// through it).
 fn command(node: &Path) -> Command {
     let mut command = Command::new(node);
-    command.env("NODE_PATH", node_modules()).stdin(Stdio::null());
+    command
+        .env("NODE_PATH", node_modules())
+        .stdin(Stdio::null());
     command
 }
 
