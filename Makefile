@@ -13,6 +13,7 @@ setup:
 		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq cmake >/dev/null; \
 	}
 	@command -v python3 >/dev/null 2>&1 || { echo "python3 is required for the MCP SDK interop tests"; exit 1; }
+	@command -v npm >/dev/null 2>&1 || { echo "node and npm are required for the TypeScript MCP SDK and conformance tests"; exit 1; }
 
 ## Runs the proxy on 127.0.0.1:8080 in front of the built-in MCP server.
 demo: setup
@@ -27,6 +28,7 @@ lint: setup
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
 ## The whole test suite: lints, unit tests, end-to-end tests (real binary, real sockets,
-## the official Python MCP SDK installed from PyPI into target/ on first use).
+## the official Python MCP SDK installed from PyPI into target/ on first use, the TypeScript
+## SDK and the MCP conformance suite from npm into target/node-sdk).
 test: lint
 	$(CARGO) test --workspace --no-fail-fast
