@@ -10,7 +10,7 @@ use support::http::Client;
 use support::mcp_raw::{initialize, list_tools, server_of};
 use support::python::{python, script, SdkServer, Transport};
 
-const KEY: &str = "test-affinity-key-0123456789";
+const KEY: &str = support::mcp_raw::AFFINITY_KEY;
 
 /// A config with one group of `servers`, affinity on (unless `affinity` is false).
 fn config(ports: &Ports, servers: &[std::net::SocketAddr], affinity: bool, extra: &str) -> String {

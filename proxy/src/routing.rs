@@ -57,7 +57,7 @@ pub struct UpstreamGroup {
     pub timeouts: UpstreamTimeouts,
     /// How new sessions pick a server.
     pub balance: Balance,
-    /// The session affinity key, when affinity is on.
+    /// The session affinity key, bound to this group, when affinity is on.
     pub affinity: Option<AffinityKey>,
     /// Health checking settings.
     pub health: Option<HealthConfig>,
@@ -101,7 +101,10 @@ impl UpstreamGroup {
                 write: config.write_timeout.get(),
             },
             balance: config.balance,
-            affinity: config.affinity.as_ref().map(|a| AffinityKey::new(&a.key)),
+            affinity: config
+                .affinity
+                .as_ref()
+                .map(|a| AffinityKey::new(&a.key, name)),
             health: config.health.clone(),
             recycle_hook: config.recycle_hook.clone(),
             next: AtomicUsize::new(0),

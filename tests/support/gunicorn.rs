@@ -22,7 +22,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 /// The affinity key of every edge here.
-const KEY: &str = "gunicorn-recycle-test-key-0123456789";
+const KEY: &str = super::mcp_raw::GUNICORN_AFFINITY_KEY;
 /// gunicorn's `--graceful-timeout`. It bounds the master's own shutdown; after a HUP an
 /// old worker stuck in a handler lives until its heartbeat is silent for `--timeout` (30 s
 /// unless `$MCP_EDGE_TEST_GUNICORN_ARGS` sets it).

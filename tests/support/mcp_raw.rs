@@ -50,16 +50,25 @@ pub fn list_tools(addr: SocketAddr, session: &str) -> u16 {
     .status
 }
 
-/// The server a token names (its second field, base64url).
+/// The affinity key of the edges of `tests/e2e_affinity.rs`.
+pub const AFFINITY_KEY: &str = "test-affinity-key-0123456789";
+/// The affinity key of the edges of the gunicorn tests (`support/gunicorn.rs`).
+pub const GUNICORN_AFFINITY_KEY: &str = "gunicorn-recycle-test-key-0123456789";
+/// The upstream group of every affinity test.
+pub const AFFINITY_GROUP: &str = "mcp";
+
+/// The server a token names, opened with the test keys (a token is sealed: only a holder
+/// of the key can read it).
 pub fn server_of(token: &str) -> String {
-    use base64::Engine;
-    let field = token.split('.').nth(1).unwrap();
-    String::from_utf8(
-        base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(field)
-            .unwrap(),
-    )
-    .unwrap()
+    [AFFINITY_KEY, GUNICORN_AFFINITY_KEY]
+        .iter()
+        .find_map(|key| {
+            mcp_edge::affinity::AffinityKey::new(key, AFFINITY_GROUP)
+                .decode(token)
+                .ok()
+        })
+        .unwrap_or_else(|| panic!("`{token}` is not a token of a test key"))
+        .server
 }
 
 /// `tools/call add {a, b}` on a session, on a connection of its own: `Ok(())` when the

@@ -3,9 +3,10 @@
 //! Streamable HTTP carries the session in the `Mcp-Session-Id` header; legacy SSE in the
 //! `session_id` query parameter of `POST /messages/`, handed out by the stream's
 //! `endpoint` event. With affinity on, the proxy rewrites both ways: ids the client sees
-//! are [tokens](token) naming the server; ids the upstream sees are its own.
+//! are sealed [tokens](token) naming the server; ids the upstream sees are its own.
 
 mod endpoint;
+mod legacy;
 mod response;
 mod token;
 

@@ -1,30 +1,54 @@
 //! Stateless session affinity tokens.
 //!
 //! The proxy hands the client a session id that names the server that created the
-//! session, authenticated with a key from the config, so any mcp-edge process holding
+//! session, sealed with a key derived from the config's, so any mcp-edge process holding
 //! the key (a successor after a recycle or upgrade, another replica) routes the session
-//! back to that server, and a client can neither choose nor forge a server:
+//! back to that server, while a client can neither read, choose nor forge a server:
 //!
 //! ```text
-//! e1.<base64url(server address)>.<base64url(HMAC-SHA256(key, address "." id))[..16 bytes]>.<id>
+//! e2.<base64url(nonce ‖ XChaCha20-Poly1305(k, nonce, plaintext, ad))>
+//!   k         = HKDF-SHA256(salt "mcp-edge affinity", ikm key, info "e2 token sealing key")
+//!   nonce     = 24 random bytes, new for every token
+//!   plaintext = u32be(len server) ‖ server ‖ u32be(len id) ‖ id ‖ zeros to a multiple of 32
+//!   ad        = "mcp-edge affinity e2 upstream " ‖ group name
 //! ```
 //!
-//! The upstream's own id travels verbatim after the third dot; the proxy strips the
-//! prefix before forwarding.
+//! The associated data binds a token to its upstream group: replayed on a route of
+//! another group it fails to open, like a forged one. The padding hides the lengths of
+//! the address and the upstream's id to within 32 bytes.
+//!
+//! Tokens of the signed format `e1` ([`super::legacy`]) are still decoded, never issued.
 
+use super::legacy::{self, SigningKey};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use hmac::{Hmac, Mac};
+use chacha20poly1305::aead::{Aead, AeadCore, KeyInit, OsRng, Payload};
+use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+use hkdf::Hkdf;
 use sha2::Sha256;
+use std::sync::Arc;
 
-const PREFIX: &str = "e1";
-/// Bytes of the MAC kept in a token.
-const MAC_BYTES: usize = 16;
+/// The prefix of a sealed token.
+const PREFIX: &str = "e2";
+/// HKDF's salt: names the use of the configured key.
+const KDF_SALT: &[u8] = b"mcp-edge affinity";
+/// HKDF's info: names the derived key.
+const KDF_INFO: &[u8] = b"e2 token sealing key";
+/// The associated data before the group name.
+const AD_PREFIX: &[u8] = b"mcp-edge affinity e2 upstream ";
+/// XChaCha20-Poly1305's nonce and tag lengths.
+const NONCE_BYTES: usize = 24;
+const TAG_BYTES: usize = 16;
+/// The plaintext is padded to a multiple of this.
+const PAD_TO: usize = 32;
 
-/// The key that authenticates affinity tokens.
+/// The key that seals and opens the affinity tokens of one upstream group.
 #[derive(Clone)]
 pub struct AffinityKey {
-    key: Vec<u8>,
+    sealing: XChaCha20Poly1305,
+    signing: SigningKey,
+    /// The associated data: binds tokens to the group.
+    ad: Arc<[u8]>,
 }
 
 impl std::fmt::Debug for AffinityKey {
@@ -40,103 +64,120 @@ pub struct Pinned {
     pub server: String,
     /// The session id the server issued.
     pub session_id: String,
+    /// Whether the token was sealed; `false` for a signed token of the old format.
+    pub sealed: bool,
 }
 
 /// Why a token was refused.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum TokenError {
-    /// Not a token of this format.
+    /// Not a token of a known format (or cut short).
+    #[error("not an affinity token")]
     Malformed,
-    /// The MAC does not match: forged, tampered with, or made with another key.
+    /// The token does not authenticate: forged, tampered with, made with another key, or
+    /// (sealed) made for another upstream group.
+    #[error("the token does not authenticate")]
     BadSignature,
 }
 
 impl AffinityKey {
-    /// A key from its secret bytes.
-    pub fn new(secret: &str) -> Self {
+    /// The key of upstream group `group` from the configured secret.
+    pub fn new(secret: &str, group: &str) -> Self {
+        let mut derived = [0u8; 32];
+        Hkdf::<Sha256>::new(Some(KDF_SALT), secret.as_bytes())
+            .expand(KDF_INFO, &mut derived)
+            .expect("32 bytes is a valid HKDF-SHA256 output length");
+        let ad: Vec<u8> = [AD_PREFIX, group.as_bytes()].concat();
         Self {
-            key: secret.as_bytes().to_vec(),
+            sealing: XChaCha20Poly1305::new(&derived.into()),
+            signing: SigningKey::new(secret),
+            ad: ad.into(),
         }
     }
 
-    fn mac(&self, server: &str, session_id: &str) -> Hmac<Sha256> {
-        let mut mac = Hmac::<Sha256>::new_from_slice(&self.key).expect("HMAC takes any key length");
-        mac.update(server.as_bytes());
-        mac.update(b".");
-        mac.update(session_id.as_bytes());
-        mac
-    }
-
-    /// The token the client sees for `session_id` created by `server`.
+    /// The sealed token the client sees for `session_id` created by `server`; a new one
+    /// (another nonce) on every call.
     pub fn encode(&self, server: &str, session_id: &str) -> String {
-        let tag = self.mac(server, session_id).finalize().into_bytes();
-        format!(
-            "{PREFIX}.{}.{}.{session_id}",
-            URL_SAFE_NO_PAD.encode(server),
-            URL_SAFE_NO_PAD.encode(&tag[..MAC_BYTES])
-        )
+        let plaintext = plaintext(server, session_id);
+        let nonce = XChaCha20Poly1305::generate_nonce(&mut OsRng);
+        let sealed = self
+            .sealing
+            .encrypt(
+                &nonce,
+                Payload {
+                    msg: &plaintext,
+                    aad: &self.ad,
+                },
+            )
+            .expect("XChaCha20-Poly1305 seals any message under 256 GiB");
+        let mut bytes = Vec::with_capacity(NONCE_BYTES + sealed.len());
+        bytes.extend_from_slice(&nonce);
+        bytes.extend_from_slice(&sealed);
+        format!("{PREFIX}.{}", URL_SAFE_NO_PAD.encode(bytes))
     }
 
-    /// Decodes and authenticates a token.
+    /// Opens a sealed token, or checks a signed one of the old format.
     pub fn decode(&self, token: &str) -> Result<Pinned, TokenError> {
-        let mut parts = token.splitn(4, '.');
-        let (Some(PREFIX), Some(server), Some(tag), Some(session_id)) =
-            (parts.next(), parts.next(), parts.next(), parts.next())
-        else {
-            return Err(TokenError::Malformed);
-        };
-        let server = URL_SAFE_NO_PAD
-            .decode(server)
-            .ok()
-            .and_then(|bytes| String::from_utf8(bytes).ok())
-            .ok_or(TokenError::Malformed)?;
-        let tag = URL_SAFE_NO_PAD
-            .decode(tag)
+        let (prefix, rest) = token.split_once('.').ok_or(TokenError::Malformed)?;
+        match prefix {
+            PREFIX => self.open(rest),
+            legacy::PREFIX => self.signing.verify(rest),
+            _ => Err(TokenError::Malformed),
+        }
+    }
+
+    fn open(&self, encoded: &str) -> Result<Pinned, TokenError> {
+        let bytes = URL_SAFE_NO_PAD
+            .decode(encoded)
             .map_err(|_| TokenError::Malformed)?;
-        if tag.len() != MAC_BYTES {
+        if bytes.len() < NONCE_BYTES + TAG_BYTES {
             return Err(TokenError::Malformed);
         }
-        self.mac(&server, session_id)
-            .verify_truncated_left(&tag)
+        let (nonce, sealed) = bytes.split_at(NONCE_BYTES);
+        let plaintext = self
+            .sealing
+            .decrypt(
+                XNonce::from_slice(nonce),
+                Payload {
+                    msg: sealed,
+                    aad: &self.ad,
+                },
+            )
             .map_err(|_| TokenError::BadSignature)?;
-        Ok(Pinned {
-            server,
-            session_id: session_id.to_string(),
-        })
+        parse(&plaintext).ok_or(TokenError::Malformed)
     }
+}
+
+/// The plaintext of a token: both fields with their lengths, zero-padded.
+fn plaintext(server: &str, session_id: &str) -> Vec<u8> {
+    let mut bytes = Vec::with_capacity(8 + server.len() + session_id.len() + PAD_TO);
+    for field in [server, session_id] {
+        let len = u32::try_from(field.len()).unwrap_or(u32::MAX);
+        bytes.extend_from_slice(&len.to_be_bytes());
+        bytes.extend_from_slice(field.as_bytes());
+    }
+    bytes.resize(bytes.len().next_multiple_of(PAD_TO), 0);
+    bytes
+}
+
+/// The fields of an opened plaintext; `None` when they do not fit it.
+fn parse(mut bytes: &[u8]) -> Option<Pinned> {
+    let mut field = || -> Option<String> {
+        let (len, rest) = bytes.split_first_chunk::<4>()?;
+        let len = usize::try_from(u32::from_be_bytes(*len)).ok()?;
+        let (text, rest) = (rest.len() >= len).then(|| rest.split_at(len))?;
+        bytes = rest;
+        String::from_utf8(text.to_vec()).ok()
+    };
+    let server = field()?;
+    let session_id = field()?;
+    bytes.iter().all(|&byte| byte == 0).then_some(Pinned {
+        server,
+        session_id,
+        sealed: true,
+    })
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn round_trip_keeps_the_upstream_id_verbatim() {
-        let key = AffinityKey::new("0123456789abcdef-secret");
-        let token = key.encode("127.0.0.1:4444", "a1b2.c3-d4_e5");
-        let pinned = key.decode(&token).unwrap();
-        assert_eq!(pinned.server, "127.0.0.1:4444");
-        assert_eq!(pinned.session_id, "a1b2.c3-d4_e5");
-        assert!(token.is_ascii() && !token.contains(['&', '=', ' ', '/']));
-    }
-
-    #[test]
-    fn tampering_and_other_keys_are_refused() {
-        let key = AffinityKey::new("0123456789abcdef-secret");
-        let token = key.encode("127.0.0.1:4444", "abc");
-        let other_server = token.replacen(
-            &URL_SAFE_NO_PAD.encode("127.0.0.1:4444"),
-            &URL_SAFE_NO_PAD.encode("127.0.0.1:5555"),
-            1,
-        );
-        assert_eq!(key.decode(&other_server), Err(TokenError::BadSignature));
-        assert_eq!(
-            key.decode(&format!("{token}x")),
-            Err(TokenError::BadSignature)
-        );
-        let stranger = AffinityKey::new("another-key-of-16-bytes");
-        assert_eq!(stranger.decode(&token), Err(TokenError::BadSignature));
-        assert_eq!(key.decode("abc"), Err(TokenError::Malformed));
-        assert_eq!(key.decode("e1.!!.x.y"), Err(TokenError::Malformed));
-    }
-}
+#[path = "token_tests.rs"]
+mod tests;

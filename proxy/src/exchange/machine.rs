@@ -54,6 +54,10 @@ pub struct ExchangeEnv<'a> {
     /// Whether a call is in flight: what tells an abandoned call from a client that
     /// simply closed.
     pub calls: CallWatch,
+    /// Held until the upstream's response head arrives (or the exchange ends), then
+    /// dropped: a standing stream's session turn, so that the session's next request
+    /// reaches the server after the stream exists (`service::session_order`).
+    pub held_until_head: Option<Box<dyn Send>>,
 }
 
 /// An exchange that ended: how, and the upstream leg, for the caller to reuse, park or
@@ -196,6 +200,7 @@ impl<'a, C: ClientLeg, U: UpstreamLeg> Exchange<'a, C, U> {
                 }
             },
         };
+        drop(self.env.held_until_head.take());
         match head {
             Ok(head) => self.start_body(head).await,
             Err(error) => State::Done(ExchangeEnd::NoResponse(error)),

@@ -173,6 +173,7 @@ impl EdgeApp {
                     session.shutdown().await;
                 };
                 let _ = tokio::time::timeout(TIMEOUT_ANSWER_LIMIT, answer).await;
+                super::socket_tuning::reset_session_on_close(session);
                 return Handled::Close;
             }
         }

@@ -1,6 +1,7 @@
 //! The MCP parts of serving a request: which calls it carries, how its exchange watches
 //! them, and the legacy session they are recorded on.
 
+use super::session_order::SessionOrder;
 use crate::mcp::sessions::{untooled, ExpectedCalls};
 use crate::mcp::{method_label, CallWatch, LegacySessions, McpRequest, PendingCall, ToolLabels};
 use pingora_http::RequestHeader;
@@ -12,6 +13,8 @@ pub struct McpParts {
     pub tools: ToolLabels,
     /// The open legacy SSE sessions and their calls in flight.
     pub sessions: Arc<LegacySessions>,
+    /// The order in which the requests of each MCP session are sent upstream.
+    pub order: Arc<SessionOrder>,
 }
 
 impl McpParts {
@@ -20,6 +23,7 @@ impl McpParts {
         Self {
             tools: ToolLabels::new(tool_labels),
             sessions: Arc::default(),
+            order: Arc::default(),
         }
     }
 

@@ -11,11 +11,14 @@
 //!   with no stream open closes after the same time (Pingora's `h2_idle_timeout`).
 //!
 //! An idle HTTP/1 connection (waiting for a request's first byte) may also be closed to
-//! admit a new connection at `max_connections` ([`ConnectionLimit`]). HTTP/2 connections
+//! admit a new connection at `max_connections` ([`ConnectionLimit`]). A connection closed
+//! for `client_header_timeout` or for `max_connections` is reset (`SO_LINGER` 0), so the
+//! kernel frees it at once ([`super::socket_tuning`]). HTTP/2 connections
 //! (h2c with prior knowledge, or TLS with ALPN `h2`) are handed to Pingora's HTTP/2 server.
 
 use super::app::{within, ClientDeadlines, EdgeApp, Handled};
 use super::conn_limit::{ConnectionLimit, ConnectionSlot};
+use super::socket_tuning::reset_stream_on_close;
 use async_trait::async_trait;
 use bytes::BytesMut;
 use pingora_core::apps::{HttpServerApp, ServerApp};
@@ -71,7 +74,10 @@ impl EdgeConnections {
         let peeked = tokio::select! {
             biased;
             peeked = within(deadline, stream.try_peek(&mut preface)) => peeked,
-            _ = slot.reclaimed() => return None,
+            _ = slot.reclaimed() => {
+                reset_stream_on_close(stream);
+                return None;
+            }
             _ = self.app.idle_close().closed() => return None,
         };
         match peeked {
@@ -81,6 +87,7 @@ impl EdgeConnections {
             Some(Err(_)) => None,
             None => {
                 self.app.metrics().client_closed("header_timeout");
+                reset_stream_on_close(stream);
                 None
             }
         }
@@ -165,7 +172,10 @@ impl EdgeConnections {
         let read = tokio::select! {
             biased;
             read = within(idle_until, stream.read_buf(head)) => read,
-            _ = slot.reclaimed() => return false,
+            _ = slot.reclaimed() => {
+                reset_stream_on_close(stream);
+                return false;
+            }
             _ = self.app.idle_close().closed() => return false,
         };
         match read {
@@ -173,8 +183,10 @@ impl EdgeConnections {
             Some(Err(_)) => false,
             None => {
                 // A new connection that sends nothing is held to the head's deadline, as
-                // nginx does; a kept-alive one to the keep-alive timeout.
+                // nginx does (and reset); a kept-alive one to the keep-alive timeout (and
+                // closed cleanly: its client did nothing wrong).
                 let reason = if first {
+                    reset_stream_on_close(stream);
                     "header_timeout"
                 } else {
                     "keepalive_timeout"
@@ -198,6 +210,7 @@ impl ServerApp for EdgeConnections {
         let accepted = Instant::now();
         let deadlines: ClientDeadlines = self.app.deadlines();
         let Some(slot) = self.limit.admit(self.limit.max(deadlines.max_connections)) else {
+            reset_stream_on_close(&stream);
             // Counted; not logged at a higher level, which a flood would turn into one.
             tracing::debug!(
                 active = self.limit.active(),

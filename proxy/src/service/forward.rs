@@ -21,6 +21,7 @@ use super::outcome::{AttemptPhase, Departure, Outcome, Refusal};
 use super::record::RequestRecord;
 use super::request_body::{read_request_body, RequestBody};
 use super::responses::{jsonrpc_id, ProxyRefusal};
+use super::session_order::Turn;
 use super::session_pin::pin_session;
 use crate::affinity::{ResponseRewriter, SESSION_HEADER};
 use crate::drain::DrainSignal;
@@ -83,7 +84,20 @@ impl Forwarder<'_> {
         chain: StreamChain,
         record: &mut RequestRecord,
     ) -> Outcome {
-        let body = match read_request_body(session, self.max_request_body_bytes).await {
+        // The request's place among its session's requests is taken now, while its body
+        // is read: it is sent only after every earlier request of the session.
+        let session_key = session_key(session.req_header());
+        let turn = async {
+            match &session_key {
+                Some(key) => self.mcp.order.turn(key).await,
+                None => None,
+            }
+        };
+        let (body, turn) = tokio::join!(
+            read_request_body(session, self.max_request_body_bytes),
+            turn
+        );
+        let body = match body {
             RequestBody::Complete(body) => body,
             RequestBody::Refused(refusal) => return Outcome::Refused(refusal),
             RequestBody::ClientGone => return Outcome::ClientGone(Departure::DuringRequest),
@@ -112,7 +126,7 @@ impl Forwarder<'_> {
             calls: &calls,
         };
         let outcome = self
-            .attempt_loop(session, &request, pinned, chain, record)
+            .attempt_loop(session, &request, pinned, chain, record, turn)
             .await;
         if let Some(expected) = expected {
             // A legacy POST the upstream did not accept gets no answer on the stream.
@@ -137,6 +151,7 @@ impl Forwarder<'_> {
         pinned: Option<&UpstreamServer>,
         mut chain: StreamChain,
         record: &mut RequestRecord,
+        mut turn: Option<Turn>,
     ) -> Outcome {
         let group = &request.route.upstream;
         let mut attempts = Attempts::new(group, pinned);
@@ -161,8 +176,17 @@ impl Forwarder<'_> {
                 .mcp
                 .watch(session.req_header(), record.mcp.as_ref(), request.calls);
             record.server = Some(server.address.clone());
+            // Sent: the session's next request may go, but after a standing stream only
+            // once its head arrived.
+            let held = match request.method {
+                http::Method::GET => turn.take().map(|turn| Box::new(turn) as Box<dyn Send>),
+                _ => {
+                    drop(turn.take());
+                    None
+                }
+            };
             let finished = self
-                .run_exchange(session, request, server, connection, chain, watch)
+                .run_exchange(session, request, server, (connection, chain), watch, held)
                 .await;
             match finished.end {
                 ExchangeEnd::NoResponse(ref error)
@@ -245,13 +269,14 @@ impl Forwarder<'_> {
         session: &mut ServerSession,
         request: &Request<'_>,
         server: &UpstreamServer,
-        connection: UpstreamConnection,
-        chain: StreamChain,
+        (connection, chain): (UpstreamConnection, StreamChain),
         watch: CallWatch,
+        held_until_head: Option<Box<dyn Send>>,
     ) -> Finished<UpstreamConnection> {
         let method = session.req_header().method.clone();
         let rewriter = self.response_rewriter(&request.route.upstream, server, session, &method);
-        let env = self.exchange_env(request.route, server, &method, watch);
+        let mut env = self.exchange_env(request.route, server, &method, watch);
+        env.held_until_head = held_until_head;
         let mut client = PingoraClient::new(session);
         Exchange::new(&mut client, connection, chain, rewriter, env)
             .run()
@@ -376,7 +401,11 @@ impl Forwarder<'_> {
         Some(ResponseRewriter::new(
             key,
             &server.address,
-            session.req_header().headers.contains_key(SESSION_HEADER),
+            session
+                .req_header()
+                .headers
+                .get(SESSION_HEADER)
+                .and_then(|v| v.to_str().ok()),
             method == http::Method::GET,
             created,
         ))
@@ -404,8 +433,15 @@ impl Forwarder<'_> {
             server_retirement: server.health.retirement(),
             sse_idle_timeout: route.upstream.timeouts.sse_idle,
             calls,
+            held_until_head: None,
         }
     }
+}
+
+/// The MCP session a request belongs to, for ordering: its `Mcp-Session-Id` as sent.
+fn session_key(request: &pingora_http::RequestHeader) -> Option<String> {
+    let value = request.headers.get(SESSION_HEADER)?.to_str().ok()?;
+    Some(value.to_owned())
 }
 
 /// A refusal answered as a JSON-RPC error when `body` was JSON-RPC.

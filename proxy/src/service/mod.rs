@@ -15,6 +15,7 @@
 //! - `record`: what a request did, for the metrics and the access log;
 //! - `request_checks`: the request head checks before routing;
 //! - `session_pin`: the server an MCP session is pinned to (affinity);
+//! - `session_order`: the requests of one MCP session are sent upstream in arrival order;
 //! - `headers`, `forwarded`, `responses`, `socket_tuning`, `idle_close`, `conn_limit`: what they say.
 
 mod accounting;
@@ -34,6 +35,7 @@ mod record;
 mod request_body;
 mod request_checks;
 mod responses;
+mod session_order;
 mod session_pin;
 mod socket_tuning;
 mod upstream;

@@ -61,6 +61,7 @@ impl Harness {
             server_retirement: self.retirement.signal(),
             sse_idle_timeout: None,
             calls,
+            held_until_head: None,
         }
     }
 
