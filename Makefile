@@ -30,8 +30,10 @@ lint: setup
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
 ## The whole test suite: lints, unit tests, end-to-end tests (real binary, real sockets,
-## the official Python MCP SDK installed from PyPI into target/ on first use).
+## the official Python MCP SDK installed from PyPI into target/ on first use, the TypeScript
+## SDK and the MCP conformance suite from npm into target/node-sdk).
 test: lint
+	@command -v npm >/dev/null 2>&1 || { echo "node and npm are required for the TypeScript MCP SDK and conformance tests"; exit 1; }
 	$(CARGO) test --workspace --no-fail-fast
 
 ## Dependency guards (deny.toml): licences, duplicate versions, sources, then the RustSec

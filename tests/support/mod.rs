@@ -9,6 +9,7 @@ pub mod http;
 pub mod load;
 pub mod mcp_raw;
 pub mod metrics;
+pub mod node;
 pub mod process;
 pub mod python;
 pub mod script;

@@ -368,11 +368,11 @@ impl ScriptChild {
 }
 
 /// A child process that is killed and reaped when dropped.
-struct KillOnDrop(Child);
+pub struct KillOnDrop(pub Child);
 
 impl KillOnDrop {
     /// Waits for the child to exit until `deadline`; `None` when it is still running.
-    fn wait_until(&mut self, deadline: Instant) -> Option<std::process::ExitStatus> {
+    pub fn wait_until(&mut self, deadline: Instant) -> Option<std::process::ExitStatus> {
         loop {
             if let Some(status) = self.0.try_wait().expect("wait for child") {
                 return Some(status);
