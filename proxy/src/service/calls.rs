@@ -2,6 +2,7 @@
 //! them, and the legacy session they are recorded on.
 
 use super::session_order::SessionOrder;
+use super::standing_stream::StandingStreams;
 use crate::mcp::sessions::{untooled, ExpectedCalls};
 use crate::mcp::{method_label, CallWatch, LegacySessions, McpRequest, PendingCall, ToolLabels};
 use pingora_http::RequestHeader;
@@ -15,6 +16,8 @@ pub struct McpParts {
     pub sessions: Arc<LegacySessions>,
     /// The order in which the requests of each MCP session are sent upstream.
     pub order: Arc<SessionOrder>,
+    /// The sessions whose standing stream is expected now.
+    pub streams: Arc<StandingStreams>,
 }
 
 impl McpParts {
@@ -24,6 +27,7 @@ impl McpParts {
             tools: ToolLabels::new(tool_labels),
             sessions: Arc::default(),
             order: Arc::default(),
+            streams: Arc::default(),
         }
     }
 

@@ -23,6 +23,7 @@ use super::request_body::{read_request_body, RequestBody};
 use super::responses::{jsonrpc_id, ProxyRefusal};
 use super::session_order::Turn;
 use super::session_pin::pin_session;
+use super::standing_stream::StandingStreams;
 use crate::affinity::{ResponseRewriter, SESSION_HEADER};
 use crate::drain::DrainSignal;
 use crate::exchange::{Exchange, ExchangeEnd, ExchangeEnv, Finished, ParkTicket, StreamTracking};
@@ -68,6 +69,8 @@ struct Sent<'g> {
 struct Request<'r> {
     route: &'r Route,
     method: http::Method,
+    /// The MCP session (`Mcp-Session-Id`), if any.
+    session: Option<&'r str>,
     /// Whether the upstream is asked for an unencoded body (`Accept-Encoding: identity`):
     /// the edge reads and writes into event streams on this route.
     plain_body: bool,
@@ -90,11 +93,13 @@ impl Forwarder<'_> {
         // The request's place among its session's requests is taken now, while its body
         // is read: it is sent only after every earlier request of the session.
         let session_key = session_key(session.req_header());
+        let is_get = session.req_header().method == http::Method::GET;
         let turn = async {
-            match &session_key {
-                Some(key) => self.mcp.order.turn(key).await,
-                None => None,
+            let key = session_key.as_deref()?;
+            if !is_get {
+                self.mcp.streams.wait_for(key).await;
             }
+            self.mcp.order.turn(key).await
         };
         let (body, turn) = tokio::join!(
             read_request_body(session, self.max_request_body_bytes),
@@ -124,6 +129,7 @@ impl Forwarder<'_> {
         let request = Request {
             route,
             method: session.req_header().method.clone(),
+            session: session_key.as_deref(),
             plain_body: wants_plain_body(&chain, &route.upstream),
             rewrite: &rewrite,
             body: &body,
@@ -180,15 +186,7 @@ impl Forwarder<'_> {
                 .mcp
                 .watch(session.req_header(), record.mcp.as_ref(), request.calls);
             record.server = Some(server.address.clone());
-            // Sent: the session's next request may go, but after a standing stream only
-            // once its head arrived.
-            let held = match request.method {
-                http::Method::GET => turn.take().map(|turn| Box::new(turn) as Box<dyn Send>),
-                _ => {
-                    drop(turn.take());
-                    None
-                }
-            };
+            let held = self.sent(request, record, turn.take());
             let finished = self
                 .run_exchange(session, request, server, (connection, chain), watch, held)
                 .await;
@@ -266,6 +264,30 @@ impl Forwarder<'_> {
                 written,
             });
         }
+    }
+
+    /// Notes a request sent: the session's next request may go, but after a standing
+    /// stream only once its head arrived (the returned guard, dropped then); after
+    /// `notifications/initialized` the client's standing stream is expected.
+    fn sent(
+        &self,
+        request: &Request<'_>,
+        record: &RequestRecord,
+        turn: Option<Turn>,
+    ) -> Option<Box<dyn Send>> {
+        let session = request.session?;
+        if request.method == http::Method::GET {
+            return Some(Box::new(StreamOpening {
+                _turn: turn,
+                streams: self.mcp.streams.clone(),
+                session: session.to_owned(),
+            }));
+        }
+        let method = record.mcp.as_ref().map(|mcp| &*mcp.method);
+        if method == Some("notifications/initialized") {
+            self.mcp.streams.expect(session);
+        }
+        None
     }
 
     /// Runs the exchange of a sent request: the response, relayed through `chain`.
@@ -440,6 +462,20 @@ impl Forwarder<'_> {
             calls,
             held_until_head: None,
         }
+    }
+}
+
+/// A standing stream being opened: holds its session's turn, and tells the session's
+/// waiting requests when it drops (its head arrived, or the exchange ended).
+struct StreamOpening {
+    _turn: Option<Turn>,
+    streams: Arc<StandingStreams>,
+    session: String,
+}
+
+impl Drop for StreamOpening {
+    fn drop(&mut self) {
+        self.streams.opened(&self.session);
     }
 }
 

@@ -16,6 +16,8 @@
 //! - `request_checks`: the request head checks before routing;
 //! - `session_pin`: the server an MCP session is pinned to (affinity);
 //! - `session_order`: the requests of one MCP session are sent upstream in arrival order;
+//!   `standing_stream`: the first call after `notifications/initialized` waits, briefly, for
+//!   the standing stream the client opens at the same moment;
 //! - `headers`, `forwarded`, `responses`, `socket_tuning`, `idle_close`, `conn_limit`: what they say.
 
 mod accounting;
@@ -38,6 +40,7 @@ mod responses;
 mod session_order;
 mod session_pin;
 mod socket_tuning;
+mod standing_stream;
 mod upstream;
 
 pub use app::{EdgeApp, EdgeParts};
