@@ -122,7 +122,7 @@ fn legacy_upstream(
             // Silent, watching for the peer to leave.
             let _ = conn.stream().set_read_timeout(Some(silence));
             let mut probe = [0u8; 1];
-            if let Ok(0) = std::io::Read::read(&mut &*conn.stream(), &mut probe) {
+            if let Ok(0) = std::io::Read::read(&mut conn.stream(), &mut probe) {
                 return;
             }
             let _ = writer.event(&mut conn, b"event: done\ndata: bye\n\n");
