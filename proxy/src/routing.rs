@@ -63,6 +63,8 @@ pub struct UpstreamGroup {
     pub health: Option<HealthConfig>,
     /// How to restart one server gracefully, when the group is recycled.
     pub recycle_hook: Option<RecycleHookConfig>,
+    /// The group's TLS client: its `https://` servers and an `https://` recycle hook use it.
+    pub tls: Option<TlsClient>,
     next: AtomicUsize,
 }
 
@@ -104,6 +106,7 @@ impl UpstreamGroup {
             affinity: config.affinity.as_ref().map(|a| AffinityKey::new(&a.key)),
             health: config.health.clone(),
             recycle_hook: config.recycle_hook.clone(),
+            tls: tls.cloned(),
             next: AtomicUsize::new(0),
         })
     }

@@ -4,6 +4,7 @@
 mod decode;
 mod exchange;
 mod head;
+mod oneshot;
 mod pool;
 mod request;
 mod support;
