@@ -8,7 +8,8 @@
 //!   same time. The connection then fails with `ETIMEDOUT`, which the client leg reports
 //!   as a timeout, so the stream is counted as `send_timeout`, not as a departure.
 
-use std::os::fd::{BorrowedFd, RawFd};
+use crate::os;
+use std::os::fd::RawFd;
 use std::time::Duration;
 
 /// The send buffer requested for a guarded stream (the kernel doubles it). Small next to
@@ -20,24 +21,11 @@ const NOT_SENT_LOW_WATER_BYTES: libc::c_int = 16 * 1024;
 
 /// Applies the small-buffer settings to the client socket `fd`.
 pub fn keep_client_buffers_small(fd: RawFd, send_timeout: Duration) -> std::io::Result<()> {
-    // SAFETY: `fd` is the live client socket of the session that called us; it outlives
-    // this borrow, which ends before we return.
-    let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
-    let socket = socket2::SockRef::from(&borrowed);
-    socket.set_send_buffer_size(SEND_BUFFER_BYTES)?;
-    socket.set_tcp_user_timeout(Some(send_timeout))?;
-    // SAFETY: setsockopt with a valid fd, a c_int option value and its exact size.
-    let result = unsafe {
-        libc::setsockopt(
-            fd,
-            libc::IPPROTO_TCP,
-            libc::TCP_NOTSENT_LOWAT,
-            (&NOT_SENT_LOW_WATER_BYTES as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    if result != 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    Ok(())
+    // `fd` is the live client socket of the session that called us; it outlives the call.
+    os::with_borrowed_socket(fd, |borrowed| {
+        let socket = socket2::SockRef::from(&borrowed);
+        socket.set_send_buffer_size(SEND_BUFFER_BYTES)?;
+        socket.set_tcp_user_timeout(Some(send_timeout))?;
+        os::set_tcp_notsent_lowat(borrowed, NOT_SENT_LOW_WATER_BYTES)
+    })
 }
