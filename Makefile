@@ -3,7 +3,7 @@
 
 CARGO ?= cargo
 
-.PHONY: setup demo test lint build
+.PHONY: setup demo test lint build release-deps
 
 ## Installs build prerequisites that are missing (cmake, for pingora's zlib-ng).
 setup:
@@ -14,19 +14,28 @@ setup:
 	}
 	@command -v python3 >/dev/null 2>&1 || { echo "python3 is required for the MCP SDK interop tests"; exit 1; }
 
-## Runs the proxy on 127.0.0.1:8080 in front of the built-in MCP server.
+## Runs the proxy on 127.0.0.1:8080 in front of the built-in MCP server (the `demo`
+## feature; the shipped binary is built without it).
 demo: setup
-	$(CARGO) run --release -p mcp-edge -- demo
+	$(CARGO) run --release -p mcp-edge --features demo -- demo
 
 build: setup
-	$(CARGO) build --workspace --all-targets
+	$(CARGO) build --workspace --all-targets --all-features
 
-## Formatting and lints, warnings denied.
+## Formatting and lints, warnings denied, with and without the demo.
 lint: setup
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(CARGO) clippy --workspace --all-targets --all-features -- -D warnings
 
-## The whole test suite: lints, unit tests, end-to-end tests (real binary, real sockets,
-## the official Python MCP SDK installed from PyPI into target/ on first use).
-test: lint
-	$(CARGO) test --workspace --no-fail-fast
+## The shipped binary (no features) leaves the demo out: axum is not among its dependencies.
+release-deps:
+	@if $(CARGO) tree -p mcp-edge -e normal --prefix none | grep -q '^axum '; then \
+		echo "the release build of mcp-edge depends on axum (the demo's server)"; exit 1; \
+	fi
+
+## The whole test suite: lints, the release dependency check, unit tests, end-to-end tests
+## (real binary, real sockets, the official Python MCP SDK installed from PyPI into target/
+## on first use). The demo feature is on: the SDK tests use its server.
+test: lint release-deps
+	$(CARGO) test --workspace --all-features --no-fail-fast

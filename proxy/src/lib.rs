@@ -21,6 +21,7 @@ pub mod affinity;
 pub mod cli;
 pub mod config;
 pub mod control;
+#[cfg(feature = "demo")]
 pub mod demo;
 pub mod drain;
 pub mod exchange;

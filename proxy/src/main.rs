@@ -16,6 +16,7 @@ static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 use clap::Parser;
 use mcp_edge::cli::{Cli, Command, RunArgs};
 use mcp_edge::config::{self, model::LogFormat};
+#[cfg(feature = "demo")]
 use mcp_edge::demo::{self, DemoOptions};
 use mcp_edge::logging;
 use mcp_edge::server::{self, RunOptions};
@@ -46,6 +47,7 @@ fn main() -> ExitCode {
         }
         Command::Reload { config } => mcp_edge::control::reload::run(&config),
         Command::Upgrade { binary, config } => mcp_edge::control::upgrade::run(binary, &config),
+        #[cfg(feature = "demo")]
         Command::Demo { listen, admin } => exit_on_error(demo::run(DemoOptions { listen, admin })),
     }
 }
@@ -116,6 +118,7 @@ fn check(path: &Path) -> ExitCode {
     }
 }
 
+#[cfg(feature = "demo")]
 fn exit_on_error(result: Result<std::convert::Infallible, String>) -> ExitCode {
     match result {
         Ok(never) => match never {},
