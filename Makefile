@@ -3,7 +3,7 @@
 
 CARGO ?= cargo
 
-.PHONY: setup demo test lint build deny
+.PHONY: setup demo test lint build deny release-deps
 
 # The RustSec advisory database that `cargo deny check advisories` clones.
 ADVISORY_DB ?= https://github.com/RustSec/advisory-db
@@ -17,24 +17,33 @@ setup:
 	}
 	@command -v python3 >/dev/null 2>&1 || { echo "python3 is required for the MCP SDK interop tests"; exit 1; }
 
-## Runs the proxy on 127.0.0.1:8080 in front of the built-in MCP server.
+## Runs the proxy on 127.0.0.1:8080 in front of the built-in MCP server (the `demo`
+## feature; the shipped binary is built without it).
 demo: setup
-	$(CARGO) run --release -p mcp-edge -- demo
+	$(CARGO) run --release -p mcp-edge --features demo -- demo
 
 build: setup
-	$(CARGO) build --workspace --all-targets
+	$(CARGO) build --workspace --all-targets --all-features
 
-## Formatting and lints, warnings denied.
+## Formatting and lints, warnings denied, with and without the demo.
 lint: setup
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(CARGO) clippy --workspace --all-targets --all-features -- -D warnings
 
-## The whole test suite: lints, unit tests, end-to-end tests (real binary, real sockets,
+## The shipped binary (no features) leaves the demo out: axum is not among its dependencies.
+release-deps:
+	@if $(CARGO) tree -p mcp-edge -e normal --prefix none | grep -q '^axum '; then \
+		echo "the release build of mcp-edge depends on axum (the demo's server)"; exit 1; \
+	fi
+
+## The whole test suite: lints, the release dependency check, unit tests, end-to-end tests (real binary, real sockets,
 ## the official Python MCP SDK installed from PyPI into target/ on first use, the TypeScript
-## SDK and the MCP conformance suite from npm into target/node-sdk).
-test: lint
+## SDK and the MCP conformance suite from npm into target/node-sdk). The demo feature is
+## on: the SDK tests use its server.
+test: lint release-deps
 	@command -v npm >/dev/null 2>&1 || { echo "node and npm are required for the TypeScript MCP SDK and conformance tests"; exit 1; }
-	$(CARGO) test --workspace --no-fail-fast
+	$(CARGO) test --workspace --all-features --no-fail-fast
 
 ## Dependency guards (deny.toml): licences, duplicate versions, sources, then the RustSec
 ## advisories where their database can be fetched (skipped with a message elsewhere).

@@ -289,3 +289,45 @@ fn check(file: &Path) -> std::process::Output {
         .output()
         .expect("run mcp-edge check")
 }
+
+#[test]
+fn an_https_recycle_hook_speaks_tls_with_the_group_settings() {
+    let ca = TestCa::new("test CA");
+    let upstream = TlsUpstream::start(&ca.issue(&["localhost"], "server"), None);
+    let authority = format!("localhost:{}", upstream.addr.port());
+    let tls = format!(
+        "    tls: {{ca_file: \"{}\"}}\n    recycle_hook:\n      http: {{method: POST, url: \"https://{authority}/admin/recycle\"}}\n      timeout: 5\n",
+        ca.ca_file().display()
+    );
+    let edge = Edge::start_yaml(|ports| {
+        config(ports, &https_localhost(&upstream), &tls)
+            + "filters:\n  - worker_recycle: {max_requests: 2, max_requests_jitter: 0, max_parked: 0, max_parked_age: 0}\n"
+    });
+    with_log(&edge, || {
+        let mut client = Client::connect(edge.listen);
+        for _ in 0..2 {
+            assert_eq!(post(&mut client, "/mcp").0.status, 200);
+        }
+        let recycles = |result: &str| {
+            labelled(
+                &edge,
+                "mcp_edge_upstream_recycles_total",
+                &[("upstream", "main"), ("result", result)],
+            )
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while recycles("ok") + recycles("error") + recycles("timeout") < 1.0 {
+            assert!(Instant::now() < deadline, "no recycle within 10 s");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert_eq!(recycles("ok"), 1.0, "the hook succeeded over TLS");
+        // The hook's connection: verified by the CA, SNI from the URL, its own Host.
+        let seen = upstream.handshakes();
+        let hook = seen
+            .iter()
+            .find(|h| h.hosts.contains(&authority))
+            .unwrap_or_else(|| panic!("no request with Host {authority}: {seen:?}"));
+        assert_eq!(hook.sni.as_deref(), Some("localhost"));
+        assert!(hook.error.is_none(), "{seen:?}");
+    });
+}

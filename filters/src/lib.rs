@@ -9,6 +9,7 @@
 //! and `worker_recycle` (recovery). See `docs/filters/` for each one.
 
 #![warn(missing_docs)]
+#![forbid(unsafe_code)]
 
 pub mod bounded;
 mod cancel_cap;

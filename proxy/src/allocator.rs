@@ -28,7 +28,10 @@ pub const MALLOC_CONF: &CStr = c"background_thread:true,dirty_decay_ms:1000,muzz
 /// builds jemalloc with the `_rjem_` prefix, hence the name.
 #[export_name = "_rjem_malloc_conf"]
 pub static MALLOC_CONF_SYMBOL: Option<&'static c_char> = Some(
-    // SAFETY: MALLOC_CONF is a 'static, NUL-terminated string; its first byte lives as long.
+    // SAFETY: MALLOC_CONF is a 'static, NUL-terminated string; its first byte lives as
+    // long, and jemalloc only reads it. (`export_name` itself is why this module allows
+    // `unsafe_code`: a wrong symbol type would be unsound, and this one is the `const
+    // char *` jemalloc declares.)
     unsafe { &*MALLOC_CONF.as_ptr() },
 );
 
@@ -47,10 +50,13 @@ mod tests {
     use std::time::{Duration, Instant};
 
     fn rss_bytes() -> usize {
-        let statm = std::fs::read_to_string("/proc/self/statm").expect("statm");
-        let pages: usize = statm.split_whitespace().nth(1).unwrap().parse().unwrap();
-        // SAFETY: sysconf has no preconditions.
-        pages * unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as usize
+        let status = std::fs::read_to_string("/proc/self/status").expect("status");
+        let kib: usize = status
+            .lines()
+            .find_map(|line| line.strip_prefix("VmRSS:"))
+            .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmRSS in /proc/self/status");
+        kib * 1024
     }
 
     fn poll<T>(limit: Duration, mut probe: impl FnMut() -> Option<T>) -> Option<T> {

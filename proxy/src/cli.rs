@@ -1,8 +1,9 @@
 //! The command line: `mcp-edge [-c FILE] [-u] [-d] [-t]` runs the proxy; subcommands
-//! check, print the schema, run the demo, reload and upgrade.
+//! check, print the schema, reload and upgrade, and run the demo (with the `demo`
+//! feature).
 
 use clap::{Args, Parser, Subcommand};
-use std::net::SocketAddr;
+
 use std::path::PathBuf;
 
 /// The default config file.
@@ -70,13 +71,15 @@ pub enum Command {
         #[arg(short = 'c', long = "conf", default_value = DEFAULT_CONFIG)]
         config: PathBuf,
     },
-    /// Run the proxy in front of a small built-in MCP server.
+    /// Run the proxy in front of a small built-in MCP server (built with the `demo`
+    /// feature: `make demo`).
+    #[cfg(feature = "demo")]
     Demo {
         /// The proxy listener.
         #[arg(long, default_value = "127.0.0.1:8080")]
-        listen: SocketAddr,
+        listen: std::net::SocketAddr,
         /// The admin listener.
         #[arg(long, default_value = "127.0.0.1:9901")]
-        admin: SocketAddr,
+        admin: std::net::SocketAddr,
     },
 }

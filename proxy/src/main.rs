@@ -3,6 +3,11 @@
 //! Its global allocator is jemalloc, set up to return idle memory to the OS within seconds
 //! (the settings and why: `allocator`).
 
+// The crate denies `unsafe_code` (forbid could not be lifted for the one module below):
+// the allocator exports jemalloc's configuration symbol, which takes `unsafe`.
+#![deny(unsafe_code)]
+
+#[allow(unsafe_code)]
 mod allocator;
 
 #[global_allocator]
@@ -11,6 +16,7 @@ static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 use clap::Parser;
 use mcp_edge::cli::{Cli, Command, RunArgs};
 use mcp_edge::config::{self, model::LogFormat};
+#[cfg(feature = "demo")]
 use mcp_edge::demo::{self, DemoOptions};
 use mcp_edge::logging;
 use mcp_edge::server::{self, RunOptions};
@@ -20,7 +26,7 @@ use std::process::ExitCode;
 fn main() -> ExitCode {
     // SIGHUP's default action kills the process; it must never do so, not even during
     // start-up. The lifecycle service installs the reload handler once the runtime runs.
-    ignore_sighup();
+    mcp_edge::os::ignore_reload_signals();
     let cli = Cli::parse();
     let env_format = match logging::format_from_env() {
         Ok(format) => format,
@@ -41,6 +47,7 @@ fn main() -> ExitCode {
         }
         Command::Reload { config } => mcp_edge::control::reload::run(&config),
         Command::Upgrade { binary, config } => mcp_edge::control::upgrade::run(binary, &config),
+        #[cfg(feature = "demo")]
         Command::Demo { listen, admin } => exit_on_error(demo::run(DemoOptions { listen, admin })),
     }
 }
@@ -111,6 +118,7 @@ fn check(path: &Path) -> ExitCode {
     }
 }
 
+#[cfg(feature = "demo")]
 fn exit_on_error(result: Result<std::convert::Infallible, String>) -> ExitCode {
     match result {
         Ok(never) => match never {},
@@ -118,13 +126,5 @@ fn exit_on_error(result: Result<std::convert::Infallible, String>) -> ExitCode {
             eprintln!("mcp-edge: {message}");
             ExitCode::FAILURE
         }
-    }
-}
-
-fn ignore_sighup() {
-    // SAFETY: setting a signal's disposition to SIG_IGN has no preconditions.
-    unsafe {
-        libc::signal(libc::SIGHUP, libc::SIG_IGN);
-        libc::signal(libc::SIGUSR1, libc::SIG_IGN);
     }
 }

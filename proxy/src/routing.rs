@@ -69,6 +69,8 @@ pub struct UpstreamGroup {
     pub recycle_hook: Option<RecycleHookConfig>,
     /// The HTTP version spoken to the servers.
     pub protocol: UpstreamProtocol,
+    /// The group's TLS client: its `https://` servers and an `https://` recycle hook use it.
+    pub tls: Option<TlsClient>,
     next: AtomicUsize,
 }
 
@@ -118,6 +120,7 @@ impl UpstreamGroup {
             health: config.health.clone(),
             recycle_hook: config.recycle_hook.clone(),
             protocol: config.protocol,
+            tls: tls.cloned(),
             next: AtomicUsize::new(0),
         })
     }

@@ -9,10 +9,13 @@ totals divided by HIGH - LOW is the cost of one request, without start-up and sh
     tests/bench/instructions.py NAME=BINARY[:EXTRA_YAML_FILE] ...
 
 EXTRA_YAML_FILE is appended to the generated config (e.g. an `observability:` section).
-Example (the access log off and on, and an earlier build):
+Build with the `profiling` profile (the release build with symbols, so that callgrind's
+counts per function have names; the release profile strips them). Example (the access
+log off and on, and an earlier build):
 
-    tests/bench/instructions.py off=target/release/mcp-edge \
-        on=target/release/mcp-edge:/tmp/access-log.yaml before=/tmp/old/mcp-edge
+    cargo build --profile profiling -p mcp-edge
+    tests/bench/instructions.py off=target/profiling/mcp-edge \
+        on=target/profiling/mcp-edge:/tmp/access-log.yaml before=/tmp/old/mcp-edge
 """
 
 import http.client

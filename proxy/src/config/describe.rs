@@ -68,7 +68,7 @@ pub(crate) fn suggestion<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a s
     candidates
         .iter()
         .filter_map(|c| {
-            let d = distance(word, c);
+            let d = strsim::levenshtein(word, c);
             let shortened = word.len() >= 4 && (c.starts_with(word) || word.starts_with(c));
             if d <= limit {
                 Some((d, *c))
@@ -80,26 +80,6 @@ pub(crate) fn suggestion<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a s
         })
         .min_by_key(|(d, _)| *d)
         .map(|(_, c)| c)
-}
-
-/// Levenshtein distance, by characters.
-fn distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut diagonal = row[0];
-        row[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let above = row[j + 1];
-            row[j + 1] = if ca == *cb {
-                diagonal
-            } else {
-                1 + diagonal.min(above).min(row[j])
-            };
-            diagonal = above;
-        }
-    }
-    row[b.len()]
 }
 
 /// The message for an unknown key (or unknown variant), with the allowed names and a

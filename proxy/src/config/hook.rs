@@ -10,8 +10,14 @@ pub const SERVER_PLACEHOLDER: &str = "{server}";
 /// A hook URL, parsed: where to connect and what to ask for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HttpTarget {
-    /// `host:port` to connect to (port 80 when the URL names none).
+    /// True for `https://`: the request goes over TLS, verified as `server`.
+    pub tls: bool,
+    /// `host:port` to connect to (port 80, or 443 for `https://`, when the URL names none).
     pub connect: String,
+    /// The host of the URL (an IPv6 address in brackets, as written).
+    pub server: String,
+    /// The port to connect to.
+    pub port: u16,
     /// The `Host` header: the URL's authority as written.
     pub host: String,
     /// Path and query, at least `/`.
@@ -23,32 +29,43 @@ pub fn substitute(text: &str, server: &str) -> String {
     text.replace(SERVER_PLACEHOLDER, server)
 }
 
-/// Parses a hook URL (after substitution): plain `http://`, with a host. The URL is
-/// secret (it may hold credentials), so the error names the rule, not the URL.
+/// Parses a hook URL (after substitution): `http://` or `https://`, with a host. The URL
+/// is secret (it may hold credentials), so the error names the rule, not the URL.
 pub fn parse_http_url(url: &str) -> Result<HttpTarget, String> {
+    const EXPECTED: &str = "expected an http:// or https:// URL";
     let uri: http::Uri = url
         .parse()
-        .map_err(|e| format!("expected an http:// URL, found one that does not parse ({e})"))?;
-    match uri.scheme_str() {
-        Some("http") => {}
-        Some(other) => {
-            return Err(format!(
-                "expected an http:// URL, found scheme `{other}` (hooks speak plain HTTP)"
-            ))
-        }
-        None => return Err("expected an http:// URL, found no scheme".to_owned()),
-    }
+        .map_err(|e| format!("{EXPECTED}, found one that does not parse ({e})"))?;
+    let tls = match uri.scheme_str() {
+        Some("http") => false,
+        Some("https") => true,
+        Some(other) => return Err(format!("{EXPECTED}, found scheme `{other}`")),
+        None => return Err(format!("{EXPECTED}, found no scheme")),
+    };
     let authority = uri
         .authority()
         .filter(|a| !a.host().is_empty())
-        .ok_or_else(|| "expected an http:// URL with a host, found none".to_owned())?;
-    let port = authority.port_u16().unwrap_or(80);
+        .ok_or_else(|| format!("{EXPECTED} with a host, found none"))?;
+    let port = authority.port_u16().unwrap_or(if tls { 443 } else { 80 });
     Ok(HttpTarget {
+        tls,
         connect: format!("{}:{port}", authority.host()),
+        server: authority.host().to_owned(),
+        port,
         host: authority.as_str().to_owned(),
         path_and_query: uri
             .path_and_query()
             .map_or("/".to_owned(), |p| p.as_str().to_owned()),
+    })
+}
+
+/// True when `hook` sends an `https://` request for one of `servers`: the group then
+/// needs a TLS client even without `https://` servers.
+pub(crate) fn wants_tls(hook: &RecycleHookConfig, servers: &[String]) -> bool {
+    hook.http.as_ref().is_some_and(|http| {
+        servers
+            .iter()
+            .any(|server| parse_http_url(&substitute(&http.url, server)).is_ok_and(|t| t.tls))
     })
 }
 
@@ -154,9 +171,14 @@ mod tests {
             (bare.connect.as_str(), bare.path_and_query.as_str()),
             ("gw.internal:80", "/")
         );
-        assert!(parse_http_url("https://a:1/")
-            .unwrap_err()
-            .contains("`https`"));
+        let tls = parse_http_url("https://[::1]/r").unwrap();
+        assert!(tls.tls);
+        assert_eq!(
+            (tls.connect.as_str(), tls.server.as_str(), tls.port),
+            ("[::1]:443", "[::1]", 443)
+        );
+        assert!(!bare.tls);
+        assert!(parse_http_url("ftp://a:1/").unwrap_err().contains("`ftp`"));
         assert!(parse_http_url("not a url").is_err());
         assert!(parse_http_url("/just/a/path").is_err());
     }

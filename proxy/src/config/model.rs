@@ -244,7 +244,7 @@ pub struct RecycleHookConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1))]
     pub exec: Option<Vec<String>>,
-    /// Send this plain-HTTP request; any 2xx status is success.
+    /// Send this HTTP request (HTTPS for an `https://` URL); any 2xx status is success.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub http: Option<HttpHookConfig>,
     /// Seconds the hook may take; past it the hook is killed (or the request abandoned)
@@ -260,9 +260,11 @@ pub struct HttpHookConfig {
     /// The request method.
     #[serde(default = "defaults::hook_method")]
     pub method: String,
-    /// An `http://` URL; `{server}` is replaced by the server's address, as in
-    /// `http://{server}/admin/recycle`. Secret: error messages never show it, and
-    /// `/config` shows it without its credentials.
+    /// An `http://` or `https://` URL; `{server}` is replaced by the server's address, as
+    /// in `http://{server}/admin/recycle`. An `https://` URL is verified with the group's
+    /// `tls` settings (or the system's root certificates), the URL's host as the server
+    /// name. Secret: error messages never show it, and `/config` shows it without its
+    /// credentials.
     #[serde(serialize_with = "redact_userinfo")]
     pub url: String,
 }

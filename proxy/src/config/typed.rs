@@ -1,8 +1,8 @@
 //! Typed deserialization of the validated document into [`Config`].
 //!
 //! The schema already passed, so this fails only on what the schema cannot express, such
-//! as an integer too large for its field. serde's error has no path, so the failing part
-//! is found by deserializing the sections (and then the fields) one at a time.
+//! as an integer too large for its field. serde's error has no path: each section is
+//! deserialized on its own through `serde_path_to_error`, which tracks where it failed.
 
 use super::diagnostics::{NodePath, Problem, Seg};
 use super::model::{
@@ -87,40 +87,59 @@ fn each<T: DeserializeOwned>(node: &Value, path: NodePath, out: &mut Vec<Problem
     }
 }
 
-/// Reports every problem of `node` as a `T`: serde stops at the first, so the mapping's
-/// keys are examined one at a time. A key whose removal changes the error is the error's
-/// place; it is reported there and removed, and the rest is tried again. An error no
-/// single key explains is reported at `node`.
+/// Reports every problem of `node` as a `T`: serde stops at the first, and
+/// `serde_path_to_error` says where it is. The value there is removed and the rest is
+/// tried again, until `T` deserializes or an error has no removable place (it is then
+/// about `node` itself, such as a missing field).
 fn narrow<T: DeserializeOwned>(node: &Value, path: NodePath, out: &mut Vec<Problem>) {
-    let Err(error) = serde_json::from_value::<T>(node.clone()) else {
-        return;
-    };
-    let Some(map) = node.as_object() else {
-        out.push(Problem::at(path, error.to_string()));
-        return;
-    };
-    let mut rest = map.clone();
-    let mut message = error.to_string();
+    let mut rest = node.clone();
     loop {
-        let culprit = rest.keys().find(|key| {
-            let mut without = rest.clone();
-            without.remove(key.as_str());
-            serde_json::from_value::<T>(Value::Object(without))
-                .map_or_else(|e| e.to_string() != message, |_| true)
-        });
-        let Some(key) = culprit.cloned() else {
-            out.push(Problem::at(path, message));
+        let Err(error) = serde_path_to_error::deserialize::<_, T>(&rest) else {
             return;
         };
+        let inner = segments(error.path());
         let mut at = path.clone();
-        at.push(Seg::Key(key.clone()));
-        out.push(Problem::at(at, message));
-        rest.remove(&key);
-        match serde_json::from_value::<T>(Value::Object(rest.clone())) {
-            Ok(_) => return,
-            Err(next) => message = next.to_string(),
+        at.extend(inner.iter().cloned());
+        out.push(Problem::at(at, error.into_inner().to_string()));
+        if !remove(&mut rest, &inner) {
+            return;
         }
     }
+}
+
+/// The config path of a `serde_path_to_error` path, as far as it is known.
+fn segments(path: &serde_path_to_error::Path) -> NodePath {
+    use serde_path_to_error::Segment;
+    path.iter()
+        .map_while(|segment| match segment {
+            Segment::Seq { index } => Some(Seg::Index(*index)),
+            Segment::Map { key } => Some(Seg::Key(key.clone())),
+            Segment::Enum { variant } => Some(Seg::Key(variant.clone())),
+            Segment::Unknown => None,
+        })
+        .collect()
+}
+
+/// Removes the mapping entry at `path` under `node`. Only a key can go: removing a list
+/// item would shift the indexes of the problems still to be found. False when nothing
+/// was removed.
+fn remove(node: &mut Value, path: &[Seg]) -> bool {
+    let Some((Seg::Key(last), parents)) = path.split_last() else {
+        return false;
+    };
+    let mut at = node;
+    for seg in parents {
+        let next = match seg {
+            Seg::Key(key) => at.get_mut(key.as_str()),
+            Seg::Index(index) => at.get_mut(*index),
+        };
+        let Some(next) = next else {
+            return false;
+        };
+        at = next;
+    }
+    at.as_object_mut()
+        .is_some_and(|map| map.remove(last.as_str()).is_some())
 }
 
 #[cfg(test)]

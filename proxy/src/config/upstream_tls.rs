@@ -115,7 +115,7 @@ pub(crate) fn parse_server(text: &str) -> Result<ServerAddress, String> {
 }
 
 /// The TLS clients of a config's groups, by group name: one for every group with an
-/// `https://` server.
+/// `https://` server or an `https://` recycle hook.
 #[derive(Debug, Clone, Default)]
 pub struct UpstreamTlsSet {
     clients: BTreeMap<String, TlsClient>,
@@ -128,7 +128,7 @@ impl UpstreamTlsSet {
     }
 }
 
-/// Builds the TLS client of every group with an `https://` server, reading each
+/// Builds the TLS client of every group with an `https://` server or recycle hook, reading each
 /// certificate and key file once. Problems name the `tls` key at fault.
 pub(crate) fn build(config: &Config) -> (UpstreamTlsSet, Vec<Problem>) {
     let mut set = UpstreamTlsSet::default();
@@ -136,10 +136,15 @@ pub(crate) fn build(config: &Config) -> (UpstreamTlsSet, Vec<Problem>) {
     let mut system_roots: Option<RootCertStore> = None;
     for (name, upstream) in &config.upstreams {
         let base: NodePath = vec![key("upstreams"), key(name), key("tls")];
+        // An `https://` recycle hook uses the group's TLS settings too.
         let any_https = upstream
             .servers
             .iter()
-            .any(|server| parse_server(server).is_ok_and(|s| s.tls));
+            .any(|server| parse_server(server).is_ok_and(|s| s.tls))
+            || upstream
+                .recycle_hook
+                .as_ref()
+                .is_some_and(|hook| super::hook::wants_tls(hook, &upstream.servers));
         if !any_https {
             if upstream.tls.is_some() {
                 problems.push(Problem::at(

@@ -247,12 +247,9 @@ mod tests {
         let taken = inherited.take();
         assert_eq!(taken.len(), 1);
         let port = |fd: RawFd| {
-            // SAFETY: `fd` is an open listening socket received above; ManuallyDrop keeps
-            // this borrowed view from closing it.
-            let listener = std::mem::ManuallyDrop::new(unsafe {
-                <TcpListener as std::os::fd::FromRawFd>::from_raw_fd(fd)
-            });
-            listener.local_addr().unwrap().port()
+            nix::sys::socket::getsockname::<nix::sys::socket::SockaddrIn>(fd)
+                .unwrap()
+                .port()
         };
         assert_eq!(port(taken[0].1), a.local_addr().unwrap().port());
     }

@@ -46,7 +46,7 @@ fn reload(path: &Path) -> Result<String, String> {
         .address
         .parse()
         .map_err(|e| format!("admin.address: {e}"))?;
-    let before = admin_client::config(admin)?;
+    let before = admin_client::config(admin).map_err(|error| error.to_string())?;
     check_served_file(path, &before)?;
     process::signal(pid, nix::sys::signal::Signal::SIGHUP)?;
     let mut after = None;

@@ -2,7 +2,6 @@
 
 use super::process;
 use std::fs::File;
-use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -41,15 +40,7 @@ pub fn start_successor(
         }
     };
     command.stdin(Stdio::null()).stdout(stdout).stderr(stderr);
-    // SAFETY: the closure runs in the forked child before exec and only calls setsid(2),
-    // which is async-signal-safe.
-    unsafe {
-        command.pre_exec(|| {
-            nix::unistd::setsid()
-                .map(|_| ())
-                .map_err(std::io::Error::from)
-        });
-    }
+    crate::os::setsid_before_exec(&mut command);
     let mut child = command
         .spawn()
         .map_err(|e| format!("cannot start {program}: {e}"))?;

@@ -3,8 +3,9 @@
 
 use crate::config::model::{ActiveHealthConfig, ProbeKind};
 use crate::generation::LiveConfig;
-use crate::upstream_leg::{Endpoint, UpstreamConnection};
-use http::{header, HeaderName, HeaderValue, Method};
+use crate::upstream_leg::oneshot::{self, OneShot, ReadBody};
+use crate::upstream_leg::Endpoint;
+use http::Method;
 use pingora_core::server::ShutdownWatch;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -74,40 +75,19 @@ impl HealthChecker {
 /// server's `host:port`, sent as `Host`.
 async fn probe(endpoint: &Endpoint, host: &str, active: &ActiveHealthConfig) -> bool {
     let limit = active.timeout.get();
-    let attempt = async {
-        if active.kind == ProbeKind::Tcp {
-            return tokio::net::TcpStream::connect(endpoint.socket())
-                .await
-                .is_ok();
-        }
-        let Ok(host) = HeaderValue::from_str(host) else {
-            return false;
-        };
-        let headers: [(HeaderName, HeaderValue); 3] = [
-            (header::HOST, host),
-            (
-                header::USER_AGENT,
-                HeaderValue::from_static("mcp-edge-health"),
-            ),
-            (header::CONNECTION, HeaderValue::from_static("close")),
-        ];
-        let Ok(mut connection) = UpstreamConnection::open(endpoint, None).await else {
-            return false;
-        };
-        let headers = headers.iter().map(|(name, value)| (name, value));
-        if connection
-            .send_request(&Method::GET, &active.path, headers, b"")
-            .await
-            .is_err()
-        {
-            return false;
-        }
-        connection
-            .read_response_head()
-            .await
-            .is_ok_and(|head| head.status.as_u16() < 500)
+    if active.kind == ProbeKind::Tcp {
+        let connect = tokio::net::TcpStream::connect(endpoint.socket());
+        return matches!(timeout(limit, connect).await, Ok(Ok(_)));
+    }
+    let request = OneShot {
+        method: &Method::GET,
+        target: &active.path,
+        host,
+        user_agent: "mcp-edge-health",
     };
-    matches!(timeout(limit, attempt).await, Ok(true))
+    oneshot::send(endpoint, request, ReadBody::Skip, limit)
+        .await
+        .is_ok_and(|reply| reply.status.as_u16() < 500)
 }
 
 #[cfg(test)]

@@ -13,6 +13,7 @@
 //! the descriptors.
 
 use crate::metrics::Metrics;
+use nix::sys::resource::{getrlimit, Resource, RLIM_INFINITY};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -31,13 +32,8 @@ pub fn default_max_connections(nofile: u64) -> usize {
 
 /// The process's soft open-file limit (`RLIMIT_NOFILE`), `None` when unlimited or unknown.
 pub fn open_file_limit() -> Option<u64> {
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit writes into the struct we pass, which lives across the call.
-    let result = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) };
-    (result == 0 && limit.rlim_cur != libc::RLIM_INFINITY).then_some(limit.rlim_cur)
+    let (soft, _hard) = getrlimit(Resource::RLIMIT_NOFILE).ok()?;
+    (soft != RLIM_INFINITY).then_some(soft)
 }
 
 /// The connections of the proxy listeners, counted against the cap.

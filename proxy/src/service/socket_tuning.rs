@@ -14,9 +14,10 @@
 //!   FIN-WAIT-1 with its queue until the kernel gives up on the orphan, minutes later for
 //!   a client whose window stays shut (nginx's `reset_timedout_connection`).
 
+use crate::os;
 use pingora_core::protocols::http::ServerSession;
 use pingora_core::protocols::Stream;
-use std::os::fd::{BorrowedFd, RawFd};
+use std::os::fd::RawFd;
 use std::time::Duration;
 
 /// The send buffer requested for a client socket (the kernel doubles it). Small next to
@@ -26,34 +27,20 @@ const SEND_BUFFER_BYTES: usize = 128 * 1024;
 /// Unsent bytes below which the socket reports writable.
 const NOT_SENT_LOW_WATER_BYTES: libc::c_int = 16 * 1024;
 
-/// Runs `tune` on the socket `fd`.
+/// Runs `tune` on the socket `fd`, which the caller's session or stream keeps open.
 fn with_socket(
     fd: RawFd,
     tune: impl FnOnce(socket2::SockRef<'_>) -> std::io::Result<()>,
 ) -> std::io::Result<()> {
-    // SAFETY: `fd` is the live client socket of the session or stream that called us; it
-    // outlives this borrow, which ends before we return.
-    let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
-    tune(socket2::SockRef::from(&borrowed))
+    os::with_borrowed_socket(fd, |borrowed| tune(socket2::SockRef::from(&borrowed)))
 }
 
 /// Caps the send buffer of the client socket `fd` and sets its unsent low-water mark.
 pub fn cap_send_buffer(fd: RawFd) -> std::io::Result<()> {
     with_socket(fd, |socket| socket.set_send_buffer_size(SEND_BUFFER_BYTES))?;
-    // SAFETY: setsockopt with a valid fd, a c_int option value and its exact size.
-    let result = unsafe {
-        libc::setsockopt(
-            fd,
-            libc::IPPROTO_TCP,
-            libc::TCP_NOTSENT_LOWAT,
-            (&NOT_SENT_LOW_WATER_BYTES as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    if result != 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    Ok(())
+    os::with_borrowed_socket(fd, |borrowed| {
+        os::set_tcp_notsent_lowat(borrowed, NOT_SENT_LOW_WATER_BYTES)
+    })
 }
 
 /// Applies the small-buffer settings of a guarded event stream to the client socket `fd`.

@@ -7,10 +7,14 @@
 //! `read_body` until `None` → `pool.release(conn)`. When a request fails on a
 //! reused connection and `err.retry()` is [`Retry::ReusedOnly`], it may be sent
 //! again once, on a fresh connection (the service's attempt loop does).
+//!
+//! [`oneshot`] sends one request on a fresh connection under a deadline: the health
+//! probes, the recycle hooks and the admin client of the commands use it.
 
 mod body;
 mod connection;
 mod error;
+pub mod oneshot;
 mod pool;
 mod request;
 mod response;

@@ -15,6 +15,7 @@ use crate::generation::LiveConfig;
 use crate::health::ServerHealth;
 use crate::metrics::Metrics;
 use crate::routing::UpstreamServer;
+use crate::upstream_leg::TlsClient;
 use rand::SeedableRng;
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
@@ -60,6 +61,8 @@ struct Job {
     socket: SocketAddr,
     health: Arc<ServerHealth>,
     hook: RecycleHookConfig,
+    /// The group's TLS client, for an `https://` hook.
+    tls: Option<TlsClient>,
     active_checks: bool,
     reason: Reason,
 }
@@ -192,6 +195,7 @@ impl<R: Recycler> RecycleController<R> {
                 socket: server.socket,
                 health: server.health.clone(),
                 hook: hook.clone(),
+                tls: group.tls.clone(),
                 active_checks: group.health.as_ref().is_some_and(|h| h.active.is_some()),
                 reason,
             };
@@ -226,7 +230,9 @@ async fn recycle<R: Recycler>(
         metrics.clone(),
         [job.group.clone(), job.address.clone()],
     );
-    let result = recycler.run_hook(&job.hook, &job.address).await;
+    let result = recycler
+        .run_hook(&job.hook, &job.address, job.tls.as_ref())
+        .await;
     let label = match &result {
         Ok(()) => {
             let readmitted = wait_healthy(&job, recycler.as_ref(), timings).await;

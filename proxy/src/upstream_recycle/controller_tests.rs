@@ -42,7 +42,12 @@ impl Fake {
 
 #[async_trait::async_trait]
 impl Recycler for Fake {
-    async fn run_hook(&self, _hook: &RecycleHookConfig, server: &str) -> Result<(), HookError> {
+    async fn run_hook(
+        &self,
+        _hook: &RecycleHookConfig,
+        server: &str,
+        _tls: Option<&TlsClient>,
+    ) -> Result<(), HookError> {
         self.calls
             .lock()
             .unwrap()

@@ -4,18 +4,20 @@
 //!   group of its own, stdin and stdout on /dev/null, stderr captured (the first 4 KiB)
 //!   for the log. Exit status 0 is success. Past the timeout the whole process group is
 //!   killed, so a hook's own children (`sh -c 'sleep 60'`) do not outlive it.
-//! - `http`: one plain HTTP/1.1 request (`Content-Length: 0`, `Connection: close`) over a
-//!   tokio `TcpStream`; any 2xx status is success. A raw client rather than `ureq` in
-//!   `spawn_blocking`: dropping the future at the timeout closes the socket at once,
-//!   where a blocking client would hold a thread until its own timeout; and it needs
-//!   only the status line, as the active health probe does.
+//! - `http`: one HTTP/1.1 request without a body (`Connection: close`), over TLS for an
+//!   `https://` URL (with the group's TLS settings, the URL's host as the server name),
+//!   sent by the upstream leg's [`oneshot`] client; any 2xx status is success, and the
+//!   body of the answer is not read. Dropping the future at the timeout closes the
+//!   socket at once.
 
 use crate::config::hook::{parse_http_url, substitute};
 use crate::config::model::{HttpHookConfig, RecycleHookConfig};
+use crate::upstream_leg::oneshot::{self, OneShot, OneShotError, ReadBody};
+use crate::upstream_leg::TlsClient;
+use http::Method;
 use std::process::{ExitStatus, Stdio};
 use std::time::Duration;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncReadExt};
 
 /// The most stderr kept for the log.
 const STDERR_CAP: usize = 4096;
@@ -48,9 +50,9 @@ pub enum HookError {
     /// The HTTP endpoint answered with a status outside 2xx.
     #[error("HTTP status {0}")]
     Status(u16),
-    /// The HTTP exchange failed (connect, write, or an unreadable answer).
+    /// The HTTP exchange failed (resolve, connect, TLS, write, or an unreadable answer).
     #[error("HTTP request failed: {0}")]
-    Http(String),
+    Http(#[source] OneShotError),
     /// The hook is not runnable as configured (no exec and no http, empty argv, bad URL).
     #[error("invalid hook: {0}")]
     Invalid(String),
@@ -74,15 +76,20 @@ fn stderr_suffix(stderr: &str) -> String {
     }
 }
 
-/// Runs `hook` for `server` (its address as written in `servers:`).
-pub async fn run(hook: &RecycleHookConfig, server: &str) -> Result<(), HookError> {
+/// Runs `hook` for `server` (its address as written in `servers:`). An `https://` hook
+/// speaks TLS with `tls`, the group's TLS client.
+pub async fn run(
+    hook: &RecycleHookConfig,
+    server: &str,
+    tls: Option<&TlsClient>,
+) -> Result<(), HookError> {
     let limit = hook.timeout.get();
     match (&hook.exec, &hook.http) {
         (Some(argv), _) => {
             let argv: Vec<String> = argv.iter().map(|arg| substitute(arg, server)).collect();
             run_exec(&argv, limit, server).await
         }
-        (None, Some(http)) => run_http(http, server, limit).await,
+        (None, Some(http)) => run_http(http, server, limit, tls).await,
         (None, None) => Err(HookError::Invalid("neither exec nor http".into())),
     }
 }
@@ -166,59 +173,42 @@ async fn read_capped(pipe: Option<impl AsyncRead + Unpin>) -> String {
     String::from_utf8_lossy(&kept).trim().to_owned()
 }
 
-/// Sends the hook's request; a 2xx status line is success.
-async fn run_http(http: &HttpHookConfig, server: &str, limit: Duration) -> Result<(), HookError> {
+/// Sends the hook's request (over TLS with `tls` for an `https://` URL); a 2xx status
+/// is success. The body of the answer is not read.
+async fn run_http(
+    http: &HttpHookConfig,
+    server: &str,
+    limit: Duration,
+    tls: Option<&TlsClient>,
+) -> Result<(), HookError> {
     let url = substitute(&http.url, server);
     let target = parse_http_url(&url).map_err(HookError::Invalid)?;
-    let exchange = async {
-        let mut stream = TcpStream::connect(&target.connect)
-            .await
-            .map_err(|e| HookError::Http(format!("connect to {}: {e}", target.connect)))?;
-        let request = format!(
-            "{} {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: mcp-edge-recycle\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
-            http.method, target.path_and_query, target.host
-        );
-        stream
-            .write_all(request.as_bytes())
-            .await
-            .map_err(|e| HookError::Http(format!("write: {e}")))?;
-        let status = read_status(&mut stream).await?;
-        if (200..300).contains(&status) {
-            Ok(())
-        } else {
-            Err(HookError::Status(status))
+    let method = Method::from_bytes(http.method.as_bytes())
+        .map_err(|_| HookError::Invalid(format!("method `{}`", http.method)))?;
+    let tls = match (target.tls, tls) {
+        (false, _) => None,
+        (true, Some(client)) => Some(client),
+        (true, None) => {
+            return Err(HookError::Invalid(
+                "an https:// URL, and the group has no TLS client".into(),
+            ))
         }
     };
-    tokio::time::timeout(limit, exchange)
-        .await
-        .map_err(|_| HookError::Timeout(limit))?
-}
-
-/// Reads the status line of an HTTP/1 response and returns its code.
-async fn read_status(stream: &mut TcpStream) -> Result<u16, HookError> {
-    let mut head = Vec::with_capacity(64);
-    let mut byte = [0u8; 256];
-    while !head.windows(2).any(|w| w == b"\r\n") && head.len() < 1024 {
-        let n = stream
-            .read(&mut byte)
-            .await
-            .map_err(|e| HookError::Http(format!("read: {e}")))?;
-        if n == 0 {
-            break;
-        }
-        head.extend_from_slice(&byte[..n]);
-    }
-    let line = String::from_utf8_lossy(&head);
-    let mut parts = line.split_whitespace();
-    match (
-        parts.next(),
-        parts.next().and_then(|c| c.parse::<u16>().ok()),
-    ) {
-        (Some(version), Some(code)) if version.starts_with("HTTP/1.") => Ok(code),
-        _ => Err(HookError::Http(format!(
-            "not an HTTP/1 response: {:?}",
-            line.lines().next().unwrap_or_default()
-        ))),
+    let request = OneShot {
+        method: &method,
+        target: &target.path_and_query,
+        host: &target.host,
+        user_agent: "mcp-edge-recycle",
+    };
+    let exchange = async {
+        let endpoint = oneshot::resolve(&target.server, target.port, tls).await?;
+        oneshot::send(&endpoint, request, ReadBody::Skip, limit).await
+    };
+    match tokio::time::timeout(limit, exchange).await {
+        Err(_) | Ok(Err(OneShotError::Timeout(_))) => Err(HookError::Timeout(limit)),
+        Ok(Err(error)) => Err(HookError::Http(error)),
+        Ok(Ok(reply)) if reply.status.is_success() => Ok(()),
+        Ok(Ok(reply)) => Err(HookError::Status(reply.status.as_u16())),
     }
 }
 

@@ -4,6 +4,7 @@
 use super::*;
 use mcp_edge_filters::bounded::Seconds;
 use std::time::Instant;
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
 
 fn exec(argv: &[&str], timeout: f64) -> RecycleHookConfig {
@@ -31,7 +32,7 @@ async fn a_successful_exec_hook_substitutes_the_server() {
     let marker = dir.path().join("marker");
     let script = format!("printf '%s\\n' \"$1\" >> {}", marker.display());
     let hook = exec(&["sh", "-c", &script, "hook", "{server}"], 5.0);
-    run(&hook, "127.0.0.1:4444").await.unwrap();
+    run(&hook, "127.0.0.1:4444", None).await.unwrap();
     assert_eq!(
         std::fs::read_to_string(&marker).unwrap(),
         "127.0.0.1:4444\n"
@@ -41,7 +42,7 @@ async fn a_successful_exec_hook_substitutes_the_server() {
 #[tokio::test]
 async fn a_non_zero_exit_is_an_error_with_its_stderr() {
     let hook = exec(&["sh", "-c", "echo cannot restart >&2; exit 1"], 5.0);
-    let error = run(&hook, "a:1").await.unwrap_err();
+    let error = run(&hook, "a:1", None).await.unwrap_err();
     assert_eq!(error.result_label(), "error");
     let text = error.to_string();
     assert!(
@@ -50,7 +51,7 @@ async fn a_non_zero_exit_is_an_error_with_its_stderr() {
     );
     let missing = exec(&["/nonexistent/mcp-edge-hook"], 5.0);
     assert!(matches!(
-        run(&missing, "a:1").await,
+        run(&missing, "a:1", None).await,
         Err(HookError::Spawn { .. })
     ));
 }
@@ -63,7 +64,7 @@ async fn a_hook_past_its_timeout_is_killed_with_its_children() {
     let script = format!("sleep 30 & echo $! > {}; wait", pid_file.display());
     let hook = exec(&["sh", "-c", &script], 0.5);
     let started = Instant::now();
-    let error = run(&hook, "a:1").await.unwrap_err();
+    let error = run(&hook, "a:1", None).await.unwrap_err();
     assert!(matches!(error, HookError::Timeout(_)), "{error}");
     assert_eq!(error.result_label(), "timeout");
     assert!(started.elapsed() < Duration::from_secs(5));
@@ -112,13 +113,18 @@ async fn an_http_hook_sends_the_request_and_takes_any_2xx() {
         "HTTP/1.1 202 Accepted\r\nContent-Length: 0\r\n\r\n",
     ));
     let hook = http("POST", "http://{server}/admin/recycle?who={server}".into());
-    run(&hook, &server).await.unwrap();
+    run(&hook, &server, None).await.unwrap();
     let head = served.await.unwrap();
     assert!(
         head.starts_with(&format!("POST /admin/recycle?who={server} HTTP/1.1\r\n")),
         "{head}"
     );
-    assert!(head.contains(&format!("Host: {server}\r\n")), "{head}");
+    // Header names go out in lower case (HTTP/1 names are case-insensitive).
+    assert!(
+        head.to_ascii_lowercase()
+            .contains(&format!("host: {server}\r\n")),
+        "{head}"
+    );
 }
 
 #[tokio::test]
@@ -127,14 +133,14 @@ async fn http_errors_are_failures() {
     let server = listener.local_addr().unwrap().to_string();
     tokio::spawn(serve_once(listener, "HTTP/1.1 503 Busy\r\n\r\n"));
     let hook = http("PUT", "http://{server}/".into());
-    let error = run(&hook, &server).await.unwrap_err();
+    let error = run(&hook, &server, None).await.unwrap_err();
     assert!(matches!(error, HookError::Status(503)), "{error}");
 
     // Nothing listens on a port just released: a connect error.
     let closed = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let gone = closed.local_addr().unwrap().to_string();
     drop(closed);
-    let error = run(&hook, &gone).await.unwrap_err();
+    let error = run(&hook, &gone, None).await.unwrap_err();
     assert!(matches!(error, HookError::Http(_)), "{error}");
     assert_eq!(error.result_label(), "error");
 
@@ -142,6 +148,6 @@ async fn http_errors_are_failures() {
     let silent = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let mut slow = http("POST", format!("http://{}/", silent.local_addr().unwrap()));
     slow.timeout = Seconds::from_millis(300);
-    let error = run(&slow, "unused").await.unwrap_err();
+    let error = run(&slow, "unused", None).await.unwrap_err();
     assert!(matches!(error, HookError::Timeout(_)), "{error}");
 }

@@ -14,6 +14,7 @@ pub mod trigger;
 use crate::config::model::RecycleHookConfig;
 use crate::health::ServerHealth;
 use crate::metrics::Metrics;
+use crate::upstream_leg::TlsClient;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,8 +26,14 @@ pub use hook::HookError;
 /// paused time with fakes.
 #[async_trait::async_trait]
 pub trait Recycler: Send + Sync + 'static {
-    /// Runs `hook` for `server` (its address as written in `servers:`).
-    async fn run_hook(&self, hook: &RecycleHookConfig, server: &str) -> Result<(), HookError>;
+    /// Runs `hook` for `server` (its address as written in `servers:`); an `https://` hook
+    /// speaks TLS with `tls`, the group's TLS client.
+    async fn run_hook(
+        &self,
+        hook: &RecycleHookConfig,
+        server: &str,
+        tls: Option<&TlsClient>,
+    ) -> Result<(), HookError>;
 
     /// True when `socket` accepts a TCP connection (re-admission without active checks).
     async fn reachable(&self, socket: SocketAddr) -> bool;
@@ -40,8 +47,13 @@ const REACHABLE_TIMEOUT: Duration = Duration::from_secs(1);
 
 #[async_trait::async_trait]
 impl Recycler for SystemRecycler {
-    async fn run_hook(&self, hook: &RecycleHookConfig, server: &str) -> Result<(), HookError> {
-        hook::run(hook, server).await
+    async fn run_hook(
+        &self,
+        hook: &RecycleHookConfig,
+        server: &str,
+        tls: Option<&TlsClient>,
+    ) -> Result<(), HookError> {
+        hook::run(hook, server, tls).await
     }
 
     async fn reachable(&self, socket: SocketAddr) -> bool {

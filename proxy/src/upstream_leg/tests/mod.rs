@@ -5,6 +5,7 @@
 mod decode;
 mod exchange;
 mod head;
+mod oneshot;
 mod pool;
 mod props;
 mod props_oracle;

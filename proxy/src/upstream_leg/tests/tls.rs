@@ -147,3 +147,38 @@ async fn a_pooled_tls_connection_is_reused_only_for_the_same_endpoint() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_one_shot_request_to_a_resolved_name_speaks_tls_with_that_name() {
+    use super::super::oneshot::{resolve, send, OneShot, ReadBody};
+    let (server, roots) = material();
+    let up = tls_upstream(server, response_with_body(3)).await;
+    let request = OneShot {
+        method: &Method::POST,
+        target: "/admin/recycle",
+        host: "localhost",
+        user_agent: "mcp-edge-test",
+    };
+    within(async {
+        // 127.0.0.1 is not the certificate's name: the name given to resolve is.
+        let by_address = resolve("127.0.0.1", up.addr.port(), Some(&client(roots.clone())))
+            .await
+            .unwrap();
+        let refused = send(&by_address, request, ReadBody::Skip, Duration::from_secs(5)).await;
+        assert!(refused.is_err(), "{refused:?}");
+        let endpoint = Endpoint::tls(up.addr, client(roots), localhost());
+        let reply = send(
+            &endpoint,
+            request,
+            ReadBody::UpTo(64),
+            Duration::from_secs(5),
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            (reply.status, &reply.body[..]),
+            (StatusCode::OK, &b"abc"[..])
+        );
+    })
+    .await;
+}
