@@ -48,6 +48,26 @@ impl DrainSignal {
     }
 }
 
+/// How the process (or a retiring server) ended an open event stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DrainClose {
+    /// A standing stream (GET) never ends on its own: it was closed at once, after the
+    /// `retry:` hint.
+    StandingStreamClosed,
+    /// A stream answering a request did not finish within `session_pool_cleanup_timeout`.
+    DeadlineExceeded,
+}
+
+impl DrainClose {
+    /// The `mcp_edge_cleanup_total` outcome label.
+    pub fn label(self) -> &'static str {
+        match self {
+            DrainClose::StandingStreamClosed => "pool_standing_stream_closed",
+            DrainClose::DeadlineExceeded => "pool_deadline_exceeded",
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -9,6 +9,15 @@ use std::time::{Duration, Instant};
 /// How long a proxy gets to become ready.
 const READY_DEADLINE: Duration = Duration::from_secs(20);
 
+/// Two distinct free loopback ports, chosen by the kernel while both are held (two
+/// separate calls of [`free_port`] may get the same port back).
+pub fn two_free_ports() -> (u16, u16) {
+    let first = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
+    let second = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
+    let port = |listener: &TcpListener| listener.local_addr().expect("local address").port();
+    (port(&first), port(&second))
+}
+
 /// A free loopback port, chosen by the kernel.
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -69,9 +78,10 @@ impl Edge {
         make: impl FnOnce(&Ports) -> (String, Vec<(String, String)>),
     ) -> Edge {
         let dir = tempfile::tempdir().expect("temp dir");
+        let (listen_port, admin_port) = two_free_ports();
         let ports = Ports {
-            listen: SocketAddr::from(([127, 0, 0, 1], free_port())),
-            admin: SocketAddr::from(([127, 0, 0, 1], free_port())),
+            listen: SocketAddr::from(([127, 0, 0, 1], listen_port)),
+            admin: SocketAddr::from(([127, 0, 0, 1], admin_port)),
             dir: dir.path().to_path_buf(),
         };
         let config_path = dir.path().join("mcp-edge.yaml");

@@ -1,27 +1,8 @@
 //! How an exchange ended: one type, read by the forwarder (what to tell the client, what
 //! to do with the upstream connection), by the metrics and by the filters.
 
+pub use crate::drain::DrainClose;
 use mcp_edge_filters::{CloseReason, DrainOutcome, StreamEnd};
-
-/// How the process (or a retiring server) ended an open event stream.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DrainClose {
-    /// A standing stream (GET) never ends on its own: it was closed at once, after the
-    /// `retry:` hint.
-    StandingStreamClosed,
-    /// A stream answering a request did not finish within `session_pool_cleanup_timeout`.
-    DeadlineExceeded,
-}
-
-impl DrainClose {
-    /// The `mcp_edge_cleanup_total` outcome label.
-    pub fn label(self) -> &'static str {
-        match self {
-            DrainClose::StandingStreamClosed => "pool_standing_stream_closed",
-            DrainClose::DeadlineExceeded => "pool_deadline_exceeded",
-        }
-    }
-}
 
 /// How one exchange ended.
 #[derive(Debug)]

@@ -20,12 +20,13 @@ use super::encoded::opaque_event_stream;
 use super::end::{DrainClose, ExchangeEnd};
 use super::event_stream::{EventStream, StreamTracking};
 use super::legs::{ClientLeg, ClientWriteError, Departure, Head, UpstreamLeg};
-use super::wind_down::{wind_down, ParkTicket};
+use super::wind_down::wind_down;
 use crate::affinity::ResponseRewriter;
 use crate::drain::DrainSignal;
+use crate::hop_by_hop::strip_hop_by_hop;
 use crate::mcp::CallWatch;
 use crate::metrics::Metrics;
-use crate::service::headers::strip_hop_by_hop;
+use crate::parking::ParkTicket;
 use bytes::Bytes;
 use mcp_edge_filters::{
     BodyChunk, CloseReason, DrainOutcome, ResponseHead, StreamChain, StreamPlan, Verdict,

@@ -14,15 +14,15 @@
 pub mod encoded;
 pub mod end;
 pub mod event_stream;
-pub mod legs;
+pub use crate::legs;
 pub mod machine;
 pub mod wind_down;
 
 #[cfg(test)]
 pub(crate) mod tests;
 
+pub use crate::parking::ParkTicket;
 pub use end::{DrainClose, ExchangeEnd};
 pub use event_stream::StreamTracking;
 pub use legs::{ClientLeg, ClientWriteError, Departure, Head, UpstreamLeg};
 pub use machine::{Exchange, ExchangeEnv, Finished};
-pub use wind_down::ParkTicket;

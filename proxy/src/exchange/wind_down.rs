@@ -7,20 +7,11 @@
 //! filters (`cancel_cap` counts them); the first filter that says close ends the wind-down.
 //! The caller decides what happens to the upstream connection afterwards.
 
-use super::legs::UpstreamLeg;
+use crate::legs::UpstreamLeg;
 use crate::metrics::Metrics;
-use mcp_edge_filters::{CloseReason, DrainOutcome, ParkPlan, StreamChain, Verdict};
+use crate::parking::ParkTicket;
+use mcp_edge_filters::{CloseReason, DrainOutcome, StreamChain, Verdict};
 use tokio::time::{timeout_at, Instant};
-
-/// An exchange to park: the upstream was still working at the deadline.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ParkTicket {
-    /// The bounds it is parked under.
-    pub plan: ParkPlan,
-    /// Whether the upstream's response head was read (the parked exchange reads it first
-    /// when not).
-    pub head_read: bool,
-}
 
 /// Runs the chain's drain plan on `upstream`, logs and counts the outcome. `head_read`:
 /// whether the upstream's response head was already read. Returns the outcome, and the

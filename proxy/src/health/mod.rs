@@ -4,8 +4,6 @@
 //! State is kept per server address in a [`HealthBook`] that outlives config generations,
 //! so a reload that keeps a server keeps its health and its stream count.
 
-pub mod checker;
-
 use crate::config::model::PassiveHealthConfig;
 use crate::drain::{DrainSignal, DrainTrigger};
 use crate::parking::ParkingLot;

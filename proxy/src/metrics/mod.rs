@@ -14,7 +14,7 @@ pub use mcp::McpMetrics;
 pub use process::BUILD_COMMIT;
 pub use streams::StreamMetrics;
 
-use crate::exchange::DrainClose;
+use crate::drain::DrainClose;
 use crate::parking::ParkedEnd;
 use mcp_edge_filters::{CloseReason, DrainOutcome};
 use prometheus::core::Collector;

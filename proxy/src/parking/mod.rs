@@ -12,7 +12,9 @@ mod run;
 mod spawn;
 #[cfg(test)]
 mod tests;
+mod ticket;
 
 pub use lot::{Parked, ParkingLot};
 pub use run::{run_parked, ParkedEnd};
 pub use spawn::park;
+pub use ticket::ParkTicket;

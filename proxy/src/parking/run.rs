@@ -2,7 +2,7 @@
 //! the upstream finishes (a late completion), closes, or a bound closes it.
 
 use super::lot::Parked;
-use crate::exchange::UpstreamLeg;
+use crate::legs::UpstreamLeg;
 use std::time::Duration;
 use tokio::time::{sleep, Instant};
 

@@ -3,7 +3,8 @@
 
 use super::lot::ParkingLot;
 use super::run::{run_parked, ParkedEnd};
-use crate::exchange::{ParkTicket, UpstreamLeg};
+use super::ticket::ParkTicket;
+use crate::legs::UpstreamLeg;
 use crate::streams::StreamHandle;
 use std::sync::Arc;
 

@@ -3,53 +3,18 @@
 //! Hop-by-hop headers (RFC 9110 §7.6.1), including those a message names in `Connection`,
 //! do not cross the proxy, nor does `Expect` (the proxy answers it and buffers the body).
 //! A client cannot strip an end-to-end header the proxy or the upstream relies on by
-//! naming it in `Connection`: see [`PROTECTED`]. `Host`, `Authorization`, `Accept`, and
+//! naming it in `Connection`: see [`PROTECTED`](crate::hop_by_hop::PROTECTED). `Host`, `Authorization`, `Accept`, and
 //! the MCP headers (`Mcp-Session-Id`, `MCP-Protocol-Version`, `Last-Event-ID`,
 //! `Mcp-Method`, `Mcp-Name`) pass through byte for byte: the Python SDK answers 421 to a
 //! rewritten Host. The forwarding headers are the proxy's own ([`super::forwarded`]).
 
-use super::forwarded::{
-    ClientPeer, X_FORWARDED_FOR, X_FORWARDED_HOST, X_FORWARDED_PROTO, X_REAL_IP,
-};
+use super::forwarded::ClientPeer;
 use crate::affinity::SESSION_HEADER;
+use crate::hop_by_hop::{connection_named, HOP_BY_HOP};
 use crate::routing::UpstreamGroup;
 use http::header::{self, HeaderName};
-use http::{HeaderMap, HeaderValue, Method};
+use http::{HeaderValue, Method};
 use pingora_http::RequestHeader;
-
-/// Hop-by-hop headers (RFC 9110 §7.6.1) that never cross the proxy. Framing headers
-/// (`Content-Length`, `Transfer-Encoding`) are handled by the legs.
-static HOP_BY_HOP: [HeaderName; 6] = [
-    header::CONNECTION,
-    HeaderName::from_static("keep-alive"),
-    HeaderName::from_static("proxy-connection"),
-    header::TE,
-    header::TRAILER,
-    header::UPGRADE,
-];
-
-/// End-to-end headers that naming them in `Connection` does not strip: the request's
-/// target and credentials, the body's framing and type, the MCP session and protocol
-/// headers, and the forwarding headers. Stripping them would let a client change what the
-/// upstream authenticates, routes or frames on, or hide the forwarding headers the proxy
-/// writes.
-pub static PROTECTED: [HeaderName; 15] = [
-    header::HOST,
-    header::AUTHORIZATION,
-    header::COOKIE,
-    header::CONTENT_LENGTH,
-    header::TRANSFER_ENCODING,
-    header::CONTENT_TYPE,
-    header::ACCEPT,
-    HeaderName::from_static(SESSION_HEADER),
-    HeaderName::from_static("mcp-protocol-version"),
-    HeaderName::from_static("last-event-id"),
-    X_FORWARDED_FOR,
-    X_FORWARDED_PROTO,
-    X_FORWARDED_HOST,
-    header::FORWARDED,
-    X_REAL_IP,
-];
 
 /// What the proxy changes in a request on its way to the upstream, besides hop-by-hop
 /// headers: the session id and target of a pinned affinity session.
@@ -213,30 +178,11 @@ pub fn wants_plain_body(chain: &mcp_edge_filters::StreamChain, group: &UpstreamG
 /// The `Mcp-Session-Id` header's name.
 static SESSION_HEADER_NAME: HeaderName = HeaderName::from_static(SESSION_HEADER);
 
-/// The headers named by `Connection` (hop-by-hop by declaration), except protected ones.
-fn connection_named(headers: &HeaderMap) -> Vec<HeaderName> {
-    headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|value| value.split(','))
-        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
-        .filter(|name| !PROTECTED.contains(name))
-        .collect()
-}
-
-/// Removes the hop-by-hop headers of `headers`, including the unprotected ones named by
-/// `Connection`.
-pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    let named = connection_named(headers);
-    for name in named.iter().chain(HOP_BY_HOP.iter()) {
-        headers.remove(name);
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::hop_by_hop::{strip_hop_by_hop, PROTECTED};
+    use http::HeaderMap;
 
     /// A client straight from the internet: no trusted proxies.
     fn direct_peer() -> ClientPeer {

@@ -31,6 +31,7 @@ mod forward;
 pub(crate) mod forwarded;
 mod head_limits;
 pub(crate) mod headers;
+pub mod http_route;
 mod idle_close;
 mod outcome;
 mod record;

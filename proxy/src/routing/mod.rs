@@ -5,6 +5,8 @@
 //! yields every server once, starting at the next one in turn, so a caller can skip a
 //! server that refuses the connection and try the next.
 
+pub mod proxy_peer;
+
 use crate::affinity::AffinityKey;
 use crate::config::model::{
     Balance, Config, HealthConfig, RecycleHookConfig, RouteKind, UpstreamConfig, UpstreamProtocol,
@@ -36,7 +38,7 @@ pub struct UpstreamServer {
     /// Health and stream count, shared across generations by address.
     pub health: Arc<ServerHealth>,
     /// How Pingora's proxy reaches the server, for `kind: http` routes.
-    pub proxy_peer: crate::http_route::ProxyPeer,
+    pub proxy_peer: proxy_peer::ProxyPeer,
 }
 
 /// Timeouts that apply to every exchange with a group's servers.
@@ -82,7 +84,7 @@ impl UpstreamGroup {
         book: &HealthBook,
     ) -> Result<Self, String> {
         let server_name = config.tls.as_ref().and_then(|t| t.server_name.as_deref());
-        let peers = crate::http_route::PeerSettings::of(config)
+        let peers = proxy_peer::PeerSettings::of(config)
             .map_err(|e| format!("upstreams.{name}.tls: {e}"))?;
         let servers = config
             .servers

@@ -20,11 +20,9 @@
 
 mod account;
 mod handover;
-mod peer;
 mod proxy;
 
-pub(crate) use peer::PeerSettings;
-pub use peer::ProxyPeer;
+pub use crate::routing::proxy_peer::ProxyPeer;
 pub use proxy::RouteProxy;
 
 use crate::config::model::RouteKind;
