@@ -20,6 +20,7 @@ use super::encoded::opaque_event_stream;
 use super::end::{DrainClose, ExchangeEnd};
 use super::event_stream::{EventStream, StreamTracking};
 use super::legs::{ClientLeg, ClientWriteError, Departure, Head, UpstreamLeg};
+use super::small_body::{read_ahead, ReadAhead};
 use super::wind_down::wind_down;
 use crate::affinity::ResponseRewriter;
 use crate::drain::DrainSignal;
@@ -31,6 +32,7 @@ use bytes::Bytes;
 use mcp_edge_filters::{
     BodyChunk, CloseReason, DrainOutcome, ResponseHead, StreamChain, StreamPlan, Verdict,
 };
+use std::collections::VecDeque;
 use std::time::Duration;
 use tokio::time::{sleep_until, Instant};
 
@@ -102,6 +104,10 @@ struct Relay {
     event_stream: Option<EventStream>,
     pool_drain: PoolDrain,
     last_activity: Instant,
+    /// Body chunks read ahead of the head, relayed first.
+    ahead: VecDeque<Bytes>,
+    /// Whether the body ended within what was read ahead.
+    ahead_ended: bool,
 }
 
 /// Where a relaying stream stands with respect to a process (or server) drain.
@@ -227,11 +233,18 @@ impl<'a, C: ClientLeg, U: UpstreamLeg> Exchange<'a, C, U> {
             self.upstream.set_read_timeout(self.env.sse_idle_timeout);
             EventStream::open(&self.env.tracking, self.env.method.as_str())
         });
+        let ahead = match is_event_stream {
+            true => ReadAhead::default(),
+            false => read_ahead(&mut self.upstream, &mut head),
+        };
         self.client.apply_plan(&plan);
         if let Err(error) = self.client.write_head(head).await {
             let mut abandoned = self.write_failed(error, &plan);
             abandoned.client_head_sent = false;
             return State::WindingDown(abandoned);
+        }
+        if let Some(error) = ahead.error {
+            return State::Done(ExchangeEnd::UpstreamBroken(error));
         }
         let pool_drain = PoolDrain::Watching;
         State::Relaying(Relay {
@@ -239,6 +252,8 @@ impl<'a, C: ClientLeg, U: UpstreamLeg> Exchange<'a, C, U> {
             event_stream,
             pool_drain,
             last_activity: Instant::now(),
+            ahead: ahead.chunks,
+            ahead_ended: ahead.ended,
         })
     }
 
@@ -262,7 +277,15 @@ impl<'a, C: ClientLeg, U: UpstreamLeg> Exchange<'a, C, U> {
                 (Some(drain), Some(keepalive)) => Some(drain.min(keepalive)),
                 (drain, keepalive) => drain.or(keepalive),
             };
-            let wake = tokio::select! {
+            let read_ahead = match relay.ahead.pop_front() {
+                Some(chunk) => Some(Wake::Upstream(Ok(Some(chunk)))),
+                None if std::mem::take(&mut relay.ahead_ended) => Some(Wake::Upstream(Ok(None))),
+                None => None,
+            };
+            let wake = if let Some(wake) = read_ahead {
+                wake
+            } else {
+                tokio::select! {
                 biased;
                 read = self.upstream.read_body() => Wake::Upstream(read),
                 departure = self.client.departure(), if self.watch_client => Wake::Client(departure),
@@ -274,6 +297,7 @@ impl<'a, C: ClientLeg, U: UpstreamLeg> Exchange<'a, C, U> {
                     } else {
                         Wake::Keepalive
                     }
+                }
                 }
             };
             match wake {

@@ -16,6 +16,7 @@ pub mod end;
 pub mod event_stream;
 pub use crate::legs;
 pub mod machine;
+pub mod small_body;
 pub mod wind_down;
 
 #[cfg(test)]
