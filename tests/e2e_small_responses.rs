@@ -26,7 +26,12 @@ fn upstream_answering(response: &'static [u8]) -> Upstream {
 /// The head and body of one POST through `edge`.
 fn post(edge: &Edge) -> (support::http::Head, Vec<u8>) {
     let mut client = Client::connect(edge.listen);
-    client.send("POST", "/mcp", &[("content-type", "application/json")], b"{}");
+    client.send(
+        "POST",
+        "/mcp",
+        &[("content-type", "application/json")],
+        b"{}",
+    );
     let head = client.read_head();
     let body = client.read_body(&head);
     (head, body)
@@ -34,9 +39,8 @@ fn post(edge: &Edge) -> (support::http::Head, Vec<u8>) {
 
 #[test]
 fn an_empty_chunked_202_is_reframed_with_a_content_length_of_zero() {
-    let upstream = upstream_answering(
-        b"HTTP/1.1 202 Accepted\r\ntransfer-encoding: chunked\r\n\r\n0\r\n\r\n",
-    );
+    let upstream =
+        upstream_answering(b"HTTP/1.1 202 Accepted\r\ntransfer-encoding: chunked\r\n\r\n0\r\n\r\n");
     let edge = Edge::start(upstream.addr, "");
     let (head, body) = post(&edge);
     assert_eq!(head.status, 202);

@@ -2,8 +2,9 @@
 
 Usage: python sdk_client.py --transport {streamable-http,sse} --url URL [--mode {legacy,auto}]
 
-Initializes, lists tools, calls ``add`` (a=2, b=3) and ``countdown`` (from=3) while counting
-its progress notifications, pings, and prints one JSON line on stdout:
+Initializes, lists tools, calls ``add`` (a=2, b=3) (and again after ``--idle`` seconds of
+silence, when given) and ``countdown`` (from=3) while counting its progress notifications,
+pings, and prints one JSON line on stdout:
 
     {"tools": [...sorted names], "add": "5", "progress": 3, "ping": true, "sdk": "2.3.0",
      "protocol": "2025-11-25"}
@@ -92,7 +93,7 @@ def text_of(result: Any) -> str:
     return result.content[0].text
 
 
-async def exercise(transport: str, url: str, mode: str) -> dict[str, Any]:
+async def exercise(transport: str, url: str, mode: str, idle: float = 0.0) -> dict[str, Any]:
     """Run the scripted session and return the summary that gets printed."""
     connect = connect_v2(transport, url, mode) if SDK_MAJOR >= 2 else connect_v1(transport, url)
     progress: list[float] = []
@@ -103,6 +104,10 @@ async def exercise(transport: str, url: str, mode: str) -> dict[str, Any]:
     async with connect as (session, protocol, handshake):
         tools = sorted(tool.name for tool in (await session.list_tools()).tools)
         added = text_of(await session.call_tool("add", {"a": 2, "b": 3}))
+        if idle:
+            # A silent session: its stream carries nothing (or only keepalives) meanwhile.
+            await anyio.sleep(idle)
+            added = text_of(await session.call_tool("add", {"a": 2, "b": 3}))
         text_of(
             await session.call_tool(
                 "countdown", {"from": 3, "interval_ms": 100}, progress_callback=on_progress
@@ -124,7 +129,7 @@ async def exercise(transport: str, url: str, mode: str) -> dict[str, Any]:
 
 async def main(args: argparse.Namespace) -> None:
     with anyio.fail_after(TIMEOUT_SECONDS):
-        summary = await exercise(args.transport, args.url, args.mode)
+        summary = await exercise(args.transport, args.url, args.mode, args.idle)
     print(json.dumps(summary), flush=True)
 
 
@@ -133,6 +138,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--transport", choices=["streamable-http", "sse"], required=True)
     parser.add_argument("--url", required=True, help="e.g. http://127.0.0.1:8080/mcp or .../sse")
     parser.add_argument("--mode", choices=["legacy", "auto"], default="legacy", help="mcp 2.x only")
+    parser.add_argument(
+        "--idle", type=float, default=0.0, help="seconds of silence before a second `add`"
+    )
     return parser.parse_args(argv)
 
 

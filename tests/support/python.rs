@@ -272,11 +272,23 @@ pub fn sdk_client(transport: Transport, url: &str, mode: &str) -> Value {
 /// [`sdk_client`] with the client of `sdk` (1.x ignores `mode`: it always does the
 /// handshake).
 pub fn sdk_client_with(sdk: Sdk, transport: Transport, url: &str, mode: &str) -> Value {
+    sdk_client_args(sdk, transport, url, mode, &[])
+}
+
+/// [`sdk_client_with`] with `extra` arguments for `sdk_client.py` (e.g. `--idle 2.5`).
+pub fn sdk_client_args(
+    sdk: Sdk,
+    transport: Transport,
+    url: &str,
+    mode: &str,
+    extra: &[&str],
+) -> Value {
     let stdout = tempfile::NamedTempFile::new().expect("temp file");
     let stderr = tempfile::NamedTempFile::new().expect("temp file");
     let child = Command::new(sdk.python())
         .arg(script("sdk_client.py"))
         .args(["--transport", transport.arg(), "--url", url, "--mode", mode])
+        .args(extra)
         .env_remove_all(PROXY_VARIABLES)
         .stdin(Stdio::null())
         .stdout(stdout.reopen().expect("reopen temp file"))
