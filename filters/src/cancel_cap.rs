@@ -34,7 +34,7 @@ impl FilterFactory for CancelCapFactory {
 
 impl StreamFilter for CancelCapFactory {
     /// Terminates the drain once `max_iterations` reads happened.
-    fn on_drain_read(&mut self, reads: u64) -> Verdict {
+    fn on_wind_down_read(&mut self, reads: u64) -> Verdict {
         if reads >= self.max_iterations {
             Verdict::Close(CloseReason::CancelCap)
         } else {
@@ -64,9 +64,9 @@ mod tests {
         })
         .unwrap();
         let mut stream = factory.new_stream();
-        assert_eq!(stream.on_drain_read(99), Verdict::Continue);
+        assert_eq!(stream.on_wind_down_read(99), Verdict::Continue);
         assert_eq!(
-            stream.on_drain_read(100),
+            stream.on_wind_down_read(100),
             Verdict::Close(CloseReason::CancelCap)
         );
     }

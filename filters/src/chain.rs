@@ -2,7 +2,8 @@
 //! per-stream chain that runs their filters in config order.
 
 use crate::filter::{
-    BodyChunk, DrainPlan, FilterFactory, ResponseHead, StreamEnd, StreamFilter, StreamPlan, Verdict,
+    BodyChunk, FilterFactory, ResponseHead, StreamEnd, StreamFilter, StreamPlan, Verdict,
+    WindDownPlan,
 };
 use crate::settings::FilterSpec;
 use std::fmt;
@@ -135,18 +136,18 @@ impl StreamChain {
     }
 
     /// Runs every filter's [`StreamFilter::on_client_gone`] and returns the drain plan.
-    pub fn on_client_gone(&mut self) -> DrainPlan {
-        let mut plan = DrainPlan::default();
+    pub fn on_client_gone(&mut self) -> WindDownPlan {
+        let mut plan = WindDownPlan::default();
         for filter in &mut self.filters {
             filter.on_client_gone(&mut plan);
         }
         plan
     }
 
-    /// Runs every filter's [`StreamFilter::on_drain_read`]; the first close wins.
-    pub fn on_drain_read(&mut self, reads: u64) -> Verdict {
+    /// Runs every filter's [`StreamFilter::on_wind_down_read`]; the first close wins.
+    pub fn on_wind_down_read(&mut self, reads: u64) -> Verdict {
         for filter in &mut self.filters {
-            if let Verdict::Close(reason) = filter.on_drain_read(reads) {
+            if let Verdict::Close(reason) = filter.on_wind_down_read(reads) {
                 return Verdict::Close(reason);
             }
         }

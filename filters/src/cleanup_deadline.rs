@@ -6,7 +6,9 @@
 //! - `session_pool_cleanup_timeout`: when the process drains, streams answering a request
 //!   get at most this long to finish before they are closed.
 
-use crate::filter::{DrainPlan, FilterFactory, ParkPlan, ResponseHead, StreamFilter, StreamPlan};
+use crate::filter::{
+    FilterFactory, ParkPlan, ResponseHead, StreamFilter, StreamPlan, WindDownPlan,
+};
 use crate::settings::CleanupDeadlineSettings;
 use std::time::Duration;
 
@@ -50,12 +52,12 @@ impl FilterFactory for CleanupDeadlineFactory {
 impl StreamFilter for CleanupDeadlineFactory {
     /// Sets how long the stream may keep running once the process drains.
     fn on_response_headers(&mut self, _head: &ResponseHead<'_>, plan: &mut StreamPlan) {
-        plan.pool_drain_deadline = Some(self.session_pool.unwrap_or_default());
+        plan.process_drain_deadline = Some(self.session_pool.unwrap_or_default());
     }
 
     /// Sets the drain deadline to `task_group_cleanup_timeout` (none when 0), and how an
     /// exchange still running then is parked.
-    fn on_client_gone(&mut self, plan: &mut DrainPlan) {
+    fn on_client_gone(&mut self, plan: &mut WindDownPlan) {
         plan.deadline = self.task_group;
         plan.park = self.task_group.and(self.park);
     }
@@ -77,7 +79,7 @@ mod tests {
 
     #[test]
     fn client_gone_drains_for_the_task_group_timeout() {
-        let mut plan = DrainPlan::default();
+        let mut plan = WindDownPlan::default();
         filter(5.0, 0.5).on_client_gone(&mut plan);
         assert_eq!(plan.deadline, Some(Duration::from_secs(5)));
         assert_eq!(
@@ -91,7 +93,7 @@ mod tests {
 
     #[test]
     fn zero_closes_at_once() {
-        let mut plan = DrainPlan::default();
+        let mut plan = WindDownPlan::default();
         filter(0.0, 0.0).on_client_gone(&mut plan);
         assert_eq!(plan.deadline, None);
         assert_eq!(plan.park, None, "no deadline, no parking: closed at once");
@@ -101,6 +103,6 @@ mod tests {
             content_type: None,
         };
         filter(0.0, 0.0).on_response_headers(&head, &mut stream_plan);
-        assert_eq!(stream_plan.pool_drain_deadline, Some(Duration::ZERO));
+        assert_eq!(stream_plan.process_drain_deadline, Some(Duration::ZERO));
     }
 }

@@ -7,7 +7,7 @@
 //! 2. [`StreamFilter::on_response_chunk`] for each body chunk, before it is written to the
 //!    client;
 //! 3. if the client goes away mid-response: [`StreamFilter::on_client_gone`] once, then
-//!    [`StreamFilter::on_drain_read`] for every upstream read of the drain;
+//!    [`StreamFilter::on_wind_down_read`] for every upstream read of the drain;
 //! 4. [`StreamFilter::on_stream_end`] exactly once, however the stream ended.
 //!
 //! Filters see no Pingora types: the proxy translates its session into the small views
@@ -56,15 +56,15 @@ pub struct StreamPlan {
     /// When the process drains, how long this stream may keep running before it is
     /// closed (with a `retry:` hint when it is an event stream). `None`: no bound of its
     /// own (the process's grace period applies).
-    pub pool_drain_deadline: Option<Duration>,
+    pub process_drain_deadline: Option<Duration>,
 }
 
 /// How the proxy should wind down an upstream exchange whose client went away.
 /// The default closes the upstream connection at once (Pingora's behaviour). An
 /// iteration cap is not part of the plan: a filter enforces it in
-/// [`StreamFilter::on_drain_read`], the one place a wind-down is cut short.
+/// [`StreamFilter::on_wind_down_read`], the one place a wind-down is cut short.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct DrainPlan {
+pub struct WindDownPlan {
     /// Keep reading and discarding the upstream response for at most this long.
     pub deadline: Option<Duration>,
     /// Past the deadline, park the exchange instead of closing it. `None` closes it.
@@ -134,14 +134,14 @@ pub enum StreamEnd {
     /// A filter closed the stream.
     Closed(CloseReason),
     /// The client went away; the drain (if any) ended as described.
-    ClientGone(DrainOutcome),
+    ClientGone(WindDownOutcome),
     /// The upstream failed (reset, timeout or protocol error) mid-response.
     UpstreamError,
 }
 
 /// How the wind-down of an abandoned exchange ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DrainOutcome {
+pub enum WindDownOutcome {
     /// No drain was configured: the upstream connection was closed at once.
     ClosedAtOnce,
     /// The upstream finished its response within the deadline.
@@ -150,22 +150,22 @@ pub enum DrainOutcome {
     DeadlineExceeded,
     /// The iteration cap (`cancel_cap`) was hit and the upstream connection was closed.
     CapExceeded,
-    /// Another filter ended the wind-down from `on_drain_read`.
+    /// Another filter ended the wind-down from `on_wind_down_read`.
     FilterClosed,
     /// The deadline passed with the upstream still working: the exchange was parked.
     Parked,
 }
 
-impl DrainOutcome {
+impl WindDownOutcome {
     /// The metric and log label of this outcome.
     pub fn label(self) -> &'static str {
         match self {
-            DrainOutcome::ClosedAtOnce => "closed_at_once",
-            DrainOutcome::Completed => "completed",
-            DrainOutcome::DeadlineExceeded => "deadline_exceeded",
-            DrainOutcome::CapExceeded => "cap_exceeded",
-            DrainOutcome::FilterClosed => "filter_closed",
-            DrainOutcome::Parked => "parked",
+            WindDownOutcome::ClosedAtOnce => "closed_at_once",
+            WindDownOutcome::Completed => "completed",
+            WindDownOutcome::DeadlineExceeded => "deadline_exceeded",
+            WindDownOutcome::CapExceeded => "cap_exceeded",
+            WindDownOutcome::FilterClosed => "filter_closed",
+            WindDownOutcome::Parked => "parked",
         }
     }
 }
@@ -190,12 +190,12 @@ pub trait StreamFilter: Send {
     /// Runs once when the client went away (or was closed by a filter) while the upstream
     /// response was still open. The filter may set how the exchange is wound down. The
     /// default leaves `plan` unchanged (close at once).
-    fn on_client_gone(&mut self, _plan: &mut DrainPlan) {}
+    fn on_client_gone(&mut self, _plan: &mut WindDownPlan) {}
 
     /// Runs for every upstream read during the drain, with the number of reads so far
     /// (1-based). Return [`Verdict::Close`] to terminate the drain now. The default
     /// continues.
-    fn on_drain_read(&mut self, _reads: u64) -> Verdict {
+    fn on_wind_down_read(&mut self, _reads: u64) -> Verdict {
         Verdict::Continue
     }
 

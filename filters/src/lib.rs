@@ -25,8 +25,8 @@ pub use cancel_cap::CancelCapFactory;
 pub use chain::{ChainError, ChainFactory, StreamChain};
 pub use cleanup_deadline::CleanupDeadlineFactory;
 pub use filter::{
-    BodyChunk, CloseReason, DrainOutcome, DrainPlan, FilterFactory, ParkPlan, ResponseHead,
-    StreamEnd, StreamFilter, StreamPlan, Verdict,
+    BodyChunk, CloseReason, FilterFactory, ParkPlan, ResponseHead, StreamEnd, StreamFilter,
+    StreamPlan, Verdict, WindDownOutcome, WindDownPlan,
 };
 pub use settings::{
     CancelCapSettings, CleanupDeadlineSettings, FilterSpec, SseGuardSettings, WorkerRecycleSettings,

@@ -239,7 +239,7 @@ fn build_runtime(loaded: super::LoadedConfig) {
     [
         plan.send_timeout,
         plan.keepalive_interval,
-        plan.pool_drain_deadline,
+        plan.process_drain_deadline,
     ]
     .into_iter()
     .for_each(later);
@@ -251,7 +251,7 @@ fn build_runtime(loaded: super::LoadedConfig) {
     let drain = stream.on_client_gone();
     later(drain.deadline);
     later(drain.park.and_then(|park| park.max_age));
-    let _ = stream.on_drain_read(u64::MAX);
+    let _ = stream.on_wind_down_read(u64::MAX);
     for group in generation.routes.groups() {
         later(group.timeouts.read);
         later(group.timeouts.sse_idle);

@@ -2,7 +2,7 @@
 //! to do with the upstream connection), by the metrics and by the filters.
 
 pub use crate::drain::DrainClose;
-use mcp_edge_filters::{CloseReason, DrainOutcome, StreamEnd};
+use mcp_edge_filters::{CloseReason, StreamEnd, WindDownOutcome};
 
 /// How one exchange ended.
 #[derive(Debug)]
@@ -20,14 +20,14 @@ pub enum ExchangeEnd<E> {
         /// Whether the response head had reached the client (status 499 when not).
         head_sent: bool,
         /// How the wind-down ended; `None` when nothing was in flight.
-        wind_down: Option<DrainOutcome>,
+        wind_down: Option<WindDownOutcome>,
     },
     /// A filter closed the stream; a call in flight was wound down.
     Closed {
         /// Why.
         reason: CloseReason,
         /// How the wind-down ended; `None` when nothing was in flight.
-        wind_down: Option<DrainOutcome>,
+        wind_down: Option<WindDownOutcome>,
     },
     /// The process or the stream's server drained, and the stream was closed cleanly.
     Drained(DrainClose),
@@ -40,7 +40,7 @@ impl<E> ExchangeEnd<E> {
             ExchangeEnd::Complete => StreamEnd::Complete,
             ExchangeEnd::NoResponse(_) | ExchangeEnd::UpstreamBroken(_) => StreamEnd::UpstreamError,
             ExchangeEnd::ClientGone { wind_down, .. } => {
-                StreamEnd::ClientGone(wind_down.unwrap_or(DrainOutcome::ClosedAtOnce))
+                StreamEnd::ClientGone(wind_down.unwrap_or(WindDownOutcome::ClosedAtOnce))
             }
             ExchangeEnd::Closed { reason, .. } => StreamEnd::Closed(*reason),
             ExchangeEnd::Drained(_) => StreamEnd::Closed(CloseReason::Draining),
@@ -48,7 +48,7 @@ impl<E> ExchangeEnd<E> {
     }
 
     /// How the wind-down of an abandoned call ended, when there was one.
-    pub fn wind_down(&self) -> Option<DrainOutcome> {
+    pub fn wind_down(&self) -> Option<WindDownOutcome> {
         match self {
             ExchangeEnd::ClientGone { wind_down, .. } | ExchangeEnd::Closed { wind_down, .. } => {
                 *wind_down

@@ -1,7 +1,7 @@
 //! An open event stream, as the rest of the process sees it: counted in the active
 //! gauges, listed in `/streams`, and scanned once per chunk for event boundaries.
 
-use crate::health::{ServerHealth, StreamCount};
+use crate::health::{ServerState, StreamCount};
 use crate::streams::{StreamHandle, StreamRegistry, StreamState};
 use mcp_edge_filters::EventBoundaryScanner;
 use prometheus::IntGauge;
@@ -26,7 +26,7 @@ pub struct StreamTracking<'a> {
     /// The upstream group.
     pub upstream: &'a str,
     /// The server's health record, which counts its open streams.
-    pub server: &'a Arc<ServerHealth>,
+    pub server: &'a Arc<ServerState>,
 }
 
 impl EventStream {

@@ -30,7 +30,7 @@ use crate::metrics::Metrics;
 use crate::parking::ParkTicket;
 use bytes::Bytes;
 use mcp_edge_filters::{
-    BodyChunk, CloseReason, DrainOutcome, ResponseHead, StreamChain, StreamPlan, Verdict,
+    BodyChunk, CloseReason, ResponseHead, StreamChain, StreamPlan, Verdict, WindDownOutcome,
 };
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -102,7 +102,7 @@ enum State<E> {
 struct Relay {
     plan: StreamPlan,
     event_stream: Option<EventStream>,
-    pool_drain: PoolDrain,
+    pool_drain: ProcessDrain,
     last_activity: Instant,
     /// Body chunks read ahead of the head, relayed first.
     ahead: VecDeque<Bytes>,
@@ -112,7 +112,7 @@ struct Relay {
 
 /// Where a relaying stream stands with respect to a process (or server) drain.
 #[derive(Clone, Copy)]
-enum PoolDrain {
+enum ProcessDrain {
     /// Not draining: watch for it (event streams only).
     Watching,
     /// Draining, with no bound of the stream's own (the process grace period applies).
@@ -246,7 +246,7 @@ impl<'a, C: ClientLeg, U: UpstreamLeg> Exchange<'a, C, U> {
         if let Some(error) = ahead.error {
             return State::Done(ExchangeEnd::UpstreamBroken(error));
         }
-        let pool_drain = PoolDrain::Watching;
+        let pool_drain = ProcessDrain::Watching;
         State::Relaying(Relay {
             plan,
             event_stream,
@@ -267,10 +267,10 @@ impl<'a, C: ClientLeg, U: UpstreamLeg> Exchange<'a, C, U> {
         loop {
             let keepalive_at = keepalive.map(|interval| relay.last_activity + interval);
             let watch_drain =
-                relay.event_stream.is_some() && matches!(relay.pool_drain, PoolDrain::Watching);
+                relay.event_stream.is_some() && matches!(relay.pool_drain, ProcessDrain::Watching);
             let drain_deadline = match relay.pool_drain {
-                PoolDrain::Until(at) => Some(at),
-                PoolDrain::Watching | PoolDrain::Unbounded => None,
+                ProcessDrain::Until(at) => Some(at),
+                ProcessDrain::Watching | ProcessDrain::Unbounded => None,
             };
             // One timer for both deadlines: each pending timer is held by every idle stream.
             let timer = match (drain_deadline, keepalive_at) {
@@ -339,7 +339,7 @@ impl<'a, C: ClientLeg, U: UpstreamLeg> Exchange<'a, C, U> {
                     }
                 }
                 Wake::Draining => {
-                    if let Some(next) = self.begin_pool_drain(&mut relay).await {
+                    if let Some(next) = self.begin_process_drain(&mut relay).await {
                         return next;
                     }
                 }
@@ -389,7 +389,7 @@ impl<'a, C: ClientLeg, U: UpstreamLeg> Exchange<'a, C, U> {
     /// The process (or the stream's server) started to drain: tells the client when to
     /// reconnect, then closes a standing stream at once, or bounds one answering a request
     /// by `session_pool_cleanup_timeout`. `Some(state)` ends the relay.
-    async fn begin_pool_drain(&mut self, relay: &mut Relay) -> Option<State<U::Error>> {
+    async fn begin_process_drain(&mut self, relay: &mut Relay) -> Option<State<U::Error>> {
         let hint = Bytes::from_static(RETRY_HINT);
         if let Err(error) = self.client.write_body(hint).await {
             return Some(State::WindingDown(self.write_failed(error, &relay.plan)));
@@ -397,12 +397,12 @@ impl<'a, C: ClientLeg, U: UpstreamLeg> Exchange<'a, C, U> {
         if self.env.method == http::Method::GET {
             return Some(self.close_for_drain(DrainClose::StandingStreamClosed).await);
         }
-        relay.pool_drain = match relay.plan.pool_drain_deadline {
-            None => PoolDrain::Unbounded,
+        relay.pool_drain = match relay.plan.process_drain_deadline {
+            None => ProcessDrain::Unbounded,
             Some(grace) if grace.is_zero() => {
                 return Some(self.close_for_drain(DrainClose::DeadlineExceeded).await)
             }
-            Some(grace) => PoolDrain::Until(Instant::now() + grace),
+            Some(grace) => ProcessDrain::Until(Instant::now() + grace),
         };
         None
     }
@@ -485,7 +485,7 @@ impl<'a, C: ClientLeg, U: UpstreamLeg> Exchange<'a, C, U> {
     }
 
     /// Counts the calls the client abandoned, by tool and how their wind-down ended.
-    fn count_abandoned_calls(&mut self, outcome: DrainOutcome) {
+    fn count_abandoned_calls(&mut self, outcome: WindDownOutcome) {
         for call in self.env.calls.abandoned() {
             self.env
                 .metrics

@@ -1,7 +1,7 @@
 //! Winds down an exchange whose client went away (or was closed by a filter).
 //!
 //! The upstream exchange is not cancelled at once: the proxy keeps reading and discarding
-//! its response within the chain's [`DrainPlan`](mcp_edge_filters::DrainPlan)
+//! its response within the chain's [`WindDownPlan`](mcp_edge_filters::WindDownPlan)
 //! (`cleanup_deadline` sets the deadline), so the upstream's handler can finish instead of
 //! being cancelled mid-flight, the trigger of the spin loop. Every read is shown to the
 //! filters (`cancel_cap` counts them); the first filter that says close ends the wind-down.
@@ -10,7 +10,7 @@
 use crate::legs::UpstreamLeg;
 use crate::metrics::Metrics;
 use crate::parking::ParkTicket;
-use mcp_edge_filters::{CloseReason, DrainOutcome, StreamChain, Verdict};
+use mcp_edge_filters::{CloseReason, StreamChain, Verdict, WindDownOutcome};
 use tokio::time::{timeout_at, Instant};
 
 /// Runs the chain's drain plan on `upstream`, logs and counts the outcome. `head_read`:
@@ -21,16 +21,18 @@ pub async fn wind_down<U: UpstreamLeg>(
     chain: &mut StreamChain,
     metrics: &Metrics,
     mut head_read: bool,
-) -> (DrainOutcome, Option<ParkTicket>) {
+) -> (WindDownOutcome, Option<ParkTicket>) {
     let plan = chain.on_client_gone();
     let started = Instant::now();
     let (mut outcome, reads) = match plan.deadline {
-        None => (DrainOutcome::ClosedAtOnce, 0),
-        Some(deadline) => drain(upstream, chain, started + deadline, &mut head_read).await,
+        None => (WindDownOutcome::ClosedAtOnce, 0),
+        Some(deadline) => {
+            read_and_discard(upstream, chain, started + deadline, &mut head_read).await
+        }
     };
     let mut ticket = None;
-    if let (DrainOutcome::DeadlineExceeded, Some(plan)) = (outcome, plan.park) {
-        outcome = DrainOutcome::Parked;
+    if let (WindDownOutcome::DeadlineExceeded, Some(plan)) = (outcome, plan.park) {
+        outcome = WindDownOutcome::Parked;
         ticket = Some(ParkTicket { plan, head_read });
     }
     tracing::info!(
@@ -43,7 +45,7 @@ pub async fn wind_down<U: UpstreamLeg>(
         .cleanup_total
         .with_label_values(&[outcome.label()])
         .inc();
-    if outcome == DrainOutcome::CapExceeded {
+    if outcome == WindDownOutcome::CapExceeded {
         tracing::warn!(reads, "cancel_cap terminated an upstream still producing");
         metrics.cancel_cap_terminated_total.inc();
     }
@@ -52,38 +54,38 @@ pub async fn wind_down<U: UpstreamLeg>(
 
 /// Reads and discards until the response ends, `until` passes, or a filter says close.
 /// `head_read` is set once the head has been read.
-async fn drain<U: UpstreamLeg>(
+async fn read_and_discard<U: UpstreamLeg>(
     upstream: &mut U,
     chain: &mut StreamChain,
     until: Instant,
     head_read: &mut bool,
-) -> (DrainOutcome, u64) {
+) -> (WindDownOutcome, u64) {
     // The wind-down is bounded by its own deadline, not by the group's read timeouts.
     upstream.set_read_timeout(None);
     if !*head_read {
         match timeout_at(until, upstream.read_head()).await {
-            Err(_elapsed) => return (DrainOutcome::DeadlineExceeded, 0),
+            Err(_elapsed) => return (WindDownOutcome::DeadlineExceeded, 0),
             // The upstream gave up on its own: it was not cut by the proxy.
-            Ok(Err(_)) => return (DrainOutcome::Completed, 0),
+            Ok(Err(_)) => return (WindDownOutcome::Completed, 0),
             Ok(Ok(_head)) => *head_read = true,
         }
     }
     let mut reads = 0u64;
     loop {
         match timeout_at(until, upstream.read_body()).await {
-            Err(_elapsed) => return (DrainOutcome::DeadlineExceeded, reads),
+            Err(_elapsed) => return (WindDownOutcome::DeadlineExceeded, reads),
             Ok(Ok(Some(_discarded))) => {
                 reads += 1;
-                match chain.on_drain_read(reads) {
+                match chain.on_wind_down_read(reads) {
                     Verdict::Continue => {}
                     Verdict::Close(CloseReason::CancelCap) => {
-                        return (DrainOutcome::CapExceeded, reads)
+                        return (WindDownOutcome::CapExceeded, reads)
                     }
-                    Verdict::Close(_) => return (DrainOutcome::FilterClosed, reads),
+                    Verdict::Close(_) => return (WindDownOutcome::FilterClosed, reads),
                 }
             }
             // The upstream finished (or gave up) on its own: either way it was not cut.
-            Ok(Ok(None)) | Ok(Err(_)) => return (DrainOutcome::Completed, reads),
+            Ok(Ok(None)) | Ok(Err(_)) => return (WindDownOutcome::Completed, reads),
         }
     }
 }

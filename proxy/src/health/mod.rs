@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use tokio::time::Instant;
 
 /// The health of one server.
-pub struct ServerHealth {
+pub struct ServerState {
     /// The server address.
     pub address: String,
     healthy: AtomicBool,
@@ -36,9 +36,9 @@ pub struct ServerHealth {
     sent_encoded_stream: AtomicBool,
 }
 
-impl std::fmt::Debug for ServerHealth {
+impl std::fmt::Debug for ServerState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ServerHealth")
+        f.debug_struct("ServerState")
             .field("address", &self.address)
             .field("healthy", &self.healthy())
             .field("ejected", &self.ejected())
@@ -47,7 +47,7 @@ impl std::fmt::Debug for ServerHealth {
     }
 }
 
-impl ServerHealth {
+impl ServerState {
     fn new(address: &str) -> Self {
         Self {
             address: address.to_string(),
@@ -229,7 +229,7 @@ impl ServerHealth {
 }
 
 /// Keeps a server's stream count up while alive.
-pub struct StreamCount(Arc<ServerHealth>);
+pub struct StreamCount(Arc<ServerState>);
 
 impl Drop for StreamCount {
     fn drop(&mut self) {
@@ -240,16 +240,16 @@ impl Drop for StreamCount {
 /// Health of every server the process has been configured with, by address.
 #[derive(Default)]
 pub struct HealthBook {
-    servers: Mutex<HashMap<String, Arc<ServerHealth>>>,
+    servers: Mutex<HashMap<String, Arc<ServerState>>>,
 }
 
 impl HealthBook {
     /// The health record of `address`, created on first use.
-    pub fn server(&self, address: &str) -> Arc<ServerHealth> {
+    pub fn server(&self, address: &str) -> Arc<ServerState> {
         let mut servers = self.servers.lock().unwrap_or_else(|e| e.into_inner());
         servers
             .entry(address.to_string())
-            .or_insert_with(|| Arc::new(ServerHealth::new(address)))
+            .or_insert_with(|| Arc::new(ServerState::new(address)))
             .clone()
     }
 }
@@ -260,7 +260,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn passive_ejection_after_consecutive_failures_expires() {
-        let server = ServerHealth::new("127.0.0.1:1");
+        let server = ServerState::new("127.0.0.1:1");
         let passive = PassiveHealthConfig {
             consecutive_failures: mcp_edge_filters::bounded::Count::new(3),
             eject_seconds: mcp_edge_filters::bounded::OptionalSeconds::from_secs(10),
@@ -278,7 +278,7 @@ mod tests {
 
     #[test]
     fn probes_flip_health_after_rise_and_fall() {
-        let server = ServerHealth::new("127.0.0.1:1");
+        let server = ServerState::new("127.0.0.1:1");
         server.record_probe(false, 2, 2);
         assert!(server.healthy());
         server.record_probe(false, 2, 2);

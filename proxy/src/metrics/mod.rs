@@ -16,7 +16,7 @@ pub use streams::StreamMetrics;
 
 use crate::drain::DrainClose;
 use crate::parking::ParkedEnd;
-use mcp_edge_filters::{CloseReason, DrainOutcome};
+use mcp_edge_filters::{CloseReason, WindDownOutcome};
 use prometheus::core::Collector;
 use prometheus::{
     Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
@@ -288,8 +288,10 @@ impl Metrics {
         metrics
     }
 
-    fn register_all(&self) {
-        let collectors: [Box<dyn prometheus::core::Collector>; 17] = [
+    /// Every family this struct owns, listed once: registered at start, and declared by
+    /// `render` when a labelled one has no series yet.
+    fn collectors(&self) -> Vec<Box<dyn Collector>> {
+        vec![
             Box::new(self.upstream_server_available.clone()),
             Box::new(self.upstream_server_streams_active.clone()),
             Box::new(self.upstream_server_parked.clone()),
@@ -307,31 +309,18 @@ impl Metrics {
             Box::new(self.config_reloads_total.clone()),
             Box::new(self.config_generation.clone()),
             Box::new(self.upstream_connect_seconds.clone()),
-        ];
-        for collector in collectors {
-            self.registry
-                .register(collector)
-                .expect("metric names are unique");
-        }
-        // Client connections (`crate::service`).
-        let clients: [Box<dyn prometheus::core::Collector>; 3] = [
             Box::new(self.client_connections_closed_total.clone()),
             Box::new(self.client_connections_active.clone()),
             Box::new(self.refusals_total.clone()),
-        ];
-        for collector in clients {
-            self.registry
-                .register(collector)
-                .expect("metric names are unique");
-        }
-        // Upstream recycling (`crate::upstream_recycle`) and the access log.
-        let recycling: [Box<dyn prometheus::core::Collector>; 4] = [
             Box::new(self.requests_in_flight.clone()),
             Box::new(self.upstream_recycles_total.clone()),
             Box::new(self.upstream_server_recycling.clone()),
             Box::new(self.access_log_dropped_total.clone()),
-        ];
-        for collector in recycling {
+        ]
+    }
+
+    fn register_all(&self) {
+        for collector in self.collectors() {
             self.registry
                 .register(collector)
                 .expect("metric names are unique");
@@ -354,14 +343,14 @@ impl Metrics {
                 .with_label_values(&[reason.label()]);
         }
         let wind_downs = [
-            DrainOutcome::ClosedAtOnce,
-            DrainOutcome::Completed,
-            DrainOutcome::DeadlineExceeded,
-            DrainOutcome::CapExceeded,
-            DrainOutcome::FilterClosed,
-            DrainOutcome::Parked,
+            WindDownOutcome::ClosedAtOnce,
+            WindDownOutcome::Completed,
+            WindDownOutcome::DeadlineExceeded,
+            WindDownOutcome::CapExceeded,
+            WindDownOutcome::FilterClosed,
+            WindDownOutcome::Parked,
         ]
-        .map(DrainOutcome::label);
+        .map(WindDownOutcome::label);
         let drain_closes = [
             DrainClose::StandingStreamClosed,
             DrainClose::DeadlineExceeded,
@@ -389,30 +378,6 @@ impl Metrics {
             .inc();
     }
 
-    /// The labelled families, which the registry leaves out until their first series.
-    fn labelled_families(&self) -> Vec<&dyn Collector> {
-        let mut families: Vec<&dyn Collector> = vec![
-            &self.requests_total,
-            &self.request_duration_seconds,
-            &self.upstream_errors_total,
-            &self.sse_guard_closed_total,
-            &self.cleanup_total,
-            &self.upstream_recycles_total,
-            &self.upstream_server_recycling,
-            &self.config_reloads_total,
-            &self.upstream_ejections_total,
-            &self.upstream_sessions_created_total,
-            &self.upstream_server_available,
-            &self.upstream_server_streams_active,
-            &self.upstream_server_parked,
-            &self.parked_ended_total,
-            &self.refusals_total,
-        ];
-        families.extend(self.mcp.families());
-        families.extend(self.streams.families());
-        families
-    }
-
     /// Renders every metric in the Prometheus text format; a labelled family without
     /// series yet is declared by its `# HELP` and `# TYPE` lines alone.
     pub fn render(&self) -> Vec<u8> {
@@ -420,7 +385,11 @@ impl Metrics {
         let families = self.registry.gather();
         // Encoding into a Vec cannot fail for well-formed metric families.
         let _ = TextEncoder::new().encode(&families, &mut out);
-        declare::declare_missing(&families, &self.labelled_families(), &mut out);
+        let owned = self.collectors();
+        let mut declared: Vec<&dyn Collector> = owned.iter().map(AsRef::as_ref).collect();
+        declared.extend(self.mcp.families());
+        declared.extend(self.streams.families());
+        declare::declare_missing(&families, &declared, &mut out);
         out
     }
 }

@@ -12,7 +12,7 @@ use crate::config::model::{
     Balance, Config, HealthConfig, RecycleHookConfig, RouteKind, UpstreamConfig, UpstreamProtocol,
 };
 use crate::config::{parse_server, ServerAddress, UpstreamTlsSet};
-use crate::health::{HealthBook, ServerHealth};
+use crate::health::{HealthBook, ServerState};
 use crate::upstream_leg::{Endpoint, TlsClient};
 use rustls::pki_types::ServerName;
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -36,7 +36,7 @@ pub struct UpstreamServer {
     /// How connections are opened: the resolved address, and TLS for `https://`.
     pub endpoint: Endpoint,
     /// Health and stream count, shared across generations by address.
-    pub health: Arc<ServerHealth>,
+    pub health: Arc<ServerState>,
     /// How Pingora's proxy reaches the server, for `kind: http` routes.
     pub proxy_peer: proxy_peer::ProxyPeer,
 }

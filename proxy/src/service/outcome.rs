@@ -13,7 +13,7 @@
 use super::responses::ProxyRefusal;
 use crate::exchange::DrainClose;
 use crate::upstream_leg::UpstreamError;
-use mcp_edge_filters::{CloseReason, DrainOutcome};
+use mcp_edge_filters::{CloseReason, WindDownOutcome};
 use std::time::Duration;
 
 /// How one request ended.
@@ -51,7 +51,7 @@ impl Outcome {
     }
 
     /// How the wind-down of an abandoned call ended, when there was one.
-    pub fn wind_down(&self) -> Option<DrainOutcome> {
+    pub fn wind_down(&self) -> Option<WindDownOutcome> {
         match self {
             Outcome::ClientGone(Departure::DuringResponse { wind_down, .. })
             | Outcome::ClientGone(Departure::ClosedByFilter { wind_down, .. }) => *wind_down,
@@ -81,14 +81,14 @@ pub enum Departure {
         /// Whether the response head had reached the client (status 499 when not).
         head_sent: bool,
         /// How the wind-down ended; `None` when no call was in flight.
-        wind_down: Option<DrainOutcome>,
+        wind_down: Option<WindDownOutcome>,
     },
     /// A filter (`sse_guard`) closed the stream.
     ClosedByFilter {
         /// Why.
         reason: CloseReason,
         /// How the wind-down ended; `None` when no call was in flight.
-        wind_down: Option<DrainOutcome>,
+        wind_down: Option<WindDownOutcome>,
     },
 }
 
@@ -246,10 +246,10 @@ mod tests {
     fn departures_tell_a_wound_down_call_from_a_plain_close() {
         let wound = Outcome::ClientGone(Departure::DuringResponse {
             head_sent: true,
-            wind_down: Some(DrainOutcome::Parked),
+            wind_down: Some(WindDownOutcome::Parked),
         });
         assert_eq!(wound.label(), "client_gone");
-        assert_eq!(wound.wind_down(), Some(DrainOutcome::Parked));
+        assert_eq!(wound.wind_down(), Some(WindDownOutcome::Parked));
         let plain = Outcome::ClientGone(Departure::DuringResponse {
             head_sent: true,
             wind_down: None,
@@ -261,10 +261,10 @@ mod tests {
         );
         let guarded = Outcome::ClientGone(Departure::ClosedByFilter {
             reason: CloseReason::SendTimeout,
-            wind_down: Some(DrainOutcome::Completed),
+            wind_down: Some(WindDownOutcome::Completed),
         });
         assert_eq!(guarded.label(), CloseReason::SendTimeout.label());
-        assert_eq!(guarded.wind_down(), Some(DrainOutcome::Completed));
+        assert_eq!(guarded.wind_down(), Some(WindDownOutcome::Completed));
         assert!(guarded.client_left());
     }
 

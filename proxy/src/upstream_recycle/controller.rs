@@ -12,7 +12,7 @@ use super::trigger::{Load, Reason, Trigger};
 use super::{Recycler, RecyclingGuard};
 use crate::config::model::RecycleHookConfig;
 use crate::generation::LiveConfig;
-use crate::health::ServerHealth;
+use crate::health::ServerState;
 use crate::metrics::Metrics;
 use crate::routing::UpstreamServer;
 use crate::upstream_leg::TlsClient;
@@ -59,7 +59,7 @@ struct Job {
     group: String,
     address: String,
     socket: SocketAddr,
-    health: Arc<ServerHealth>,
+    health: Arc<ServerState>,
     hook: RecycleHookConfig,
     /// The group's TLS client, for an `https://` hook.
     tls: Option<TlsClient>,

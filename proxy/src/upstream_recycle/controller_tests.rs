@@ -105,7 +105,7 @@ impl Rig {
         self.live.current().routes.groups()[0].clone()
     }
 
-    fn health(&self, address: &str) -> Arc<ServerHealth> {
+    fn health(&self, address: &str) -> Arc<ServerState> {
         self.group().server(address).unwrap().health.clone()
     }
 

@@ -12,7 +12,7 @@ pub mod hook;
 pub mod trigger;
 
 use crate::config::model::RecycleHookConfig;
-use crate::health::ServerHealth;
+use crate::health::ServerState;
 use crate::metrics::Metrics;
 use crate::upstream_leg::TlsClient;
 use std::net::SocketAddr;
@@ -67,14 +67,14 @@ impl Recycler for SystemRecycler {
 /// Takes a server out of new-session balancing while alive (the `recycling` flag and
 /// gauge); dropping it re-admits the server, however the recycle ended.
 pub struct RecyclingGuard {
-    health: Arc<ServerHealth>,
+    health: Arc<ServerState>,
     metrics: Arc<Metrics>,
     labels: [String; 2],
 }
 
 impl RecyclingGuard {
     /// Marks `health` (server `labels[1]` of group `labels[0]`) as recycling.
-    pub fn start(health: Arc<ServerHealth>, metrics: Arc<Metrics>, labels: [String; 2]) -> Self {
+    pub fn start(health: Arc<ServerState>, metrics: Arc<Metrics>, labels: [String; 2]) -> Self {
         health.set_recycling(true);
         metrics
             .upstream_server_recycling

@@ -6,7 +6,7 @@ use super::{chain, cleanup_deadline, Harness};
 use crate::exchange::{Exchange, ExchangeEnd};
 use crate::mcp::{CallWatch, LegacySessions, PendingCall};
 use http::Method;
-use mcp_edge_filters::DrainOutcome;
+use mcp_edge_filters::WindDownOutcome;
 use std::sync::Arc;
 
 fn call(id: &str, tool: &str) -> PendingCall {
@@ -90,7 +90,7 @@ async fn a_client_leaving_before_its_answer_abandons_the_call_and_it_is_counted_
     assert!(matches!(
         finished.end,
         ExchangeEnd::ClientGone {
-            wind_down: Some(DrainOutcome::DeadlineExceeded),
+            wind_down: Some(WindDownOutcome::DeadlineExceeded),
             ..
         }
     ));
@@ -169,7 +169,7 @@ async fn a_legacy_session_left_with_a_call_in_flight_winds_the_stream_down() {
     assert!(matches!(
         finished.end,
         ExchangeEnd::ClientGone {
-            wind_down: Some(DrainOutcome::DeadlineExceeded),
+            wind_down: Some(WindDownOutcome::DeadlineExceeded),
             ..
         }
     ));

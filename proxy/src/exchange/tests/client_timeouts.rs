@@ -4,7 +4,7 @@ use super::fakes::{head, FakeClient, FakeUpstream, Upstream};
 use super::{chain, cleanup_deadline, sse_guard, Harness};
 use crate::exchange::{Exchange, ExchangeEnd};
 use http::Method;
-use mcp_edge_filters::{CloseReason, DrainOutcome};
+use mcp_edge_filters::{CloseReason, WindDownOutcome};
 
 #[tokio::test(start_paused = true)]
 async fn a_stuck_reader_the_kernel_gives_up_on_is_closed_for_send_timeout() {
@@ -26,7 +26,7 @@ async fn a_stuck_reader_the_kernel_gives_up_on_is_closed_for_send_timeout() {
         finished.end,
         ExchangeEnd::Closed {
             reason: CloseReason::SendTimeout,
-            wind_down: Some(DrainOutcome::ClosedAtOnce)
+            wind_down: Some(WindDownOutcome::ClosedAtOnce)
         }
     ));
     assert_eq!(harness.guard_closed("send_timeout"), 1);
@@ -54,7 +54,7 @@ async fn a_json_write_that_times_out_winds_down_as_a_departure_counted_as_send_t
         finished.end,
         ExchangeEnd::ClientGone {
             head_sent: true,
-            wind_down: Some(DrainOutcome::ClosedAtOnce)
+            wind_down: Some(WindDownOutcome::ClosedAtOnce)
         }
     ));
     assert_eq!(harness.client_closed("send_timeout"), 1);

@@ -9,7 +9,7 @@ mod winding_down;
 
 use super::{ExchangeEnv, StreamTracking};
 use crate::drain::{drain_channel, DrainTrigger};
-use crate::health::{HealthBook, ServerHealth};
+use crate::health::{HealthBook, ServerState};
 use crate::mcp::CallWatch;
 use crate::metrics::Metrics;
 use crate::streams::StreamRegistry;
@@ -25,7 +25,7 @@ struct Harness {
     metrics: Metrics,
     registry: Arc<StreamRegistry>,
     route: Arc<str>,
-    server: Arc<ServerHealth>,
+    server: Arc<ServerState>,
     process_drain: DrainTrigger,
     retirement: DrainTrigger,
 }

@@ -6,7 +6,7 @@ use super::{chain, cleanup_deadline, sse_guard, Harness};
 use crate::exchange::{DrainClose, Exchange, ExchangeEnd};
 use bytes::Bytes;
 use http::Method;
-use mcp_edge_filters::{CloseReason, DrainOutcome};
+use mcp_edge_filters::{CloseReason, WindDownOutcome};
 use std::time::Duration;
 use tokio::time::Instant;
 
@@ -112,7 +112,7 @@ async fn a_client_that_stops_reading_is_closed_for_send_timeout() {
         finished.end,
         ExchangeEnd::Closed {
             reason: CloseReason::SendTimeout,
-            wind_down: Some(DrainOutcome::ClosedAtOnce)
+            wind_down: Some(WindDownOutcome::ClosedAtOnce)
         }
     ));
     assert_eq!(started.elapsed(), Duration::from_secs(2));

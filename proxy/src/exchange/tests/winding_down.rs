@@ -4,7 +4,7 @@ use super::fakes::{head, FakeClient, FakeUpstream, Upstream};
 use super::{cancel_cap, chain, cleanup_deadline, Harness};
 use crate::exchange::{Exchange, ExchangeEnd};
 use http::Method;
-use mcp_edge_filters::DrainOutcome;
+use mcp_edge_filters::WindDownOutcome;
 use std::time::Duration;
 use tokio::time::Instant;
 
@@ -30,7 +30,7 @@ async fn a_client_gone_mid_body_lets_the_upstream_finish_within_the_deadline() {
         finished.end,
         ExchangeEnd::ClientGone {
             head_sent: true,
-            wind_down: Some(DrainOutcome::Completed)
+            wind_down: Some(WindDownOutcome::Completed)
         }
     ));
     assert_eq!(
@@ -60,7 +60,7 @@ async fn a_wind_down_stops_at_the_deadline() {
     assert!(matches!(
         finished.end,
         ExchangeEnd::ClientGone {
-            wind_down: Some(DrainOutcome::DeadlineExceeded),
+            wind_down: Some(WindDownOutcome::DeadlineExceeded),
             ..
         }
     ));
@@ -93,7 +93,7 @@ async fn a_client_gone_before_the_head_reads_the_head_in_the_wind_down() {
         finished.end,
         ExchangeEnd::ClientGone {
             head_sent: false,
-            wind_down: Some(DrainOutcome::Completed)
+            wind_down: Some(WindDownOutcome::Completed)
         }
     ));
     assert!(probe.sent().is_empty());
@@ -122,7 +122,7 @@ async fn cancel_cap_terminates_a_producing_upstream_at_the_cap_before_the_deadli
     assert!(matches!(
         finished.end,
         ExchangeEnd::ClientGone {
-            wind_down: Some(DrainOutcome::CapExceeded),
+            wind_down: Some(WindDownOutcome::CapExceeded),
             ..
         }
     ));
@@ -150,7 +150,7 @@ async fn without_cleanup_deadline_the_upstream_is_closed_at_once() {
     assert!(matches!(
         finished.end,
         ExchangeEnd::ClientGone {
-            wind_down: Some(DrainOutcome::ClosedAtOnce),
+            wind_down: Some(WindDownOutcome::ClosedAtOnce),
             ..
         }
     ));
