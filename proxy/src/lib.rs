@@ -15,34 +15,34 @@
 // lifted there, so the crate denies it.
 #![deny(unsafe_code)]
 
-pub mod access_log;
-pub mod admin;
+mod access_log;
+mod admin;
 pub mod affinity;
 pub mod cli;
 pub mod config;
 pub mod control;
 #[cfg(feature = "demo")]
 pub mod demo;
-pub mod drain;
-pub mod exchange;
-pub mod generation;
-pub mod health;
-pub mod health_checks;
-pub mod hop_by_hop;
-pub mod legs;
-pub mod lifecycle;
+mod drain;
+mod exchange;
+mod generation;
+mod health;
+mod health_checks;
+mod hop_by_hop;
+mod legs;
+mod lifecycle;
 pub mod logging;
-pub mod mcp;
-pub mod metrics;
+mod mcp;
+mod metrics;
 #[allow(unsafe_code)]
 pub mod os;
-pub mod parking;
-pub mod recycle;
+mod parking;
+mod recycle;
 pub mod reload;
-pub mod routing;
+mod routing;
 pub mod server;
-pub mod service;
-pub mod stop;
-pub mod streams;
-pub mod upstream_leg;
-pub mod upstream_recycle;
+mod service;
+mod stop;
+mod streams;
+mod upstream_leg;
+mod upstream_recycle;

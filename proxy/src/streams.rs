@@ -116,11 +116,13 @@ impl StreamRegistry {
         }
     }
 
+    #[cfg(test)]
     /// How many streams are open.
     pub fn len(&self) -> usize {
         self.open.lock().map(|open| open.len()).unwrap_or(0)
     }
 
+    #[cfg(test)]
     /// True when no stream is open.
     pub fn is_empty(&self) -> bool {
         self.len() == 0

@@ -47,16 +47,7 @@ impl<E> ExchangeEnd<E> {
         }
     }
 
-    /// How the wind-down of an abandoned call ended, when there was one.
-    pub fn wind_down(&self) -> Option<WindDownOutcome> {
-        match self {
-            ExchangeEnd::ClientGone { wind_down, .. } | ExchangeEnd::Closed { wind_down, .. } => {
-                *wind_down
-            }
-            _ => None,
-        }
-    }
-
+    #[cfg(test)]
     /// The short name of the ending, for logs and the access log.
     pub fn label(&self) -> &'static str {
         match self {

@@ -14,7 +14,7 @@
 pub mod encoded;
 pub mod end;
 pub mod event_stream;
-pub use crate::legs;
+pub(crate) use crate::legs;
 pub mod machine;
 pub mod small_body;
 pub mod wind_down;

@@ -87,6 +87,7 @@ impl ToolLabels {
         label
     }
 
+    #[cfg(test)]
     /// How many names have a label of their own.
     pub fn admitted(&self) -> usize {
         self.read().len()

@@ -14,8 +14,8 @@ pub mod legacy_session;
 pub mod message;
 pub mod sessions;
 
-pub use calls::{AbandonedCall, CallWatch};
+pub use calls::CallWatch;
 pub use labels::{method_label, ToolLabels, NOT_MCP};
-pub use legacy_session::{legacy_session_id, session_id_in_query};
+pub use legacy_session::legacy_session_id;
 pub use message::McpRequest;
 pub use sessions::{LegacySessions, PendingCall};

@@ -9,7 +9,6 @@
 //! client can POST); POSTs record their calls under the session id they carry; the stream
 //! clears each call as it relays the answer.
 
-use super::labels::OTHER;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
@@ -93,11 +92,13 @@ impl LegacySessions {
         Some(ExpectedCalls { session, ids })
     }
 
+    #[cfg(test)]
     /// How many sessions are open.
     pub fn len(&self) -> usize {
         self.lock().len()
     }
 
+    #[cfg(test)]
     /// True when no session is open.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
@@ -161,13 +162,6 @@ impl ExpectedCalls {
 pub fn untooled() -> Arc<str> {
     static EMPTY: once_cell::sync::Lazy<Arc<str>> = once_cell::sync::Lazy::new(|| Arc::from(""));
     EMPTY.clone()
-}
-
-/// The `tool` label of a call outside the bounded set, as a shared value.
-pub fn other_tool() -> Arc<str> {
-    static SHARED: once_cell::sync::Lazy<Arc<str>> =
-        once_cell::sync::Lazy::new(|| Arc::from(OTHER));
-    SHARED.clone()
 }
 
 #[cfg(test)]

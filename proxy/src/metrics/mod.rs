@@ -11,7 +11,6 @@ mod process;
 mod streams;
 
 pub use mcp::McpMetrics;
-pub use process::BUILD_COMMIT;
 pub use streams::StreamMetrics;
 
 use crate::drain::DrainClose;

@@ -14,7 +14,7 @@ mod spawn;
 mod tests;
 mod ticket;
 
-pub use lot::{Parked, ParkingLot};
-pub use run::{run_parked, ParkedEnd};
+pub use lot::ParkingLot;
+pub use run::ParkedEnd;
 pub use spawn::park;
 pub use ticket::ParkTicket;

@@ -1,6 +1,7 @@
 //! Parked exchanges under paused time, with the scripted upstream of the exchange tests.
 
-use super::{run_parked, ParkedEnd, ParkingLot};
+use super::run::run_parked;
+use super::{ParkedEnd, ParkingLot};
 use crate::exchange::tests::fakes::{head, FakeUpstream, Upstream};
 use std::sync::Arc;
 use std::time::Duration;

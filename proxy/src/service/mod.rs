@@ -49,4 +49,3 @@ pub use calls::McpParts;
 pub use conn_limit::ConnectionLimit;
 pub use connection::EdgeConnections;
 pub(crate) use head_limits::check_request_head;
-pub use record::RequestRecord;

@@ -53,11 +53,13 @@ impl SessionOrder {
         }
     }
 
+    #[cfg(test)]
     /// Sessions with a request in flight (for tests and the bound on memory).
     pub fn len(&self) -> usize {
         self.lock().len()
     }
 
+    #[cfg(test)]
     /// Whether no session has a request in flight.
     pub fn is_empty(&self) -> bool {
         self.len() == 0

@@ -3,7 +3,7 @@
 use std::future::poll_fn;
 use std::io::{self, IoSlice};
 use std::mem::MaybeUninit;
-use std::net::SocketAddr;
+
 use std::pin::Pin;
 use std::task::{ready, Poll};
 use std::time::Duration;
@@ -66,10 +66,11 @@ pub struct UpstreamConnection {
 }
 
 impl UpstreamConnection {
+    #[cfg(test)]
     /// Connects to the plain HTTP server at `addr` (with TCP_NODELAY) within
     /// `connect_timeout`.
     pub async fn connect(
-        addr: SocketAddr,
+        addr: std::net::SocketAddr,
         connect_timeout: Option<Duration>,
     ) -> Result<Self, UpstreamError> {
         Self::open(&Endpoint::plain(addr), connect_timeout).await
@@ -145,11 +146,7 @@ impl UpstreamConnection {
         self.write_timeout = t;
     }
 
-    /// The server address this connection was opened to.
-    pub fn peer_addr(&self) -> SocketAddr {
-        self.key.socket
-    }
-
+    #[cfg(test)]
     /// True when the connection speaks TLS.
     pub fn is_tls(&self) -> bool {
         self.stream.is_tls()
@@ -160,6 +157,7 @@ impl UpstreamConnection {
         self.key
     }
 
+    #[cfg(test)]
     /// Whether the connection came from the pool.
     pub fn was_reused(&self) -> bool {
         self.reused
@@ -171,6 +169,7 @@ impl UpstreamConnection {
         self.state == State::Done && self.reusable
     }
 
+    #[cfg(test)]
     /// Capacity of the read buffer this connection holds (0 while nothing is
     /// buffered). For tests and metrics.
     pub fn read_buffer_capacity(&self) -> usize {

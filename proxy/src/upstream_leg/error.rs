@@ -71,6 +71,7 @@ impl UpstreamError {
         }
     }
 
+    #[cfg(test)]
     /// True when the request can be retried safely on a fresh connection: the
     /// connection was reused from the pool (`reused`) and the upstream closed it
     /// (EOF, or ECONNRESET/EPIPE on write or before the first response byte)

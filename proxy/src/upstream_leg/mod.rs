@@ -27,5 +27,4 @@ mod tests;
 pub use self::connection::UpstreamConnection;
 pub use self::error::{Retry, UpstreamError};
 pub use self::pool::{ConnectionPool, PoolSettings};
-pub use self::response::{BodyFraming, ResponseHead};
 pub use self::tls::{Endpoint, TlsClient, TlsClientSettings};

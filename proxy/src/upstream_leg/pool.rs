@@ -59,11 +59,6 @@ impl ConnectionPool {
         }
     }
 
-    /// The pool's settings.
-    pub fn settings(&self) -> &PoolSettings {
-        &self.settings
-    }
-
     fn lock(&self) -> MutexGuard<'_, HashMap<ShardKey, VecDeque<UpstreamConnection>>> {
         self.idle
             .lock()
@@ -168,6 +163,7 @@ impl ConnectionPool {
         expired.len()
     }
 
+    #[cfg(test)]
     /// Number of idle connections held (all threads and servers).
     pub fn idle_count(&self) -> usize {
         self.lock().values().map(VecDeque::len).sum()

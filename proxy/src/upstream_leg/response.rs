@@ -29,7 +29,9 @@ pub enum BodyFraming {
 pub struct ResponseHead {
     /// Status code.
     pub status: StatusCode,
-    /// HTTP version of the response (1.0 or 1.1).
+    /// HTTP version of the response (1.0 or 1.1); read by the codec's tests (the
+    /// connection decides keep-alive from the headers it parses).
+    #[cfg_attr(not(test), allow(dead_code))]
     pub version: Version,
     /// All header lines, in order, multi-valued headers kept.
     pub headers: HeaderMap,

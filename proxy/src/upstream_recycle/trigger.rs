@@ -143,6 +143,7 @@ impl Trigger {
         self.last_recycle
     }
 
+    #[cfg(test)]
     /// When the next retry may start, after a failure.
     pub fn retry_at(&self) -> Option<Instant> {
         self.retry_at

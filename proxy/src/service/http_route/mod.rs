@@ -22,7 +22,6 @@ mod account;
 mod handover;
 mod proxy;
 
-pub use crate::routing::proxy_peer::ProxyPeer;
 pub use proxy::RouteProxy;
 
 use crate::config::model::RouteKind;

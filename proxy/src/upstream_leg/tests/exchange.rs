@@ -5,7 +5,8 @@ use tokio::io::AsyncWriteExt;
 use tokio::sync::mpsc;
 
 use super::super::connection::next_read_size;
-use super::super::{BodyFraming, UpstreamConnection, UpstreamError};
+use super::super::response::BodyFraming;
+use super::super::{UpstreamConnection, UpstreamError};
 use super::support::{exchange, host_headers, read_request, serve_each, spawn_upstream, within};
 
 async fn connect(addr: std::net::SocketAddr) -> UpstreamConnection {

@@ -10,7 +10,8 @@ use http::{HeaderMap, HeaderValue, Method};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-use super::super::{ResponseHead, UpstreamConnection, UpstreamError};
+use super::super::response::ResponseHead;
+use super::super::{UpstreamConnection, UpstreamError};
 
 /// A test upstream: its address and how many connections it accepted.
 pub(super) struct Upstream {
