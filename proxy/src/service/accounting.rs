@@ -22,7 +22,7 @@ const NO_ROUTE_LABEL: &str = "none";
 const CLIENT_CLOSED_REQUEST: u16 = 499;
 
 /// Counts a request in `mcp_edge_requests_in_flight` while it lives.
-pub(super) struct InFlight(prometheus::IntGauge);
+pub(in crate::service) struct InFlight(prometheus::IntGauge);
 
 impl InFlight {
     /// Counts a request in `gauge` until the guard drops.
@@ -70,14 +70,7 @@ pub(super) fn account(metrics: &Metrics, session: &ServerSession, done: Done<'_>
     let status_label = status.as_ref().map_or("none", StatusCode::as_str);
     let route = done.route.map_or(NO_ROUTE_LABEL, |route| &route.prefix);
     let elapsed = done.started.elapsed().as_secs_f64();
-    metrics
-        .requests_total
-        .with_label_values(&[route, status_label])
-        .inc();
-    metrics
-        .request_duration_seconds
-        .with_label_values(&[route])
-        .observe(elapsed);
+    count_request(metrics, route, status_label, elapsed);
     count_mcp(metrics, done.record, status_label, elapsed);
     if let Some(matched) = done.route {
         if let Outcome::UpstreamBroken(error) = done.outcome {
@@ -94,12 +87,30 @@ pub(super) fn account(metrics: &Metrics, session: &ServerSession, done: Done<'_>
     }
 }
 
-/// Counts the request by MCP method and tool.
-fn count_mcp(metrics: &Metrics, record: &RequestRecord, status_label: &str, elapsed: f64) {
-    let mcp_method = record
-        .mcp
-        .as_ref()
-        .map_or(NOT_MCP, |mcp| method_label(&mcp.method));
+/// Counts a request (of any route kind) by route and status, and observes its duration.
+pub(in crate::service) fn count_request(
+    metrics: &Metrics,
+    route: &str,
+    status_label: &str,
+    elapsed: f64,
+) {
+    metrics
+        .requests_total
+        .with_label_values(&[route, status_label])
+        .inc();
+    metrics
+        .request_duration_seconds
+        .with_label_values(&[route])
+        .observe(elapsed);
+}
+
+/// Counts a request by its MCP method label (`none` when it was not JSON-RPC).
+pub(in crate::service) fn count_mcp_method(
+    metrics: &Metrics,
+    mcp_method: &str,
+    status_label: &str,
+    elapsed: f64,
+) {
     let mcp = &metrics.mcp;
     mcp.requests_total
         .with_label_values(&[mcp_method, status_label])
@@ -107,6 +118,16 @@ fn count_mcp(metrics: &Metrics, record: &RequestRecord, status_label: &str, elap
     mcp.request_duration_seconds
         .with_label_values(&[mcp_method])
         .observe(elapsed);
+}
+
+/// Counts the request by MCP method and tool.
+fn count_mcp(metrics: &Metrics, record: &RequestRecord, status_label: &str, elapsed: f64) {
+    let mcp_method = record
+        .mcp
+        .as_ref()
+        .map_or(NOT_MCP, |mcp| method_label(&mcp.method));
+    count_mcp_method(metrics, mcp_method, status_label, elapsed);
+    let mcp = &metrics.mcp;
     if let Some(tool) = record.tool_label.as_deref() {
         mcp.tool_calls_total
             .with_label_values(&[tool, status_label])

@@ -6,29 +6,14 @@ use super::Ticket;
 use crate::access_log::AccessLine;
 use crate::mcp::NOT_MCP;
 use crate::metrics::Metrics;
+use crate::service::accounting::{count_mcp_method, count_request};
+use crate::service::outcome::UpstreamErrorKind;
 use pingora_error::{Error, ErrorSource, ErrorType};
 use pingora_proxy::Session;
 use std::time::SystemTime;
 
 /// The status label of a client that left before the response head (nginx's 499).
 const CLIENT_CLOSED_REQUEST: u16 = 499;
-
-/// Counts a request in `mcp_edge_requests_in_flight` while it lives.
-pub(super) struct InFlight(prometheus::IntGauge);
-
-impl InFlight {
-    /// Enters a request in `gauge`.
-    pub(super) fn enter(gauge: &prometheus::IntGauge) -> Self {
-        gauge.inc();
-        Self(gauge.clone())
-    }
-}
-
-impl Drop for InFlight {
-    fn drop(&mut self) {
-        self.0.dec();
-    }
-}
 
 /// How a proxied request ended, for the access log's `end` field.
 fn end_label(error: Option<&Error>) -> &'static str {
@@ -46,19 +31,20 @@ fn upstream_error_kind(error: &Error) -> Option<&'static str> {
     if *error.esource() != ErrorSource::Upstream {
         return None;
     }
-    Some(match error.etype() {
-        ErrorType::ConnectRefused => "connect_refused",
-        ErrorType::ConnectTimedout => "connect_timeout",
+    let kind = match error.etype() {
+        ErrorType::ConnectRefused => UpstreamErrorKind::ConnectRefused,
+        ErrorType::ConnectTimedout => UpstreamErrorKind::ConnectTimeout,
         ErrorType::TLSHandshakeFailure
         | ErrorType::TLSHandshakeTimedout
         | ErrorType::InvalidCert
-        | ErrorType::HandshakeError => "tls_error",
+        | ErrorType::HandshakeError => UpstreamErrorKind::TlsError,
         ErrorType::ConnectError | ErrorType::ConnectNoRoute | ErrorType::ConnectProxyFailure => {
-            "connect_error"
+            UpstreamErrorKind::ConnectError
         }
-        ErrorType::ReadTimedout => "read_timeout",
-        _ => "response_error",
-    })
+        ErrorType::ReadTimedout => UpstreamErrorKind::ReadTimeout,
+        _ => UpstreamErrorKind::ResponseError,
+    };
+    Some(kind.label())
 }
 
 /// Counts the request by route and status, observes its duration, counts an upstream
@@ -84,21 +70,8 @@ pub(super) fn account(
     let status_label = if status == 0 { "none" } else { &status_text };
     let route = &*ticket.route.prefix;
     let elapsed = ticket.started.elapsed().as_secs_f64();
-    metrics
-        .requests_total
-        .with_label_values(&[route, status_label])
-        .inc();
-    metrics
-        .request_duration_seconds
-        .with_label_values(&[route])
-        .observe(elapsed);
-    let mcp = &metrics.mcp;
-    mcp.requests_total
-        .with_label_values(&[NOT_MCP, status_label])
-        .inc();
-    mcp.request_duration_seconds
-        .with_label_values(&[NOT_MCP])
-        .observe(elapsed);
+    count_request(metrics, route, status_label, elapsed);
+    count_mcp_method(metrics, NOT_MCP, status_label, elapsed);
     if let Some(kind) = error.and_then(upstream_error_kind) {
         metrics
             .upstream_errors_total

@@ -144,5 +144,5 @@ pub struct RequestCtx {
     /// The server the request went to last, by index.
     server: Option<usize>,
     /// Counts the request in `mcp_edge_requests_in_flight` while it lives.
-    in_flight: Option<account::InFlight>,
+    in_flight: Option<crate::service::accounting::InFlight>,
 }

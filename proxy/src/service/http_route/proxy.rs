@@ -2,9 +2,10 @@
 //! phase Pingora documents for it (`pingora-proxy/src/proxy_trait.rs`); the ones not
 //! named keep Pingora's defaults (no cache, no compression, no subrequests).
 
-use super::account::{self, InFlight};
+use super::account;
 use super::{take_ticket, RequestCtx};
 use crate::metrics::Metrics;
+use crate::service::accounting::InFlight;
 use crate::service::forwarded::{is_forwarding_header, ClientPeer, X_FORWARDED_FOR};
 use async_trait::async_trait;
 use http::header::{HeaderValue, HOST};
