@@ -123,8 +123,21 @@ impl<'g> Attempts<'g> {
             tracing::debug!(%error, "the upstream closed a pooled connection before answering; sending again on a fresh one");
             return true;
         }
-        if let Some(record) = self.records.last_mut() {
-            record.failure = Some(UpstreamErrorKind::of(phase, error));
+        let failure = Some(UpstreamErrorKind::of(phase, error));
+        match (self.records.last_mut(), self.current) {
+            // The failed attempt's fresh connect is its record.
+            (Some(record), Some(server))
+                if record.failure.is_none() && record.server == server.address =>
+            {
+                record.failure = failure;
+            }
+            (_, Some(server)) => self.records.push(AttemptRecord {
+                server: server.address.clone(),
+                connected_in: None,
+                failure,
+                ejected: false,
+            }),
+            (_, None) => {}
         }
         false
     }

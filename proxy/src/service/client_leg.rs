@@ -1,6 +1,6 @@
 //! The client leg of an exchange over Pingora's downstream session.
 
-use super::socket_tuning::{cap_send_buffer, keep_client_buffers_small, reset_session_on_close};
+use super::socket_tuning::{keep_client_buffers_small, reset_session_on_close};
 use crate::exchange::{ClientLeg, ClientWriteError, Departure, Head};
 use bytes::Bytes;
 use mcp_edge_filters::{ResponseHead, StreamPlan};
@@ -35,17 +35,6 @@ impl<'a> PingoraClient<'a> {
 }
 
 impl PingoraClient<'_> {
-    /// Bounds what the kernel holds for a response that is not an event stream, as for a
-    /// guarded event stream: a client that stops reading fills little and meets the
-    /// server's `send_timeout` soon. HTTP/1 only (HTTP/2 multiplexes one socket).
-    fn cap_send_buffer(&self) {
-        if let Some(stream) = self.session.stream() {
-            if let Err(error) = cap_send_buffer(stream.id()) {
-                tracing::debug!(%error, "could not cap the client socket's send buffer");
-            }
-        }
-    }
-
     /// Classifies a failed write. A write that timed out ends the connection: its close is
     /// made a reset, so the kernel drops the data the client never took.
     fn write_failed(&self, error: &Error) -> ClientWriteError {
@@ -77,12 +66,9 @@ impl ClientLeg for PingoraClient<'_> {
     async fn write_head(&mut self, head: Head) -> Result<(), ClientWriteError> {
         // The upstream's header map moves into Pingora's head as is (names lower-cased,
         // which HTTP/1.1 and HTTP/2 clients read alike): no copy, no re-hashing.
-        if !self.guarded {
-            if is_event_stream(&head) {
-                self.session.set_write_timeout(None);
-            } else {
-                self.cap_send_buffer();
-            }
+        // The send buffer was capped once for the connection (`connection.rs`).
+        if !self.guarded && is_event_stream(&head) {
+            self.session.set_write_timeout(None);
         }
         let (mut parts, ()) = http::Response::new(()).into_parts();
         parts.status = head.status;

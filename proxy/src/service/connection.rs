@@ -18,6 +18,7 @@
 
 use super::app::{within, ClientDeadlines, EdgeApp, Handled};
 use super::conn_limit::{ConnectionLimit, ConnectionSlot};
+use super::socket_tuning::cap_send_buffer;
 use super::socket_tuning::reset_stream_on_close;
 use async_trait::async_trait;
 use bytes::BytesMut;
@@ -101,6 +102,11 @@ impl EdgeConnections {
         slot: &ConnectionSlot,
         shutdown: &ShutdownWatch,
     ) {
+        // What the kernel holds for this client stays small, once for the connection: a
+        // client that stops reading fills little and meets `send_timeout` soon.
+        if let Err(error) = cap_send_buffer(stream.id()) {
+            tracing::debug!(%error, "could not cap the client socket's send buffer");
+        }
         // Bytes of the next request already read (pipelined behind the previous one).
         let mut pending: Option<BytesMut> = None;
         let mut first = true;
