@@ -33,7 +33,7 @@ impl FilterFactory for CancelCapFactory {
 }
 
 impl StreamFilter for CancelCapFactory {
-    /// Terminates the drain once `max_iterations` reads happened.
+    /// Terminates the wind-down once `max_iterations` reads happened.
     fn on_wind_down_read(&mut self, reads: u64) -> Verdict {
         if reads >= self.max_iterations {
             Verdict::Close(CloseReason::CancelCap)

@@ -135,7 +135,7 @@ impl StreamChain {
         Verdict::Continue
     }
 
-    /// Runs every filter's [`StreamFilter::on_client_gone`] and returns the drain plan.
+    /// Runs every filter's [`StreamFilter::on_client_gone`] and returns the wind-down plan.
     pub fn on_client_gone(&mut self) -> WindDownPlan {
         let mut plan = WindDownPlan::default();
         for filter in &mut self.filters {

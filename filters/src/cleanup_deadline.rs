@@ -55,7 +55,7 @@ impl StreamFilter for CleanupDeadlineFactory {
         plan.process_drain_deadline = Some(self.session_pool.unwrap_or_default());
     }
 
-    /// Sets the drain deadline to `task_group_cleanup_timeout` (none when 0), and how an
+    /// Sets the wind-down deadline to `task_group_cleanup_timeout` (none when 0), and how an
     /// exchange still running then is parked.
     fn on_client_gone(&mut self, plan: &mut WindDownPlan) {
         plan.deadline = self.task_group;

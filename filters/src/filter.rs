@@ -7,7 +7,7 @@
 //! 2. [`StreamFilter::on_response_chunk`] for each body chunk, before it is written to the
 //!    client;
 //! 3. if the client goes away mid-response: [`StreamFilter::on_client_gone`] once, then
-//!    [`StreamFilter::on_wind_down_read`] for every upstream read of the drain;
+//!    [`StreamFilter::on_wind_down_read`] for every upstream read of the wind-down;
 //! 4. [`StreamFilter::on_stream_end`] exactly once, however the stream ended.
 //!
 //! Filters see no Pingora types: the proxy translates its session into the small views
@@ -99,7 +99,7 @@ pub enum CloseReason {
     SendTimeout,
     /// More SSE events than allowed within the sliding window.
     RapidYield,
-    /// A draining exchange exceeded its iteration cap.
+    /// An exchange being wound down exceeded its iteration cap.
     CancelCap,
     /// The process is draining (shutdown, upgrade or recycle).
     Draining,
@@ -117,7 +117,7 @@ impl CloseReason {
     }
 }
 
-/// A filter's answer to a chunk or a drain read.
+/// A filter's answer to a chunk or a wind-down read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
     /// Keep going.
@@ -133,7 +133,7 @@ pub enum StreamEnd {
     Complete,
     /// A filter closed the stream.
     Closed(CloseReason),
-    /// The client went away; the drain (if any) ended as described.
+    /// The client went away; the wind-down (if any) ended as described.
     ClientGone(WindDownOutcome),
     /// The upstream failed (reset, timeout or protocol error) mid-response.
     UpstreamError,
@@ -142,7 +142,7 @@ pub enum StreamEnd {
 /// How the wind-down of an abandoned exchange ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WindDownOutcome {
-    /// No drain was configured: the upstream connection was closed at once.
+    /// No wind-down was configured: the upstream connection was closed at once.
     ClosedAtOnce,
     /// The upstream finished its response within the deadline.
     Completed,
@@ -192,8 +192,8 @@ pub trait StreamFilter: Send {
     /// default leaves `plan` unchanged (close at once).
     fn on_client_gone(&mut self, _plan: &mut WindDownPlan) {}
 
-    /// Runs for every upstream read during the drain, with the number of reads so far
-    /// (1-based). Return [`Verdict::Close`] to terminate the drain now. The default
+    /// Runs for every upstream read during the wind-down, with the number of reads so far
+    /// (1-based). Return [`Verdict::Close`] to terminate the wind-down now. The default
     /// continues.
     fn on_wind_down_read(&mut self, _reads: u64) -> Verdict {
         Verdict::Continue
