@@ -12,6 +12,7 @@ pub mod metrics;
 pub mod node;
 pub mod process;
 pub mod python;
+pub mod ready;
 pub mod script;
 pub mod spin;
 pub mod upstream;

@@ -17,7 +17,7 @@ use super::python::KillOnDrop;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use std::fs::{self, File};
-use std::io::{BufRead, BufReader};
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -162,38 +162,13 @@ impl NodeServer {
         let stdout = child.stdout.take().expect("piped stdout");
         let child = KillOnDrop(child);
 
-        // A thread reads stdout, so waiting for READY can have a deadline; the other lines
-        // are kept for the failure report.
-        let (ready_tx, ready_rx) = mpsc::channel();
-        let (lines_tx, stdout_lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                match line.strip_prefix("READY ") {
-                    Some(port) => {
-                        let _ = ready_tx.send(port.trim().parse::<u16>());
-                    }
-                    None => {
-                        let _ = lines_tx.send(line);
-                    }
-                }
-            }
-        });
-        let failed = |why: &str| -> ! {
-            let log = fs::read_to_string(stderr.path()).unwrap_or_default();
-            panic!("{shown} {why}; its stderr:\n{log}")
-        };
-        match ready_rx.recv_timeout(SERVER_READY_DEADLINE) {
-            Ok(Ok(port)) => NodeServer {
-                child,
-                addr: SocketAddr::from(([127, 0, 0, 1], port)),
-                stderr,
-                stdout_lines,
-            },
-            Ok(Err(e)) => failed(&format!("printed a bad READY line: {e}")),
-            Err(mpsc::RecvTimeoutError::Timeout) => {
-                failed(&format!("was not READY within {SERVER_READY_DEADLINE:?}"))
-            }
-            Err(mpsc::RecvTimeoutError::Disconnected) => failed("exited before READY"),
+        let (port, stdout_lines) =
+            super::ready::wait_ready(stdout, &shown, stderr.path(), SERVER_READY_DEADLINE);
+        NodeServer {
+            child,
+            addr: SocketAddr::from(([127, 0, 0, 1], port)),
+            stderr,
+            stdout_lines,
         }
     }
 

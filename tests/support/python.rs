@@ -223,30 +223,12 @@ impl SdkServer {
         let stdout = child.stdout.take().expect("piped stdout");
         let child = KillOnDrop(child);
 
-        // A thread reads stdout, so waiting for READY can have a deadline.
-        let (ready_tx, ready_rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Some(port) = line.strip_prefix("READY ") {
-                    let _ = ready_tx.send(port.trim().parse::<u16>());
-                }
-            }
-        });
-        let failed = |why: &str| -> ! {
-            let log = fs::read_to_string(stderr.path()).unwrap_or_default();
-            panic!("{shown} {why}; its stderr:\n{log}")
-        };
-        match ready_rx.recv_timeout(SERVER_READY_DEADLINE) {
-            Ok(Ok(port)) => SdkServer {
-                child,
-                addr: SocketAddr::from(([127, 0, 0, 1], port)),
-                stderr,
-            },
-            Ok(Err(e)) => failed(&format!("printed a bad READY line: {e}")),
-            Err(mpsc::RecvTimeoutError::Timeout) => {
-                failed(&format!("was not READY within {SERVER_READY_DEADLINE:?}"))
-            }
-            Err(mpsc::RecvTimeoutError::Disconnected) => failed("exited before READY"),
+        let (port, _other_lines) =
+            super::ready::wait_ready(stdout, &shown, stderr.path(), SERVER_READY_DEADLINE);
+        SdkServer {
+            child,
+            addr: SocketAddr::from(([127, 0, 0, 1], port)),
+            stderr,
         }
     }
 
