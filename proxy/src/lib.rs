@@ -8,7 +8,8 @@
 //! Modules, in the order a request meets them: [`server`] builds the Pingora server from a
 //! [`config`]; [`service`] routes each request ([`routing`]) through the live
 //! [`generation`] and runs the exchange; [`admin`] and [`metrics`] report on it;
-//! [`lifecycle`] and [`reload`] handle signals; [`stop`] bounds every stop.
+//! [`lifecycle`] and [`reload`] handle signals, [`upgrade`] replaces the process; [`stop`]
+//! bounds every stop.
 
 #![warn(missing_docs)]
 // `unsafe` is confined to `os`, the one module allowed to use it; `forbid` could not be
@@ -20,7 +21,7 @@ mod admin;
 pub mod affinity;
 pub mod cli;
 pub mod config;
-pub mod control;
+mod control;
 #[cfg(feature = "demo")]
 pub mod demo;
 mod drain;
@@ -37,12 +38,12 @@ mod metrics;
 #[allow(unsafe_code)]
 pub mod os;
 mod parking;
-mod recycle;
 pub mod reload;
 mod routing;
 pub mod server;
 mod service;
 mod stop;
 mod streams;
+pub mod upgrade;
 mod upstream_leg;
 mod upstream_recycle;

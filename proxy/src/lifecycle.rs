@@ -5,11 +5,11 @@
 //! the process, so `main` ignores it from the first instruction and this loop takes it
 //! over once the runtime runs.
 
-use crate::control::successor::{start_successor, SuccessorOutput};
 use crate::drain::{DrainSignal, DrainTrigger};
 use crate::metrics::Metrics;
-use crate::recycle::{successor_args, RecycleCounter, RECYCLES_ENV};
 use crate::reload::{ReloadStatus, Reloader};
+use crate::upgrade::process_recycle::{successor_args, RecycleCounter, RECYCLES_ENV};
+use crate::upgrade::successor::{start_successor, SuccessorOutput};
 use pingora_core::server::ShutdownWatch;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -45,8 +45,8 @@ fn main() -> ExitCode {
             print!("{}", config::generated_schema());
             ExitCode::SUCCESS
         }
-        Command::Reload { config } => mcp_edge::control::reload::run(&config),
-        Command::Upgrade { binary, config } => mcp_edge::control::upgrade::run(binary, &config),
+        Command::Reload { config } => mcp_edge::reload::command::run(&config),
+        Command::Upgrade { binary, config } => mcp_edge::upgrade::command::run(binary, &config),
         #[cfg(feature = "demo")]
         Command::Demo { listen, admin } => exit_on_error(demo::run(DemoOptions { listen, admin })),
     }

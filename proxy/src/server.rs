@@ -3,18 +3,18 @@
 use crate::admin::{AdminApp, ProcessFacts};
 use crate::config::model::LogFormat;
 use crate::config::LoadedConfig;
-use crate::control::handover::{InheritedListeners, SeedListenerTable};
 use crate::generation::{Generation, LiveConfig};
 use crate::health::HealthBook;
 use crate::health_checks::HealthChecker;
 use crate::lifecycle::{Lifecycle, ProcessFiles};
 use crate::metrics::Metrics;
-use crate::recycle::{RecycleCounter, RECYCLES_ENV, SEED_ENV};
 use crate::reload::Reloader;
 use crate::service::http_route::HttpRoutes;
 use crate::service::{ConnectionLimit, EdgeApp, EdgeConnections, EdgeParts, McpParts};
 use crate::stop::{GracefulBounds, StopSignals};
 use crate::streams::StreamRegistry;
+use crate::upgrade::handover::{InheritedListeners, SeedListenerTable};
+use crate::upgrade::process_recycle::{RecycleCounter, RECYCLES_ENV, SEED_ENV};
 use crate::upstream_leg::{ConnectionPool, PoolSettings};
 use crate::upstream_recycle::{RecycleController, SystemRecycler, Timings};
 use pingora_core::apps::HttpServerOptions;
@@ -57,7 +57,7 @@ pub fn run(loaded: LoadedConfig, options: RunOptions) -> Result<std::convert::In
     let live = Arc::new(LiveConfig::new(first));
 
     let grace = grace_period_seconds(&config);
-    // In upgrade mode the sockets are received by `control::handover`, not by Pingora.
+    // In upgrade mode the sockets are received by `upgrade::handover`, not by Pingora.
     let mut server = Server::new_with_opt_and_conf(
         Opt {
             upgrade: false,

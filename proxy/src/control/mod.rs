@@ -1,11 +1,5 @@
-//! Commands that act on a running mcp-edge: `reload` and `upgrade`. Both validate first
-//! and signal only when the new config (and binary) would start. Also the successor's
-//! side of the socket hand-over that `upgrade` and `worker_recycle` start.
+//! What the `reload` and `upgrade` commands share to act on a running mcp-edge: its pid
+//! file and signals ([`process`]) and its admin listener ([`admin_client`]).
 
-mod admin_client;
-pub mod handover;
-pub mod log_destination;
-mod process;
-pub mod reload;
-pub mod successor;
-pub mod upgrade;
+pub(crate) mod admin_client;
+pub(crate) mod process;

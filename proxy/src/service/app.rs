@@ -26,10 +26,10 @@ use crate::config::model::ServerConfig;
 use crate::drain::DrainSignal;
 use crate::generation::{Generation, LiveConfig};
 use crate::metrics::Metrics;
-use crate::recycle::RecycleCounter;
 use crate::routing::Route;
 use crate::service::http_route::{HttpRoutes, Ticket};
 use crate::streams::StreamRegistry;
+use crate::upgrade::process_recycle::RecycleCounter;
 use crate::upstream_leg::ConnectionPool;
 use async_trait::async_trait;
 use pingora_core::apps::{

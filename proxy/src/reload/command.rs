@@ -6,9 +6,9 @@
 //! resolved now, as the process will resolve them when it re-reads) and refuses, without
 //! signalling, when they differ.
 
-use super::admin_client::{self, ConfigView};
-use super::process;
 use crate::config;
+use crate::control::admin_client::{self, ConfigView};
+use crate::control::process;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;

@@ -12,8 +12,8 @@
 
 use super::log_destination::{self, LogDestination};
 use super::successor::{start_successor, SuccessorOutput};
-use super::{admin_client, process};
 use crate::config;
+use crate::control::{admin_client, process};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitCode};

@@ -1,6 +1,6 @@
 //! Starting the successor process of an upgrade or a recycle.
 
-use super::process;
+use crate::control::process;
 use std::fs::File;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -14,7 +14,7 @@ pub enum SuccessorOutput {
     /// The starting process's own stderr (a recycle: the successor logs where its
     /// predecessor logs).
     InheritStderr,
-    /// This file (its logs; see `control::log_destination`).
+    /// This file (its logs; see `upgrade::log_destination`).
     File(File),
 }
 

@@ -4,6 +4,11 @@
 //! running process (settings that need new sockets or a new process are refused with a
 //! message that says to upgrade), then swapped in atomically. A rejected file leaves the
 //! serving generation untouched.
+//!
+//! [`command`] is the other side: `mcp-edge reload`, which validates the file, signals the
+//! running process and reports what it did.
+
+pub mod command;
 
 use crate::config::{self, model::Config};
 use crate::generation::{Generation, LiveConfig};
