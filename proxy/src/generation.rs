@@ -1,10 +1,10 @@
 //! A config generation: everything built from one validated config file, swapped in as a
 //! whole on start-up and on reload.
 
-use crate::access_log::AccessLog;
+use crate::access_log::{AccessLog, AccessLogError};
 use crate::config::LoadedConfig;
 use crate::health::HealthBook;
-use crate::routing::RouteTable;
+use crate::routing::{RouteTable, RouteTableError};
 use arc_swap::ArcSwap;
 use mcp_edge_filters::{FilterSpec, WorkerRecycleSettings};
 use std::sync::Arc;
@@ -24,13 +24,36 @@ pub struct Generation {
     pub access_log: Option<AccessLog>,
 }
 
+/// Why a generation could not be built from a validated config.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// Its route table: a server that does not resolve, TLS files changed since the check.
+    #[error(transparent)]
+    Routes(#[from] RouteTableError),
+    /// Its access log file.
+    #[error(transparent)]
+    AccessLog(#[from] AccessLogError),
+}
+
 impl Generation {
     /// Builds generation `id` from a validated config. Fails when an upstream server does
     /// not resolve, or the access log cannot be opened.
-    pub fn build(id: u64, loaded: LoadedConfig, health: &HealthBook) -> Result<Self, Vec<String>> {
-        let routes = RouteTable::build(&loaded.config, &loaded.upstream_tls, health)?;
+    pub fn build(
+        id: u64,
+        loaded: LoadedConfig,
+        health: &HealthBook,
+    ) -> Result<Self, Vec<BuildError>> {
+        let routes =
+            RouteTable::build(&loaded.config, &loaded.upstream_tls, health).map_err(|errors| {
+                errors
+                    .into_iter()
+                    .map(BuildError::Routes)
+                    .collect::<Vec<_>>()
+            })?;
         let access_log = match &loaded.config.observability.access_log {
-            Some(config) => Some(AccessLog::open(config).map_err(|error| vec![error])?),
+            Some(config) => {
+                Some(AccessLog::open(config).map_err(|e| vec![BuildError::AccessLog(e)])?)
+            }
             None => None,
         };
         let recycle = loaded.config.filters.iter().find_map(|spec| match spec {

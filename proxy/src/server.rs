@@ -3,7 +3,7 @@
 use crate::admin::{AdminApp, ProcessFacts};
 use crate::config::model::LogFormat;
 use crate::config::LoadedConfig;
-use crate::generation::{Generation, LiveConfig};
+use crate::generation::{BuildError, Generation, LiveConfig};
 use crate::health::HealthBook;
 use crate::health_checks::HealthChecker;
 use crate::lifecycle::{Lifecycle, ProcessFiles};
@@ -13,7 +13,7 @@ use crate::service::http_route::HttpRoutes;
 use crate::service::{ConnectionLimit, EdgeApp, EdgeConnections, EdgeParts, McpParts};
 use crate::stop::{GracefulBounds, StopSignals};
 use crate::streams::StreamRegistry;
-use crate::upgrade::handover::{InheritedListeners, SeedListenerTable};
+use crate::upgrade::handover::{HandoverError, InheritedListeners, SeedListenerTable};
 use crate::upgrade::process_recycle::{RecycleCounter, RECYCLES_ENV, SEED_ENV};
 use crate::upstream_leg::{ConnectionPool, PoolSettings};
 use crate::upstream_recycle::{RecycleController, SystemRecycler, Timings};
@@ -47,11 +47,34 @@ pub struct RunOptions {
     pub after_detach: Option<fn()>,
 }
 
+/// Why the proxy could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The first generation could not be built (one line per problem).
+    #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
+    Generation(Vec<BuildError>),
+    /// A listener's certificate or key could not be loaded.
+    #[error("listener {address}: TLS setup failed: {source}")]
+    ListenerTls {
+        /// The listener.
+        address: String,
+        /// Pingora's error.
+        #[source]
+        source: Box<pingora_core::Error>,
+    },
+    /// The sockets of the old process could not be taken over (`--upgrade`).
+    #[error(transparent)]
+    Handover(#[from] HandoverError),
+}
+
 /// Runs the proxy until it is told to stop. Never returns.
-pub fn run(loaded: LoadedConfig, options: RunOptions) -> Result<std::convert::Infallible, String> {
+pub fn run(
+    loaded: LoadedConfig,
+    options: RunOptions,
+) -> Result<std::convert::Infallible, RunError> {
     let config = loaded.config.clone();
     let health = Arc::new(HealthBook::default());
-    let first = Generation::build(1, loaded, &health).map_err(|errors| errors.join("\n"))?;
+    let first = Generation::build(1, loaded, &health).map_err(RunError::Generation)?;
     let metrics = Arc::new(Metrics::new());
     metrics.config_generation.set(1);
     let live = Arc::new(LiveConfig::new(first));
@@ -148,7 +171,10 @@ pub fn run(loaded: LoadedConfig, options: RunOptions) -> Result<std::convert::In
                     &tls.cert.to_string_lossy(),
                     &tls.key.to_string_lossy(),
                 )
-                .map_err(|e| format!("listener {}: TLS setup failed: {e}", listener.address))?;
+                .map_err(|source| RunError::ListenerTls {
+                    address: listener.address.clone(),
+                    source,
+                })?;
                 endpoint = endpoint.tls(settings);
             }
             proxy.add_listener(endpoint);

@@ -25,15 +25,24 @@ pub struct AccessLog {
     pub sessions: SessionHasher,
 }
 
+/// The access log's file could not be opened (or its writer thread started).
+#[derive(Debug, thiserror::Error)]
+#[error("observability.access_log.path: cannot open {}: {source}", path.display())]
+pub struct AccessLogError {
+    /// The configured path.
+    pub path: std::path::PathBuf,
+    /// Why.
+    #[source]
+    pub source: std::io::Error,
+}
+
 impl AccessLog {
     /// Opens the log `config` describes; fails when its file cannot be opened.
-    pub fn open(config: &AccessLogConfig) -> Result<Self, String> {
+    pub fn open(config: &AccessLogConfig) -> Result<Self, AccessLogError> {
         let destination = Destination::from_path(&config.path);
-        let sender = writer::start(destination).map_err(|error| {
-            format!(
-                "observability.access_log.path: cannot open {}: {error}",
-                config.path.display()
-            )
+        let sender = writer::start(destination).map_err(|source| AccessLogError {
+            path: config.path.clone(),
+            source,
         })?;
         Ok(Self {
             format: config.format,

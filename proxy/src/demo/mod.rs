@@ -27,7 +27,7 @@ pub fn run(options: DemoOptions) -> Result<std::convert::Infallible, String> {
     let source = demo_config(&options, upstream);
     let loaded = config::load_str(Path::new("<demo>"), &source).map_err(|e| e.to_string())?;
     println!("{}", instructions(&options, upstream));
-    server::run(loaded, RunOptions::default())
+    server::run(loaded, RunOptions::default()).map_err(|e| e.to_string())
 }
 
 /// Binds the demo MCP server on an ephemeral port and serves it on its own thread.

@@ -118,7 +118,8 @@ impl Reloader {
                 })
                 .collect());
         }
-        let next = Generation::build(current.id + 1, loaded, &self.health)?;
+        let next = Generation::build(current.id + 1, loaded, &self.health)
+            .map_err(|errors| errors.iter().map(ToString::to_string).collect::<Vec<_>>())?;
         let id = next.id;
         let kept = server_addresses(&next);
         for address in &kept {

@@ -5,7 +5,10 @@
 //! yields every server once, starting at the next one in turn, so a caller can skip a
 //! server that refuses the connection and try the next.
 
+mod error;
 pub mod proxy_peer;
+
+pub use error::{GroupBuildError, RouteTableError, ServerProblem};
 
 use crate::affinity::AffinityKey;
 use crate::config::model::{
@@ -82,16 +85,24 @@ impl UpstreamGroup {
         config: &UpstreamConfig,
         tls: Option<&TlsClient>,
         book: &HealthBook,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, GroupBuildError> {
         let server_name = config.tls.as_ref().and_then(|t| t.server_name.as_deref());
-        let peers = proxy_peer::PeerSettings::of(config)
-            .map_err(|e| format!("upstreams.{name}.tls: {e}"))?;
+        let peers =
+            proxy_peer::PeerSettings::of(config).map_err(|message| GroupBuildError::TlsFiles {
+                group: name.to_string(),
+                message,
+            })?;
         let servers = config
             .servers
             .iter()
             .map(|address| {
-                let problem = |e: String| format!("upstreams.{name}.servers: `{address}`: {e}");
-                let parsed = parse_server(address).map_err(problem)?;
+                let problem = |problem| GroupBuildError::Server {
+                    group: name.to_string(),
+                    address: address.clone(),
+                    problem,
+                };
+                let parsed =
+                    parse_server(address).map_err(|e| problem(ServerProblem::Address(e)))?;
                 let socket = resolve(&parsed.authority).map_err(problem)?;
                 let endpoint = endpoint(&parsed, socket, tls, server_name).map_err(problem)?;
                 let proxy_peer = peers.peer(&parsed, socket);
@@ -105,7 +116,7 @@ impl UpstreamGroup {
                     proxy_peer,
                 })
             })
-            .collect::<Result<Vec<_>, String>>()?;
+            .collect::<Result<Vec<_>, GroupBuildError>>()?;
         Ok(Self {
             name: name.to_string(),
             servers,
@@ -164,24 +175,27 @@ fn endpoint(
     socket: SocketAddr,
     tls: Option<&TlsClient>,
     server_name: Option<&str>,
-) -> Result<Endpoint, String> {
+) -> Result<Endpoint, ServerProblem> {
     if !server.tls {
         return Ok(Endpoint::plain(socket));
     }
-    let client = tls.ok_or("no TLS client was built for this https:// server")?;
+    let client = tls.ok_or(ServerProblem::NoTlsClient)?;
     let name = server_name.unwrap_or(&server.host);
-    let name = ServerName::try_from(name.to_owned())
-        .map_err(|e| format!("`{name}` is not a valid TLS server name: {e}"))?;
+    let name =
+        ServerName::try_from(name.to_owned()).map_err(|source| ServerProblem::ServerName {
+            name: name.to_owned(),
+            source,
+        })?;
     Ok(Endpoint::tls(socket, client.clone(), name))
 }
 
 /// Resolves `host:port` to its first socket address.
-fn resolve(address: &str) -> Result<SocketAddr, String> {
+fn resolve(address: &str) -> Result<SocketAddr, ServerProblem> {
     address
         .to_socket_addrs()
-        .map_err(|e| format!("cannot resolve: {e}"))?
+        .map_err(ServerProblem::Resolve)?
         .next()
-        .ok_or_else(|| "resolves to no address".to_string())
+        .ok_or(ServerProblem::NoAddress)
 }
 
 /// A route: a path prefix and the group that serves it.
@@ -214,7 +228,7 @@ impl RouteTable {
         config: &Config,
         tls: &UpstreamTlsSet,
         book: &HealthBook,
-    ) -> Result<Self, Vec<String>> {
+    ) -> Result<Self, Vec<RouteTableError>> {
         let mut errors = Vec::new();
         let mut groups = std::collections::BTreeMap::new();
         for (name, upstream) in &config.upstreams {
@@ -222,7 +236,7 @@ impl RouteTable {
                 Ok(group) => {
                     groups.insert(name.as_str(), Arc::new(group));
                 }
-                Err(e) => errors.push(e),
+                Err(e) => errors.push(RouteTableError::Group(e)),
             }
         }
         let mut routes = Vec::with_capacity(config.routes.len());
@@ -234,10 +248,10 @@ impl RouteTable {
                     allow_trace: route.allow_trace,
                     kind: route.kind,
                 }),
-                None => errors.push(format!(
-                    "routes[{index}].upstream: no upstream named `{}`",
-                    route.upstream
-                )),
+                None => errors.push(RouteTableError::UnknownUpstream {
+                    index,
+                    upstream: route.upstream.clone(),
+                }),
             }
         }
         if !errors.is_empty() {
@@ -332,6 +346,9 @@ routes:
         let broken = TWO_ROUTES.replace("upstream: b}", "upstream: nope}");
         let errors =
             RouteTable::build(&config(&broken), &no_tls(), &HealthBook::default()).unwrap_err();
-        assert!(errors[0].contains("routes[1].upstream"), "{errors:?}");
+        assert!(
+            errors[0].to_string().contains("routes[1].upstream"),
+            "{errors:?}"
+        );
     }
 }

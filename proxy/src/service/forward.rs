@@ -120,8 +120,8 @@ impl Forwarder<'_> {
         });
         let (pinned, rewrite) = match pin_session(&route.upstream, session.req_header()) {
             Ok(pinned) => pinned,
-            Err(reason) => {
-                let refusal = Refusal::new(ProxyRefusal::UnknownSession, reason);
+            Err(lost) => {
+                let refusal = Refusal::new(ProxyRefusal::UnknownSession, lost.to_string());
                 return Outcome::Refused(refusal.with_jsonrpc_id(jsonrpc_id(&body)));
             }
         };

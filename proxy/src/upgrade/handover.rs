@@ -56,13 +56,10 @@ impl InheritedListeners {
         &self,
         upgrade_sock: &Path,
         claimed: &HashSet<String>,
-    ) -> Result<Vec<String>, String> {
+    ) -> Result<Vec<String>, HandoverError> {
         let received = receive_sockets(upgrade_sock, HANDOVER_WAIT)?;
         let mut kept = Vec::new();
-        let mut table = self
-            .received
-            .lock()
-            .map_err(|_| "the inherited listener table is poisoned".to_string())?;
+        let mut table = self.received.lock().map_err(|_| HandoverError::Poisoned)?;
         for (address, fd) in received {
             if claimed.contains(&address) {
                 kept.push(address.clone());
@@ -127,30 +124,42 @@ impl Drop for RemoveOnDrop {
 /// Listens on `upgrade_sock` (appearing atomically, already listening), waits up to `limit`
 /// for one sender and returns its `(address, descriptor)` pairs. The descriptors are
 /// close-on-exec.
-fn receive_sockets(upgrade_sock: &Path, limit: Duration) -> Result<Vec<(String, RawFd)>, String> {
+fn receive_sockets(
+    upgrade_sock: &Path,
+    limit: Duration,
+) -> Result<Vec<(String, RawFd)>, HandoverError> {
     let shown = upgrade_sock.display();
+    let io = |step: &'static str| {
+        move |source: std::io::Error| HandoverError::Io {
+            step,
+            socket: upgrade_sock.to_path_buf(),
+            source,
+        }
+    };
+    let errno = |source: nix::errno::Errno| HandoverError::Receive {
+        socket: upgrade_sock.to_path_buf(),
+        source,
+    };
     let mut staging = upgrade_sock.as_os_str().to_owned();
     staging.push(format!(".{}", std::process::id()));
     let staging = RemoveOnDrop(PathBuf::from(staging));
     let _ = std::fs::remove_file(&staging.0);
-    let listener = UnixListener::bind(&staging.0)
-        .map_err(|e| format!("cannot listen on {}: {e}", staging.0.display()))?;
-    std::fs::rename(&staging.0, upgrade_sock)
-        .map_err(|e| format!("cannot create the upgrade socket {shown}: {e}"))?;
+    let listener = UnixListener::bind(&staging.0).map_err(io("cannot listen beside"))?;
+    std::fs::rename(&staging.0, upgrade_sock).map_err(io("cannot create"))?;
     let _socket = RemoveOnDrop(upgrade_sock.to_path_buf());
     tracing::info!(socket = %shown, "waiting for the listening sockets of the old process");
 
-    wait_readable(&listener, limit)?
+    wait_readable(&listener, limit)
+        .map_err(errno)?
         .then_some(())
-        .ok_or_else(|| {
-            format!("no process handed its listening sockets over on {shown} within {limit:?}")
+        .ok_or_else(|| HandoverError::NoSender {
+            socket: upgrade_sock.to_path_buf(),
+            waited: limit,
         })?;
-    let (stream, _) = listener
-        .accept()
-        .map_err(|e| format!("accept on {shown}: {e}"))?;
+    let (stream, _) = listener.accept().map_err(io("cannot accept on"))?;
     stream
         .set_read_timeout(Some(limit))
-        .map_err(|e| format!("{shown}: {e}"))?;
+        .map_err(io("cannot set a read timeout on"))?;
 
     let mut payload = [0u8; MAX_PAYLOAD];
     let mut cmsg = nix::cmsg_space!([RawFd; MAX_FDS]);
@@ -162,12 +171,9 @@ fn receive_sockets(upgrade_sock: &Path, limit: Duration) -> Result<Vec<(String, 
             Some(&mut cmsg),
             MsgFlags::MSG_CMSG_CLOEXEC,
         )
-        .map_err(|errno| format!("receiving the sockets on {shown}: {errno}"))?;
+        .map_err(errno)?;
         let mut fds = Vec::new();
-        for control in message
-            .cmsgs()
-            .map_err(|errno| format!("receiving the sockets on {shown}: {errno}"))?
-        {
+        for control in message.cmsgs().map_err(errno)? {
             if let ControlMessageOwned::ScmRights(received) = control {
                 fds.extend(received);
             }
@@ -182,16 +188,16 @@ fn receive_sockets(upgrade_sock: &Path, limit: Duration) -> Result<Vec<(String, 
         for fd in fds {
             let _ = nix::unistd::close(fd);
         }
-        return Err(format!(
-            "the old process sent {} addresses for a different number of sockets on {shown}",
-            addresses.len()
-        ));
+        return Err(HandoverError::Mismatch {
+            socket: upgrade_sock.to_path_buf(),
+            addresses: addresses.len(),
+        });
     }
     Ok(addresses.into_iter().zip(fds).collect())
 }
 
 /// Waits until `listener` has a connection to accept; false when `limit` passes first.
-fn wait_readable(listener: &UnixListener, limit: Duration) -> Result<bool, String> {
+fn wait_readable(listener: &UnixListener, limit: Duration) -> Result<bool, nix::errno::Errno> {
     let deadline = Instant::now() + limit;
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
@@ -201,9 +207,53 @@ fn wait_readable(listener: &UnixListener, limit: Duration) -> Result<bool, Strin
             Ok(0) => return Ok(false),
             Ok(_) => return Ok(true),
             Err(nix::errno::Errno::EINTR) => continue,
-            Err(errno) => return Err(format!("waiting on the upgrade socket: {errno}")),
+            Err(errno) => return Err(errno),
         }
     }
+}
+
+/// Why the listening sockets of the old process could not be taken over.
+#[derive(Debug, thiserror::Error)]
+pub enum HandoverError {
+    /// A step on the upgrade socket failed.
+    #[error("{step} the upgrade socket {}: {source}", socket.display())]
+    Io {
+        /// What was being done.
+        step: &'static str,
+        /// The upgrade socket.
+        socket: PathBuf,
+        /// Why it failed.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Waiting for, or receiving, the sockets failed.
+    #[error("receiving the sockets on {}: {source}", socket.display())]
+    Receive {
+        /// The upgrade socket.
+        socket: PathBuf,
+        /// The system's error.
+        #[source]
+        source: nix::errno::Errno,
+    },
+    /// No old process connected in time.
+    #[error("no process handed its listening sockets over on {} within {waited:?}", socket.display())]
+    NoSender {
+        /// The upgrade socket.
+        socket: PathBuf,
+        /// How long the successor waited.
+        waited: Duration,
+    },
+    /// The old process sent a list of addresses that does not match its sockets.
+    #[error("the old process sent {addresses} addresses for a different number of sockets on {}", socket.display())]
+    Mismatch {
+        /// The upgrade socket.
+        socket: PathBuf,
+        /// How many addresses it named.
+        addresses: usize,
+    },
+    /// A thread panicked while holding the table of received listeners.
+    #[error("the inherited listener table is poisoned")]
+    Poisoned,
 }
 
 #[cfg(test)]
@@ -259,7 +309,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let sock = dir.path().join("upgrade.sock");
         let error = receive_sockets(&sock, Duration::from_millis(100)).unwrap_err();
-        assert!(error.contains("no process handed"), "{error}");
+        assert!(matches!(error, HandoverError::NoSender { .. }), "{error}");
+        assert!(error.to_string().contains("no process handed"), "{error}");
         assert!(!sock.exists());
     }
 }
