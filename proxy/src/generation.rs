@@ -4,6 +4,7 @@
 use crate::access_log::AccessLog;
 use crate::config::LoadedConfig;
 use crate::health::HealthBook;
+use crate::routing::names::ResolvedNames;
 use crate::routing::RouteTable;
 use arc_swap::ArcSwap;
 use mcp_edge_filters::{FilterSpec, WorkerRecycleSettings};
@@ -28,7 +29,18 @@ impl Generation {
     /// Builds generation `id` from a validated config. Fails when an upstream server does
     /// not resolve, or the access log cannot be opened.
     pub fn build(id: u64, loaded: LoadedConfig, health: &HealthBook) -> Result<Self, Vec<String>> {
-        let routes = RouteTable::build(&loaded.config, &loaded.upstream_tls, health)?;
+        Self::build_with_names(id, loaded, health, &ResolvedNames::default())
+    }
+
+    /// Like [`Generation::build`], the followed upstream names expanded to `names`.
+    pub fn build_with_names(
+        id: u64,
+        loaded: LoadedConfig,
+        health: &HealthBook,
+        names: &ResolvedNames,
+    ) -> Result<Self, Vec<String>> {
+        let routes =
+            RouteTable::build_with_names(&loaded.config, &loaded.upstream_tls, health, names)?;
         let access_log = match &loaded.config.observability.access_log {
             Some(config) => Some(AccessLog::open(config).map_err(|error| vec![error])?),
             None => None,

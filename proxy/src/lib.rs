@@ -20,6 +20,7 @@ mod admin;
 pub mod affinity;
 pub mod cli;
 pub mod config;
+mod config_watch;
 pub mod control;
 #[cfg(feature = "demo")]
 pub mod demo;
@@ -38,6 +39,7 @@ mod metrics;
 pub mod os;
 mod parking;
 mod recycle;
+mod resolve;
 pub mod reload;
 mod routing;
 pub mod server;

@@ -11,6 +11,8 @@ use crate::lifecycle::{Lifecycle, ProcessFiles};
 use crate::metrics::Metrics;
 use crate::recycle::{RecycleCounter, RECYCLES_ENV, SEED_ENV};
 use crate::reload::Reloader;
+use crate::resolve::NameFollower;
+use crate::routing::names::NameTable;
 use crate::service::http_route::HttpRoutes;
 use crate::service::{ConnectionLimit, EdgeApp, EdgeConnections, EdgeParts, McpParts};
 use crate::stop::{GracefulBounds, StopSignals};
@@ -51,7 +53,10 @@ pub struct RunOptions {
 pub fn run(loaded: LoadedConfig, options: RunOptions) -> Result<std::convert::Infallible, String> {
     let config = loaded.config.clone();
     let health = Arc::new(HealthBook::default());
-    let first = Generation::build(1, loaded, &health).map_err(|errors| errors.join("\n"))?;
+    let names = Arc::new(NameTable::default());
+    names.store(crate::resolve::initial_names(&config).map_err(|e| e.to_string())?);
+    let first = Generation::build_with_names(1, loaded, &health, &names.load())
+        .map_err(|errors| errors.join("\n"))?;
     let metrics = Arc::new(Metrics::new());
     metrics.config_generation.set(1);
     let live = Arc::new(LiveConfig::new(first));
@@ -73,7 +78,9 @@ pub fn run(loaded: LoadedConfig, options: RunOptions) -> Result<std::convert::In
         live.clone(),
         metrics.clone(),
         health.clone(),
-    );
+    )
+    .with_names(names.clone());
+    let follower = NameFollower::new(live.clone(), names, health.clone(), reloader.clone());
     let recycle = Arc::new(RecycleCounter::new(recycle_seed()));
     if let Some(inherited) = env_u64(RECYCLES_ENV) {
         metrics.worker_recycles_total.inc_by(inherited);
@@ -86,7 +93,8 @@ pub fn run(loaded: LoadedConfig, options: RunOptions) -> Result<std::convert::In
         },
         recycle.clone(),
         metrics.clone(),
-    ));
+    )
+    .watching_config(config.server.watch_config));
     let streams = Arc::new(StreamRegistry::default());
     let pool = Arc::new(ConnectionPool::new(PoolSettings::default()));
     let mcp = Arc::new(McpParts::new(config.observability.tool_labels.get_usize()));
@@ -191,6 +199,10 @@ pub fn run(loaded: LoadedConfig, options: RunOptions) -> Result<std::convert::In
         ActiveHealthChecks(HealthChecker::new(live.clone())),
     ));
     server.add_service(background_service(
+        "mcp-edge upstream names",
+        FollowNames(follower),
+    ));
+    server.add_service(background_service(
         "mcp-edge upstream recycling",
         UpstreamRecycling(RecycleController::new(
             live.clone(),
@@ -272,6 +284,17 @@ impl pingora_core::services::background::BackgroundService for ActiveHealthCheck
     /// Probes servers until shutdown starts.
     async fn start(&self, shutdown: pingora_core::server::ShutdownWatch) {
         self.0.run(shutdown).await
+    }
+}
+
+/// Re-resolves the followed upstream names as a Pingora background service.
+struct FollowNames(NameFollower);
+
+#[async_trait::async_trait]
+impl pingora_core::services::background::BackgroundService for FollowNames {
+    /// Follows the names until shutdown starts.
+    async fn start(&self, shutdown: pingora_core::server::ShutdownWatch) {
+        self.0.run(shutdown).await;
     }
 }
 

@@ -113,6 +113,16 @@ pub struct ServerConfig {
     /// inherited stderr. An upgraded or recycled successor logs to the same file.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub log_file: Option<PathBuf>,
+    /// Reload when the config file changes, as on SIGHUP (validated, swapped atomically,
+    /// counted; a bad file keeps the running config). The file's directory is watched, so
+    /// an edit in place, a rename over the file and a Kubernetes ConfigMap's `..data`
+    /// symlink swap are all seen. Read at start-up.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub watch_config: bool,
+    /// The DNS resolver of the upstream names re-resolved by `resolve_interval`. Without
+    /// it, the system's (`/etc/resolv.conf`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolver: Option<super::platform::ResolverConfig>,
 }
 
 /// The format of log lines.
@@ -144,6 +154,8 @@ impl Default for ServerConfig {
             max_connections: None,
             max_request_header_field_bytes: defaults::max_request_header_field_bytes(),
             max_request_headers_bytes: defaults::max_request_headers_bytes(),
+            watch_config: false,
+            resolver: None,
         }
     }
 }
@@ -233,6 +245,14 @@ pub struct UpstreamConfig {
     /// gRPC servers speak it). HTTP/2 groups serve only `kind: http` routes.
     #[serde(default)]
     pub protocol: UpstreamProtocol,
+    /// Seconds between two resolutions of the servers given by a DNS name. With it, such a
+    /// server stands for every address its name resolves to (a Kubernetes headless
+    /// Service's pods), followed without a reload: a new address takes traffic once a
+    /// probe passed; a vanished one is drained like a server a reload removed, and its
+    /// sessions end (404). Without it, a name is resolved once, at start and on reload,
+    /// to its first address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolve_interval: Option<Seconds<100, HOUR>>,
 }
 
 /// The recycle hook of a group: exactly one of `exec` and `http`, with a timeout.
@@ -285,20 +305,24 @@ pub enum Balance {
 #[serde(deny_unknown_fields)]
 pub struct AffinityConfig {
     /// The secret that authenticates session ids (at least 16 bytes; use `${VAR}`).
-    /// Every replica serving the same sessions needs the same key.
-    #[serde(serialize_with = "redact")]
+    /// Every replica serving the same sessions needs the same key. Set this or `keys`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(serialize_with = "super::platform::redact_optional")]
     #[schemars(length(min = 16))]
-    pub key: String,
+    pub key: Option<String>,
+    /// A key rotation: tokens are issued with the first key and accepted with any (each at
+    /// least 16 bytes). Rotate by adding the new key first on every replica, then, once
+    /// every replica issues with it, dropping the old one. Set this or `key`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(serialize_with = "super::platform::redact_all")]
+    #[schemars(length(min = 1, max = 8), inner(length(min = 16)))]
+    pub keys: Vec<String>,
 }
 
 impl std::fmt::Debug for AffinityConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("AffinityConfig { key: <redacted> }")
     }
-}
-
-fn redact<S: serde::Serializer>(_key: &str, serializer: S) -> Result<S::Ok, S::Error> {
-    serializer.serialize_str("<redacted>")
 }
 
 /// A URL with its `user:password@` part replaced by `<redacted>@`.

@@ -5,6 +5,7 @@
 //! yields every server once, starting at the next one in turn, so a caller can skip a
 //! server that refuses the connection and try the next.
 
+pub mod names;
 pub mod proxy_peer;
 
 use crate::affinity::AffinityKey;
@@ -13,6 +14,7 @@ use crate::config::model::{
 };
 use crate::config::{parse_server, ServerAddress, UpstreamTlsSet};
 use crate::health::{HealthBook, ServerState};
+use names::ResolvedNames;
 use crate::upstream_leg::{Endpoint, TlsClient};
 use rustls::pki_types::ServerName;
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -82,30 +84,42 @@ impl UpstreamGroup {
         config: &UpstreamConfig,
         tls: Option<&TlsClient>,
         book: &HealthBook,
+        names: &ResolvedNames,
     ) -> Result<Self, String> {
         let server_name = config.tls.as_ref().and_then(|t| t.server_name.as_deref());
         let peers = proxy_peer::PeerSettings::of(config)
             .map_err(|e| format!("upstreams.{name}.tls: {e}"))?;
-        let servers = config
-            .servers
-            .iter()
-            .map(|address| {
-                let problem = |e: String| format!("upstreams.{name}.servers: `{address}`: {e}");
-                let parsed = parse_server(address).map_err(problem)?;
-                let socket = resolve(&parsed.authority).map_err(problem)?;
+        let mut servers = Vec::with_capacity(config.servers.len());
+        for configured in &config.servers {
+            let problem = |e: String| format!("upstreams.{name}.servers: `{configured}`: {e}");
+            let parsed = parse_server(configured).map_err(problem)?;
+            // A followed name stands for every address it resolved to (none yet: the
+            // resolver fills them in); any other server for its first address.
+            let followed = config
+                .resolve_interval
+                .and_then(|_| names::name_of(configured));
+            let sockets: Vec<(String, SocketAddr)> = match followed {
+                Some(authority) => names
+                    .get(&authority)
+                    .unwrap_or_default()
+                    .iter()
+                    .map(|socket| (names::expanded_address(configured, *socket), *socket))
+                    .collect(),
+                None => vec![(configured.clone(), resolve(&parsed.authority).map_err(problem)?)],
+            };
+            for (address, socket) in sockets {
                 let endpoint = endpoint(&parsed, socket, tls, server_name).map_err(problem)?;
-                let proxy_peer = peers.peer(&parsed, socket);
-                Ok(UpstreamServer {
-                    address: address.clone(),
-                    authority: parsed.authority,
+                servers.push(UpstreamServer {
+                    health: book.server(&address),
+                    address,
+                    authority: parsed.authority.clone(),
                     connect_timeout: config.connect_timeout.get(),
                     socket,
                     endpoint,
-                    health: book.server(address),
-                    proxy_peer,
-                })
-            })
-            .collect::<Result<Vec<_>, String>>()?;
+                    proxy_peer: peers.peer(&parsed, socket),
+                });
+            }
+        }
         Ok(Self {
             name: name.to_string(),
             servers,
@@ -118,7 +132,7 @@ impl UpstreamGroup {
             affinity: config
                 .affinity
                 .as_ref()
-                .map(|a| AffinityKey::new(&a.key, name)),
+                .map(|a| AffinityKey::with_keys(&a.secrets(), name)),
             health: config.health.clone(),
             recycle_hook: config.recycle_hook.clone(),
             protocol: config.protocol,
@@ -215,10 +229,21 @@ impl RouteTable {
         tls: &UpstreamTlsSet,
         book: &HealthBook,
     ) -> Result<Self, Vec<String>> {
+        Self::build_with_names(config, tls, book, &ResolvedNames::default())
+    }
+
+    /// Like [`RouteTable::build`], the followed names (`resolve_interval`) expanded to the
+    /// addresses in `names`.
+    pub fn build_with_names(
+        config: &Config,
+        tls: &UpstreamTlsSet,
+        book: &HealthBook,
+        names: &ResolvedNames,
+    ) -> Result<Self, Vec<String>> {
         let mut errors = Vec::new();
         let mut groups = std::collections::BTreeMap::new();
         for (name, upstream) in &config.upstreams {
-            match UpstreamGroup::build(name, upstream, tls.client(name), book) {
+            match UpstreamGroup::build(name, upstream, tls.client(name), book, names) {
                 Ok(group) => {
                     groups.insert(name.as_str(), Arc::new(group));
                 }
