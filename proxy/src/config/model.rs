@@ -311,8 +311,8 @@ pub struct AffinityConfig {
     #[schemars(length(min = 16))]
     pub key: Option<String>,
     /// A key rotation: tokens are issued with the first key and accepted with any (each at
-    /// least 16 bytes). Rotate by adding the new key first on every replica, then, once
-    /// every replica issues with it, dropping the old one. Set this or `key`.
+    /// least 16 bytes). Rotate in three steps, each on every replica: `[old, new]`, then
+    /// `[new, old]`, then, once the old key's sessions ended, `[new]`. Set this or `key`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[serde(serialize_with = "super::platform::redact_all")]
     #[schemars(length(min = 1, max = 8), inner(length(min = 16)))]

@@ -103,3 +103,52 @@ pub(crate) fn check(config: &Config, out: &mut Vec<Problem>) {
 fn first_index(keys: &[String], secret: &str) -> usize {
     keys.iter().position(|k| k == secret).unwrap_or(0)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::tests::{errors, load};
+
+    fn with_affinity(affinity: &str) -> String {
+        format!(
+            "version: 1\nlisteners: [{{address: '127.0.0.1:1'}}]\nupstreams:\n  gw:\n    servers: ['127.0.0.1:2']\n    affinity: {affinity}\nroutes: [{{match: {{path_prefix: /}}, upstream: gw}}]\n"
+        )
+    }
+
+    #[test]
+    fn affinity_takes_one_key_or_a_list_and_check_names_the_line() {
+        let one = load(&with_affinity("{key: 'a-key-of-sixteen-bytes'}")).unwrap();
+        let affinity = one.config.upstreams["gw"].affinity.clone().unwrap();
+        assert_eq!(affinity.secrets(), ["a-key-of-sixteen-bytes"]);
+        let list = "{keys: ['the-new-key-of-16-bytes', 'the-old-key-of-16-bytes']}";
+        let two = load(&with_affinity(list)).unwrap();
+        let affinity = two.config.upstreams["gw"].affinity.clone().unwrap();
+        assert_eq!(affinity.secrets(), ["the-new-key-of-16-bytes", "the-old-key-of-16-bytes"]);
+        let shown = serde_json::to_string(&two.config).unwrap();
+        assert!(shown.contains(r#""keys":["<redacted>","<redacted>"]"#), "{shown}");
+
+        for (affinity, expected) in [
+            ("{keys: ['a-key-of-sixteen-bytes'], key: 'b-key-of-sixteen-bytes'}", "6: upstreams.gw.affinity: set either `key` or `keys`"),
+            ("{}", "6: upstreams.gw.affinity: set `key` (one secret) or `keys`"),
+            ("{keys: ['a-key-of-sixteen-bytes', 'a-key-of-sixteen-bytes']}", "6: upstreams.gw.affinity.keys[1]: the same key as keys[0]"),
+            ("{keys: ['short-S3cret']}", "6: upstreams.gw.affinity.keys[0]:"),
+            ("{keys: []}", "6: upstreams.gw.affinity.keys:"),
+        ] {
+            let found = errors(&with_affinity(affinity));
+            assert!(found.iter().any(|e| e.starts_with(expected)), "{affinity}: {found:?}");
+            assert!(!found.iter().any(|e| e.contains("S3cret")), "a secret leaked: {found:?}");
+        }
+    }
+
+    #[test]
+    fn resolver_name_servers_are_socket_addresses() {
+        let config = with_affinity("{key: 'a-key-of-sixteen-bytes'}").replace(
+            "listeners:",
+            "server: {resolver: {nameservers: ['10.96.0.10:53', 'kube-dns']}}\nlisteners:",
+        );
+        let found = errors(&config);
+        assert!(
+            found.iter().any(|e| e.starts_with("2: server.resolver.nameservers[1]: expected an IP:port")),
+            "{found:?}"
+        );
+    }
+}
