@@ -247,23 +247,29 @@ fn sdk_sessions_and_stateless_calls_work_whichever_replica_takes_each_request() 
     ] {
         let summary = sdk_client(transport, &url(path), mode);
         assert_eq!(summary["add"], "5", "{transport:?} {mode}: {summary}");
-        assert_eq!(summary["ping"], true, "{transport:?} {mode}: {summary}");
+        assert_eq!(summary["progress"], 3, "{transport:?} {mode}: {summary}");
+        if mode == "auto" {
+            // The 2.x client's default: stateless 2026-07-28 requests, no session.
+            assert_eq!(summary["protocol"], "2026-07-28", "{summary}");
+        } else {
+            assert_eq!(summary["ping"], true, "{transport:?} {mode}: {summary}");
+        }
     }
     for (transport, path) in [(Transport::StreamableHttp, "/mcp"), (Transport::Sse, "/sse")] {
         let output = Command::new(python())
             .arg(script("affinity_client.py"))
             .args(["--transport", transport.arg(), "--url", &url(path)])
-            .args(["--clients", "6", "--calls", "4"])
+            .args(["--clients", "4", "--calls", "3"])
             .current_dir(script("affinity_client.py").parent().unwrap())
             .output()
             .expect("run affinity_client.py");
         let report: serde_json::Value =
             serde_json::from_slice(&output.stdout).expect("a JSON report");
         assert_eq!(report["errors"], serde_json::json!([]), "{transport:?}: {report}");
-        assert_eq!(report["calls_ok"], 24, "{transport:?}: {report}");
+        assert_eq!(report["calls_ok"], 12, "{transport:?}: {report}");
     }
     let served = requests_per_replica(&cluster);
-    assert!(served.iter().all(|n| *n >= 10.0), "a replica took no share: {served:?}");
+    assert!(served.iter().all(|n| *n >= 5.0), "a replica took no share: {served:?}");
 }
 
 #[test]
@@ -272,13 +278,16 @@ fn a_replica_killed_under_load_loses_only_its_in_flight_requests() {
     let load = SessionLoad::start(cluster.front(), 6);
     load.wait_progress(60);
     let mut victim = cluster.slots[1].take().unwrap();
-    let killed_at = Instant::now();
     victim.signal(libc::SIGKILL);
     assert!(victim.wait_exit(Duration::from_secs(5)));
-    // New requests succeed at once, before HAProxy's check has even run.
-    let token = &load.tokens[0];
+    // From here the replica is gone: a request that started earlier may have been in
+    // flight on it; none that starts later may fail.
+    let killed_at = Instant::now();
+    // New requests succeed at once, before HAProxy's check has even run: a new session
+    // and its calls (a session of its own: calls of one session must not share an id).
+    let token = initialize(cluster.front());
     for call in 0..12 {
-        try_add(cluster.front(), token, 100, call).expect("a request right after the kill");
+        try_add(cluster.front(), &token, 100, call).expect("a request right after the kill");
     }
     load.wait_progress(60);
     let (ok, failures) = load.stop();
@@ -291,11 +300,11 @@ fn a_replica_killed_under_load_loses_only_its_in_flight_requests() {
 #[test]
 fn a_rolling_replacement_of_every_replica_under_load_fails_no_request() {
     let mut cluster = Cluster::start(false);
-    let load = SessionLoad::start(cluster.front(), 6);
-    load.wait_progress(30);
+    let load = SessionLoad::start(cluster.front(), 4);
+    load.wait_progress(20);
     for slot in 0..3 {
         cluster.replace(slot);
-        load.wait_progress(30);
+        load.wait_progress(10);
     }
     assert_eq!(cluster.replicas().count(), 3);
     let (ok, failures) = load.stop();
