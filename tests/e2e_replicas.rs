@@ -42,7 +42,11 @@ fn config(ports: &Ports, mcp: &[SocketAddr], sse: &[SocketAddr], keys: &[&str]) 
             .collect::<Vec<_>>()
             .join(", ")
     };
-    let keys = keys.iter().map(|k| format!("\"{k}\"")).collect::<Vec<_>>().join(", ");
+    let keys = keys
+        .iter()
+        .map(|k| format!("\"{k}\""))
+        .collect::<Vec<_>>()
+        .join(", ");
     let mut yaml = format!(
         "{}upstreams:\n  mcp:\n    servers: [{}]\n    affinity: {{keys: [{keys}]}}\n",
         ports.preamble_with("  keepalive_timeout: 0\n"),
@@ -77,7 +81,10 @@ impl Cluster {
             SdkServer::start(Transport::StreamableHttp),
         ];
         let sse = if with_sse {
-            vec![SdkServer::start(Transport::Sse), SdkServer::start(Transport::Sse)]
+            vec![
+                SdkServer::start(Transport::Sse),
+                SdkServer::start(Transport::Sse),
+            ]
         } else {
             Vec::new()
         };
@@ -111,13 +118,21 @@ impl Cluster {
     /// HAProxy, then its SIGTERM and exit.
     fn replace(&mut self, slot: usize) {
         let fresh = self.new_replica();
-        let free = self.slots.iter().position(Option::is_none).expect("a free slot");
+        let free = self
+            .slots
+            .iter()
+            .position(Option::is_none)
+            .expect("a free slot");
         self.haproxy.add(free, replica(&fresh));
         self.slots[free] = Some(fresh);
         self.haproxy.drain(slot);
         let mut old = self.slots[slot].take().expect("a replica in the slot");
         old.signal(libc::SIGTERM);
-        assert!(old.wait_exit(Duration::from_secs(15)), "the old replica did not exit:\n{}", old.log());
+        assert!(
+            old.wait_exit(Duration::from_secs(15)),
+            "the old replica did not exit:\n{}",
+            old.log()
+        );
     }
 
     /// Sets the affinity keys of every replica and reloads each with SIGHUP, one after
@@ -134,7 +149,8 @@ impl Cluster {
             let before = edge.metric("mcp_edge_config_reloads_total{result=\"ok\"}");
             std::fs::write(edge.config_path(), config(&ports, &mcp, &[], keys)).unwrap();
             edge.signal(libc::SIGHUP);
-            let after = edge.wait_metric("mcp_edge_config_reloads_total{result=\"ok\"}", before + 1.0);
+            let after =
+                edge.wait_metric("mcp_edge_config_reloads_total{result=\"ok\"}", before + 1.0);
             assert_eq!(after, before + 1.0, "reload failed:\n{}", edge.log());
         }
     }
@@ -212,7 +228,11 @@ impl SessionLoad {
         let target = self.ok() + more;
         let deadline = Instant::now() + Duration::from_secs(20);
         while self.ok() < target {
-            assert!(Instant::now() < deadline, "the load made no progress: {:?}", self.failures.lock().unwrap());
+            assert!(
+                Instant::now() < deadline,
+                "the load made no progress: {:?}",
+                self.failures.lock().unwrap()
+            );
             std::thread::sleep(Duration::from_millis(10));
         }
     }
@@ -255,7 +275,10 @@ fn sdk_sessions_and_stateless_calls_work_whichever_replica_takes_each_request() 
             assert_eq!(summary["ping"], true, "{transport:?} {mode}: {summary}");
         }
     }
-    for (transport, path) in [(Transport::StreamableHttp, "/mcp"), (Transport::Sse, "/sse")] {
+    for (transport, path) in [
+        (Transport::StreamableHttp, "/mcp"),
+        (Transport::Sse, "/sse"),
+    ] {
         let output = Command::new(python())
             .arg(script("affinity_client.py"))
             .args(["--transport", transport.arg(), "--url", &url(path)])
@@ -265,11 +288,18 @@ fn sdk_sessions_and_stateless_calls_work_whichever_replica_takes_each_request() 
             .expect("run affinity_client.py");
         let report: serde_json::Value =
             serde_json::from_slice(&output.stdout).expect("a JSON report");
-        assert_eq!(report["errors"], serde_json::json!([]), "{transport:?}: {report}");
+        assert_eq!(
+            report["errors"],
+            serde_json::json!([]),
+            "{transport:?}: {report}"
+        );
         assert_eq!(report["calls_ok"], 12, "{transport:?}: {report}");
     }
     let served = requests_per_replica(&cluster);
-    assert!(served.iter().all(|n| *n >= 5.0), "a replica took no share: {served:?}");
+    assert!(
+        served.iter().all(|n| *n >= 5.0),
+        "a replica took no share: {served:?}"
+    );
 }
 
 #[test]
@@ -292,9 +322,18 @@ fn a_replica_killed_under_load_loses_only_its_in_flight_requests() {
     load.wait_progress(60);
     let (ok, failures) = load.stop();
     let late: Vec<_> = failures.iter().filter(|(at, _)| *at > killed_at).collect();
-    assert!(late.is_empty(), "requests started after the kill failed: {late:?}");
-    assert!(failures.len() <= 6, "more failures than requests in flight: {failures:?}");
-    eprintln!("killed one replica: {ok} calls ok, {} lost in flight", failures.len());
+    assert!(
+        late.is_empty(),
+        "requests started after the kill failed: {late:?}"
+    );
+    assert!(
+        failures.len() <= 6,
+        "more failures than requests in flight: {failures:?}"
+    );
+    eprintln!(
+        "killed one replica: {ok} calls ok, {} lost in flight",
+        failures.len()
+    );
 }
 
 #[test]
@@ -308,7 +347,11 @@ fn a_rolling_replacement_of_every_replica_under_load_fails_no_request() {
     }
     assert_eq!(cluster.replicas().count(), 3);
     let (ok, failures) = load.stop();
-    assert!(failures.is_empty(), "{} failed of {ok}: {failures:?}", failures.len());
+    assert!(
+        failures.is_empty(),
+        "{} failed of {ok}: {failures:?}",
+        failures.len()
+    );
     eprintln!("rolling replacement of 3 replicas: {ok} calls, 0 failed");
 }
 
@@ -332,10 +375,46 @@ fn a_key_rotation_across_replicas_loses_no_live_session() {
     cluster.rotate_keys(&[NEW_KEY]);
     new_sessions.wait_progress(20);
     let (new_ok, new_failures) = new_sessions.stop();
-    assert!(old_failures.is_empty(), "old-key sessions lost calls: {old_failures:?}");
-    assert!(new_failures.is_empty(), "new-key sessions lost calls: {new_failures:?}");
+    assert!(
+        old_failures.is_empty(),
+        "old-key sessions lost calls: {old_failures:?}"
+    );
+    assert!(
+        new_failures.is_empty(),
+        "new-key sessions lost calls: {new_failures:?}"
+    );
     // The old key is gone: its tokens are refused everywhere.
-    let refused = try_add(cluster.front(), &stale, 1, 1).expect_err("an old-key token after the rotation");
+    let refused =
+        try_add(cluster.front(), &stale, 1, 1).expect_err("an old-key token after the rotation");
     assert!(refused.contains("404"), "{refused}");
     eprintln!("key rotation: {old_ok} + {new_ok} calls, 0 failed");
+}
+
+/// The long variant: three rounds of rolling replacement (nine replicas replaced) under a
+/// heavier load. `cargo test … --test e2e_replicas -- --ignored`.
+#[test]
+#[ignore = "long: about a minute and a half"]
+fn three_rounds_of_rolling_replacement_under_heavier_load_fail_no_request() {
+    let mut cluster = Cluster::start(false);
+    let load = SessionLoad::start(cluster.front(), 12);
+    load.wait_progress(50);
+    for round in 0..3 {
+        for _ in 0..3 {
+            let slot = cluster
+                .slots
+                .iter()
+                .position(Option::is_some)
+                .expect("a replica");
+            cluster.replace(slot);
+            load.wait_progress(30);
+        }
+        eprintln!("round {round}: {} calls so far", load.ok());
+    }
+    let (ok, failures) = load.stop();
+    assert!(
+        failures.is_empty(),
+        "{} failed of {ok}: {failures:?}",
+        failures.len()
+    );
+    eprintln!("three rounds of rolling replacement: {ok} calls, 0 failed");
 }

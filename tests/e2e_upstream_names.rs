@@ -49,7 +49,11 @@ fn post(edge: &Edge, session: Option<&str>) -> (u16, String, Option<String>) {
     let body = br#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#;
     let (head, body) = client.exchange("POST", "/mcp", &headers, body);
     let session = head.header("mcp-session-id").map(str::to_string);
-    (head.status, String::from_utf8_lossy(&body).into_owned(), session)
+    (
+        head.status,
+        String::from_utf8_lossy(&body).into_owned(),
+        session,
+    )
 }
 
 /// The pods that answered `count` fresh requests.
@@ -85,12 +89,14 @@ fn a_followed_name_adds_probed_servers_and_drains_vanished_ones() {
     assert_eq!((status, pod_name.as_str()), (200, "127.0.0.1"));
     let pinned_to_first = session.expect("a sealed session id");
 
-    // A new address that refuses connections is not admitted.
+    // A new address that refuses connections is not admitted: no new generation.
+    let generation = edge.metric("mcp_edge_config_generation");
     dns.set(&[FIRST, SECOND]);
     eventually("a probe of the new address", &edge, || {
         edge.log().contains("failed its probe")
     });
     assert_eq!(answering(&edge, 6), ["127.0.0.1".to_string()].into());
+    assert_eq!(edge.metric("mcp_edge_config_generation"), generation);
 
     // Once it answers, it takes its share of new sessions.
     let _second = pod(SocketAddr::new(SECOND.into(), port));
@@ -111,7 +117,10 @@ fn a_followed_name_adds_probed_servers_and_drains_vanished_ones() {
         answering(&edge, 4) == ["127.0.0.2".to_string()].into()
     });
     let (status, _, _) = post(&edge, Some(&pinned_to_first));
-    assert_eq!(status, 404, "a session on a vanished server is a lost session");
+    assert_eq!(
+        status, 404,
+        "a session on a vanished server is a lost session"
+    );
     // A reload does not count these changes.
     assert_eq!(edge.metric("mcp_edge_config_reloads_total"), 0.0);
     assert!(dns.queries() >= 3);

@@ -81,21 +81,35 @@ fn a_config_map_swap_reloads_and_a_bad_file_keeps_the_running_config() {
 
     publish(dir, "v2", &config(&ports, upstream.addr, "v2"));
     wait_for(&edge, "the swap reloads", || generation(&edge) == 2);
-    assert_eq!(edge.metric("mcp_edge_config_reloads_total{result=\"ok\"}"), 1.0);
+    assert_eq!(
+        edge.metric("mcp_edge_config_reloads_total{result=\"ok\"}"),
+        1.0
+    );
     assert!(edge.admin_get("/config").1.contains("/v2"));
 
     // Same content in a new version: not a change.
     publish(dir, "v3", &config(&ports, upstream.addr, "v2"));
     std::fs::remove_dir_all(dir.join("..v1")).unwrap();
     // A bad file is rejected with the check's message; the running config serves on.
-    publish(dir, "v4", &config(&ports, upstream.addr, "v4").replace("servers:", "server:"));
+    publish(
+        dir,
+        "v4",
+        &config(&ports, upstream.addr, "v4").replace("servers:", "server:"),
+    );
     wait_for(&edge, "the bad file is rejected", || {
         edge.metric("mcp_edge_config_reloads_total{result=\"error\"}") == 1.0
     });
     assert_eq!(generation(&edge), 2);
-    assert_eq!(edge.metric("mcp_edge_config_reloads_total{result=\"ok\"}"), 1.0, "v3 reloaded");
+    assert_eq!(
+        edge.metric("mcp_edge_config_reloads_total{result=\"ok\"}"),
+        1.0,
+        "v3 reloaded"
+    );
     let status = edge.admin_get("/config").1;
-    assert!(status.contains("mcp-edge.yaml:"), "no file:line in {status}");
+    assert!(
+        status.contains("mcp-edge.yaml:"),
+        "no file:line in {status}"
+    );
     assert!(get_ok(&edge));
 
     // Fixed: the next swap reloads.

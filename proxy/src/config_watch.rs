@@ -147,7 +147,10 @@ mod tests {
         let mut watch = ConfigWatch::start(&dir.path().join("edge.yaml")).unwrap();
 
         config_map_version(dir.path(), "v2", "two");
-        assert!(next_change(&mut watch).await, "the ..data swap was not seen");
+        assert!(
+            next_change(&mut watch).await,
+            "the ..data swap was not seen"
+        );
         // A new version with the same content: no reload.
         config_map_version(dir.path(), "v3", "two");
         std::fs::remove_dir_all(dir.path().join("..v1")).unwrap();

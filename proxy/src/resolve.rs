@@ -84,7 +84,10 @@ async fn lookup(dns: &TokioResolver, authority: &str) -> Option<Vec<SocketAddr>>
             None
         }
         Err(_) => {
-            tracing::warn!(name = authority, "upstream name resolution timed out; keeping its last addresses");
+            tracing::warn!(
+                name = authority,
+                "upstream name resolution timed out; keeping its last addresses"
+            );
             None
         }
     }
@@ -155,7 +158,10 @@ impl NameFollower {
                 continue;
             }
             let settings = config.server.resolver.clone();
-            if resolver.as_ref().is_none_or(|(built, _)| *built != settings) {
+            if resolver
+                .as_ref()
+                .is_none_or(|(built, _)| *built != settings)
+            {
                 match dns(settings.as_ref()) {
                     Ok(built) => resolver = Some((settings, built)),
                     Err(error) => {
@@ -205,9 +211,16 @@ impl NameFollower {
         let mut probes = tokio::task::JoinSet::new();
         for group in table.groups() {
             let active = group.health.as_ref().and_then(|h| h.active.clone());
-            for server in group.servers.iter().filter(|s| !serving.contains(&s.address)) {
-                let (endpoint, host, socket) =
-                    (server.endpoint.clone(), server.authority.clone(), server.socket);
+            for server in group
+                .servers
+                .iter()
+                .filter(|s| !serving.contains(&s.address))
+            {
+                let (endpoint, host, socket) = (
+                    server.endpoint.clone(),
+                    server.authority.clone(),
+                    server.socket,
+                );
                 let active = active.clone();
                 let limit = connect_limit(server);
                 probes.spawn(async move {
@@ -243,7 +256,9 @@ impl NameFollower {
         self.names.store(candidate);
         match self.reloader.refresh_names() {
             Ok(generation) => tracing::info!(generation, "upstream names changed: servers updated"),
-            Err(errors) => tracing::error!(errors = ?errors, "upstream names changed, but the servers could not be updated"),
+            Err(errors) => {
+                tracing::error!(errors = ?errors, "upstream names changed, but the servers could not be updated")
+            }
         }
     }
 }

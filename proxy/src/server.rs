@@ -85,16 +85,18 @@ pub fn run(loaded: LoadedConfig, options: RunOptions) -> Result<std::convert::In
     if let Some(inherited) = env_u64(RECYCLES_ENV) {
         metrics.worker_recycles_total.inc_by(inherited);
     }
-    let lifecycle = Arc::new(Lifecycle::new(
-        reloader,
-        ProcessFiles {
-            pid_file: config.server.pid_file.clone(),
-            upgrade_sock: config.server.upgrade_sock.clone(),
-        },
-        recycle.clone(),
-        metrics.clone(),
-    )
-    .watching_config(config.server.watch_config));
+    let lifecycle = Arc::new(
+        Lifecycle::new(
+            reloader,
+            ProcessFiles {
+                pid_file: config.server.pid_file.clone(),
+                upgrade_sock: config.server.upgrade_sock.clone(),
+            },
+            recycle.clone(),
+            metrics.clone(),
+        )
+        .watching_config(config.server.watch_config),
+    );
     let streams = Arc::new(StreamRegistry::default());
     let pool = Arc::new(ConnectionPool::new(PoolSettings::default()));
     let mcp = Arc::new(McpParts::new(config.observability.tool_labels.get_usize()));

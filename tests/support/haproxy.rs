@@ -121,11 +121,16 @@ impl HaProxy {
             .trim_start_matches("# ")
             .split(',')
             .collect();
-        let column = header.iter().position(|h| *h == "status").expect("a status column");
+        let column = header
+            .iter()
+            .position(|h| *h == "status")
+            .expect("a status column");
         let name = format!("r{slot}");
         lines
             .map(|line| line.split(',').collect::<Vec<_>>())
-            .find(|fields| fields.first() == Some(&"replicas") && fields.get(1) == Some(&name.as_str()))
+            .find(|fields| {
+                fields.first() == Some(&"replicas") && fields.get(1) == Some(&name.as_str())
+            })
             .and_then(|fields| fields.get(column).map(|s| s.to_string()))
             .unwrap_or_default()
     }
@@ -152,7 +157,10 @@ impl HaProxy {
         let server = format!("replicas/r{slot}");
         let port = replica.listen.port();
         self.command(&format!("set server {server} addr 127.0.0.1 port {port}"));
-        self.command(&format!("set server {server} check-port {}", replica.admin.port()));
+        self.command(&format!(
+            "set server {server} check-port {}",
+            replica.admin.port()
+        ));
         self.command(&format!("set server {server} state ready"));
         self.wait_status(slot, "UP");
     }

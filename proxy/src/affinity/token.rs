@@ -112,7 +112,10 @@ impl AffinityKey {
         assert!(!secrets.is_empty(), "affinity needs at least one key");
         let ad: Vec<u8> = [AD_PREFIX, group.as_bytes()].concat();
         Self {
-            keys: secrets.iter().map(|secret| KeyPair::derive(secret)).collect(),
+            keys: secrets
+                .iter()
+                .map(|secret| KeyPair::derive(secret))
+                .collect(),
             ad: ad.into(),
         }
     }

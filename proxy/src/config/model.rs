@@ -113,14 +113,11 @@ pub struct ServerConfig {
     /// inherited stderr. An upgraded or recycled successor logs to the same file.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub log_file: Option<PathBuf>,
-    /// Reload when the config file changes, as on SIGHUP (validated, swapped atomically,
-    /// counted; a bad file keeps the running config). The file's directory is watched, so
-    /// an edit in place, a rename over the file and a Kubernetes ConfigMap's `..data`
-    /// symlink swap are all seen. Read at start-up.
+    /// Reload when the config file changes, as on SIGHUP (a bad file keeps the running
+    /// config). Its directory is watched: a ConfigMap's `..data` swap is seen. Read at start.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub watch_config: bool,
-    /// The DNS resolver of the upstream names re-resolved by `resolve_interval`. Without
-    /// it, the system's (`/etc/resolv.conf`).
+    /// The DNS resolver of the names followed by `resolve_interval` (default: the system's).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resolver: Option<super::platform::ResolverConfig>,
 }
@@ -245,12 +242,9 @@ pub struct UpstreamConfig {
     /// gRPC servers speak it). HTTP/2 groups serve only `kind: http` routes.
     #[serde(default)]
     pub protocol: UpstreamProtocol,
-    /// Seconds between two resolutions of the servers given by a DNS name. With it, such a
-    /// server stands for every address its name resolves to (a Kubernetes headless
-    /// Service's pods), followed without a reload: a new address takes traffic once a
-    /// probe passed; a vanished one is drained like a server a reload removed, and its
-    /// sessions end (404). Without it, a name is resolved once, at start and on reload,
-    /// to its first address.
+    /// Seconds between resolutions of the servers given by a DNS name; each then stands for
+    /// every address its name resolves to (a headless Service's pods): a new one takes
+    /// traffic once a probe passed, a vanished one drains. Without it: resolved once.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resolve_interval: Option<Seconds<100, HOUR>>,
 }

@@ -81,7 +81,10 @@ pub(crate) fn check(config: &Config, out: &mut Vec<Problem>) {
                 at.push(Seg::Index(i));
                 out.push(Problem::at(
                     at,
-                    format!("the same key as keys[{}]", first_index(&affinity.keys, secret)),
+                    format!(
+                        "the same key as keys[{}]",
+                        first_index(&affinity.keys, secret)
+                    ),
                 ));
             }
         }
@@ -93,7 +96,9 @@ pub(crate) fn check(config: &Config, out: &mut Vec<Problem>) {
                 at.push(Seg::Index(i));
                 out.push(Problem::at(
                     at,
-                    format!("expected an IP:port socket address like 10.96.0.10:53, found \"{server}\""),
+                    format!(
+                        "expected an IP:port socket address like 10.96.0.10:53, found \"{server}\""
+                    ),
                 ));
             }
         }
@@ -122,20 +127,44 @@ mod tests {
         let list = "{keys: ['the-new-key-of-16-bytes', 'the-old-key-of-16-bytes']}";
         let two = load(&with_affinity(list)).unwrap();
         let affinity = two.config.upstreams["gw"].affinity.clone().unwrap();
-        assert_eq!(affinity.secrets(), ["the-new-key-of-16-bytes", "the-old-key-of-16-bytes"]);
+        assert_eq!(
+            affinity.secrets(),
+            ["the-new-key-of-16-bytes", "the-old-key-of-16-bytes"]
+        );
         let shown = serde_json::to_string(&two.config).unwrap();
-        assert!(shown.contains(r#""keys":["<redacted>","<redacted>"]"#), "{shown}");
+        assert!(
+            shown.contains(r#""keys":["<redacted>","<redacted>"]"#),
+            "{shown}"
+        );
 
         for (affinity, expected) in [
-            ("{keys: ['a-key-of-sixteen-bytes'], key: 'b-key-of-sixteen-bytes'}", "6: upstreams.gw.affinity: set either `key` or `keys`"),
-            ("{}", "6: upstreams.gw.affinity: set `key` (one secret) or `keys`"),
-            ("{keys: ['a-key-of-sixteen-bytes', 'a-key-of-sixteen-bytes']}", "6: upstreams.gw.affinity.keys[1]: the same key as keys[0]"),
-            ("{keys: ['short-S3cret']}", "6: upstreams.gw.affinity.keys[0]:"),
+            (
+                "{keys: ['a-key-of-sixteen-bytes'], key: 'b-key-of-sixteen-bytes'}",
+                "6: upstreams.gw.affinity: set either `key` or `keys`",
+            ),
+            (
+                "{}",
+                "6: upstreams.gw.affinity: set `key` (one secret) or `keys`",
+            ),
+            (
+                "{keys: ['a-key-of-sixteen-bytes', 'a-key-of-sixteen-bytes']}",
+                "6: upstreams.gw.affinity.keys[1]: the same key as keys[0]",
+            ),
+            (
+                "{keys: ['short-S3cret']}",
+                "6: upstreams.gw.affinity.keys[0]:",
+            ),
             ("{keys: []}", "6: upstreams.gw.affinity.keys:"),
         ] {
             let found = errors(&with_affinity(affinity));
-            assert!(found.iter().any(|e| e.starts_with(expected)), "{affinity}: {found:?}");
-            assert!(!found.iter().any(|e| e.contains("S3cret")), "a secret leaked: {found:?}");
+            assert!(
+                found.iter().any(|e| e.starts_with(expected)),
+                "{affinity}: {found:?}"
+            );
+            assert!(
+                !found.iter().any(|e| e.contains("S3cret")),
+                "a secret leaked: {found:?}"
+            );
         }
     }
 
@@ -147,7 +176,9 @@ mod tests {
         );
         let found = errors(&config);
         assert!(
-            found.iter().any(|e| e.starts_with("2: server.resolver.nameservers[1]: expected an IP:port")),
+            found
+                .iter()
+                .any(|e| e.starts_with("2: server.resolver.nameservers[1]: expected an IP:port")),
             "{found:?}"
         );
     }

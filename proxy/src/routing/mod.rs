@@ -14,8 +14,8 @@ use crate::config::model::{
 };
 use crate::config::{parse_server, ServerAddress, UpstreamTlsSet};
 use crate::health::{HealthBook, ServerState};
-use names::ResolvedNames;
 use crate::upstream_leg::{Endpoint, TlsClient};
+use names::ResolvedNames;
 use rustls::pki_types::ServerName;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -105,7 +105,10 @@ impl UpstreamGroup {
                     .iter()
                     .map(|socket| (names::expanded_address(configured, *socket), *socket))
                     .collect(),
-                None => vec![(configured.clone(), resolve(&parsed.authority).map_err(problem)?)],
+                None => vec![(
+                    configured.clone(),
+                    resolve(&parsed.authority).map_err(problem)?,
+                )],
             };
             for (address, socket) in sockets {
                 let endpoint = endpoint(&parsed, socket, tls, server_name).map_err(problem)?;

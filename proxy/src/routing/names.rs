@@ -112,7 +112,10 @@ mod tests {
         assert_eq!(name_of("[::1]:8000"), None);
         let at: SocketAddr = "10.0.0.5:8000".parse().unwrap();
         assert_eq!(expanded_address("mcp.svc:8000", at), "10.0.0.5:8000");
-        assert_eq!(expanded_address("http://mcp.svc:8000", at), "http://10.0.0.5:8000");
+        assert_eq!(
+            expanded_address("http://mcp.svc:8000", at),
+            "http://10.0.0.5:8000"
+        );
         let mut names = ResolvedNames::default();
         assert!(names.set("a:1", vec![at, at]));
         assert!(!names.set("a:1", vec![at]));
