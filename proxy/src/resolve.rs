@@ -44,6 +44,9 @@ pub enum ResolverError {
     /// A name server is not `IP:port` (`check` refuses such a config first).
     #[error("`{0}` is not an IP:port name server")]
     NameServer(String),
+    /// The runtime of the start-up resolution could not be built.
+    #[error("cannot start the resolver's runtime: {0}")]
+    Runtime(#[from] std::io::Error),
 }
 
 /// A DNS resolver as `server.resolver` asks: its name servers, or the system's.
@@ -104,8 +107,7 @@ pub fn initial_names(config: &Config) -> Result<ResolvedNames, ResolverError> {
     }
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
-        .build()
-        .map_err(|e| ResolverError::NameServer(format!("(no runtime: {e})")))?;
+        .build()?;
     runtime.block_on(async {
         let dns = dns(config.server.resolver.as_ref())?;
         for name in names {
