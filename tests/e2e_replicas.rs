@@ -393,7 +393,7 @@ fn a_key_rotation_across_replicas_loses_no_live_session() {
 /// The long variant: three rounds of rolling replacement (nine replicas replaced) under a
 /// heavier load. `cargo test … --test e2e_replicas -- --ignored`.
 #[test]
-#[ignore = "long: about a minute and a half"]
+#[ignore = "long: about a minute"]
 fn three_rounds_of_rolling_replacement_under_heavier_load_fail_no_request() {
     let mut cluster = Cluster::start(false);
     let load = SessionLoad::start(cluster.front(), 12);
