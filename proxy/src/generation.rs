@@ -4,6 +4,7 @@
 use crate::access_log::{AccessLog, AccessLogError};
 use crate::config::LoadedConfig;
 use crate::health::HealthBook;
+use crate::routing::names::ResolvedNames;
 use crate::routing::{RouteTable, RouteTableError};
 use arc_swap::ArcSwap;
 use mcp_edge_filters::{FilterSpec, WorkerRecycleSettings};
@@ -43,13 +44,24 @@ impl Generation {
         loaded: LoadedConfig,
         health: &HealthBook,
     ) -> Result<Self, Vec<BuildError>> {
+        Self::build_with_names(id, loaded, health, &ResolvedNames::default())
+    }
+
+    /// Like [`Generation::build`], the followed upstream names expanded to `names`.
+    pub fn build_with_names(
+        id: u64,
+        loaded: LoadedConfig,
+        health: &HealthBook,
+        names: &ResolvedNames,
+    ) -> Result<Self, Vec<BuildError>> {
         let routes =
-            RouteTable::build(&loaded.config, &loaded.upstream_tls, health).map_err(|errors| {
-                errors
-                    .into_iter()
-                    .map(BuildError::Routes)
-                    .collect::<Vec<_>>()
-            })?;
+            RouteTable::build_with_names(&loaded.config, &loaded.upstream_tls, health, names)
+                .map_err(|errors| {
+                    errors
+                        .into_iter()
+                        .map(BuildError::Routes)
+                        .collect::<Vec<_>>()
+                })?;
         let access_log = match &loaded.config.observability.access_log {
             Some(config) => {
                 Some(AccessLog::open(config).map_err(|e| vec![BuildError::AccessLog(e)])?)

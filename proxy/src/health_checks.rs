@@ -73,7 +73,7 @@ impl HealthChecker {
 /// One probe: a TCP connect (no TLS handshake, even to an `https://` server), or an HTTP
 /// GET (over TLS to an `https://` server) whose status is below 500. `host` is the
 /// server's `host:port`, sent as `Host`.
-async fn probe(endpoint: &Endpoint, host: &str, active: &ActiveHealthConfig) -> bool {
+pub(crate) async fn probe(endpoint: &Endpoint, host: &str, active: &ActiveHealthConfig) -> bool {
     let limit = active.timeout.get();
     if active.kind == ProbeKind::Tcp {
         let connect = tokio::net::TcpStream::connect(endpoint.socket());

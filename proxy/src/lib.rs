@@ -21,6 +21,7 @@ mod admin;
 pub mod affinity;
 pub mod cli;
 pub mod config;
+mod config_watch;
 mod control;
 #[cfg(feature = "demo")]
 pub mod demo;
@@ -39,6 +40,7 @@ mod metrics;
 pub mod os;
 mod parking;
 pub mod reload;
+mod resolve;
 mod routing;
 pub mod server;
 mod service;

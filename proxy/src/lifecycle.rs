@@ -5,6 +5,7 @@
 //! the process, so `main` ignores it from the first instruction and this loop takes it
 //! over once the runtime runs.
 
+use crate::config_watch::ConfigWatch;
 use crate::drain::{DrainSignal, DrainTrigger};
 use crate::metrics::Metrics;
 use crate::reload::{ReloadStatus, Reloader};
@@ -34,6 +35,8 @@ pub struct Lifecycle {
     metrics: Arc<Metrics>,
     attempts: AtomicU64,
     last_reload: Mutex<ReloadStatus>,
+    /// Reload when the config file changes (`server.watch_config`).
+    watch_config: bool,
 }
 
 impl Lifecycle {
@@ -54,6 +57,29 @@ impl Lifecycle {
             metrics,
             attempts: AtomicU64::new(0),
             last_reload: Mutex::new(ReloadStatus::None),
+            watch_config: false,
+        }
+    }
+
+    /// Also reloads when the config file changes (`server.watch_config`), through the
+    /// same path as SIGHUP.
+    pub fn watching_config(mut self, watch: bool) -> Self {
+        self.watch_config = watch;
+        self
+    }
+
+    /// The watch of the config file, when it is asked for and can start.
+    fn config_watch(&self) -> Option<ConfigWatch> {
+        let path = self.reloader.path().filter(|_| self.watch_config)?;
+        match ConfigWatch::start(path) {
+            Ok(watch) => {
+                tracing::info!(path = %path.display(), "watching the config file");
+                Some(watch)
+            }
+            Err(error) => {
+                tracing::error!(%error, "cannot watch the config file; reload it with SIGHUP");
+                None
+            }
         }
     }
 
@@ -112,10 +138,15 @@ impl Lifecycle {
         // keep-alive clients and SSE streams move to the new process at once.
         let mut quits = signal(SignalKind::quit()).ok();
         let mut reopens = signal(SignalKind::user_defined1()).ok();
+        let mut watch = self.config_watch();
         loop {
             tokio::select! {
                 Some(()) = async { match hangups.as_mut() { Some(h) => h.recv().await, None => None } } => {
                     tracing::info!("SIGHUP: reloading the config");
+                    self.reload();
+                }
+                Some(()) = async { match watch.as_mut() { Some(w) => w.changed().await, None => None } } => {
+                    tracing::info!("the config file changed: reloading the config");
                     self.reload();
                 }
                 Some(()) = async { match quits.as_mut() { Some(q) => q.recv().await, None => None } } => {

@@ -9,6 +9,8 @@ use crate::health_checks::HealthChecker;
 use crate::lifecycle::{Lifecycle, ProcessFiles};
 use crate::metrics::Metrics;
 use crate::reload::Reloader;
+use crate::resolve::NameFollower;
+use crate::routing::names::NameTable;
 use crate::service::http_route::HttpRoutes;
 use crate::service::{ConnectionLimit, EdgeApp, EdgeConnections, EdgeParts, McpParts};
 use crate::stop::{GracefulBounds, StopSignals};
@@ -62,6 +64,9 @@ pub enum RunError {
         #[source]
         source: Box<pingora_core::Error>,
     },
+    /// The followed upstream names could not be resolved at start-up.
+    #[error(transparent)]
+    Resolver(#[from] crate::resolve::ResolverError),
     /// The sockets of the old process could not be taken over (`--upgrade`).
     #[error(transparent)]
     Handover(#[from] HandoverError),
@@ -74,7 +79,10 @@ pub fn run(
 ) -> Result<std::convert::Infallible, RunError> {
     let config = loaded.config.clone();
     let health = Arc::new(HealthBook::default());
-    let first = Generation::build(1, loaded, &health).map_err(RunError::Generation)?;
+    let names = Arc::new(NameTable::default());
+    names.store(crate::resolve::initial_names(&config)?);
+    let first = Generation::build_with_names(1, loaded, &health, &names.load())
+        .map_err(RunError::Generation)?;
     let metrics = Arc::new(Metrics::new());
     metrics.config_generation.set(1);
     let live = Arc::new(LiveConfig::new(first));
@@ -96,20 +104,25 @@ pub fn run(
         live.clone(),
         metrics.clone(),
         health.clone(),
-    );
+    )
+    .with_names(names.clone());
+    let follower = NameFollower::new(live.clone(), names, health.clone(), reloader.clone());
     let recycle = Arc::new(RecycleCounter::new(recycle_seed()));
     if let Some(inherited) = env_u64(RECYCLES_ENV) {
         metrics.worker_recycles_total.inc_by(inherited);
     }
-    let lifecycle = Arc::new(Lifecycle::new(
-        reloader,
-        ProcessFiles {
-            pid_file: config.server.pid_file.clone(),
-            upgrade_sock: config.server.upgrade_sock.clone(),
-        },
-        recycle.clone(),
-        metrics.clone(),
-    ));
+    let lifecycle = Arc::new(
+        Lifecycle::new(
+            reloader,
+            ProcessFiles {
+                pid_file: config.server.pid_file.clone(),
+                upgrade_sock: config.server.upgrade_sock.clone(),
+            },
+            recycle.clone(),
+            metrics.clone(),
+        )
+        .watching_config(config.server.watch_config),
+    );
     let streams = Arc::new(StreamRegistry::default());
     let pool = Arc::new(ConnectionPool::new(PoolSettings::default()));
     let mcp = Arc::new(McpParts::new(config.observability.tool_labels.get_usize()));
@@ -217,6 +230,10 @@ pub fn run(
         ActiveHealthChecks(HealthChecker::new(live.clone())),
     ));
     server.add_service(background_service(
+        "mcp-edge upstream names",
+        FollowNames(follower),
+    ));
+    server.add_service(background_service(
         "mcp-edge upstream recycling",
         UpstreamRecycling(RecycleController::new(
             live.clone(),
@@ -298,6 +315,17 @@ impl pingora_core::services::background::BackgroundService for ActiveHealthCheck
     /// Probes servers until shutdown starts.
     async fn start(&self, shutdown: pingora_core::server::ShutdownWatch) {
         self.0.run(shutdown).await
+    }
+}
+
+/// Re-resolves the followed upstream names as a Pingora background service.
+struct FollowNames(NameFollower);
+
+#[async_trait::async_trait]
+impl pingora_core::services::background::BackgroundService for FollowNames {
+    /// Follows the names until shutdown starts.
+    async fn start(&self, shutdown: pingora_core::server::ShutdownWatch) {
+        self.0.run(shutdown).await;
     }
 }
 

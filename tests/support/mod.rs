@@ -3,8 +3,10 @@
 #![allow(dead_code)]
 
 pub mod alerts;
+pub mod dns;
 pub mod edge;
 pub mod gunicorn;
+pub mod haproxy;
 pub mod http;
 pub mod load;
 pub mod mcp_raw;

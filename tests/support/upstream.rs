@@ -137,7 +137,16 @@ impl Upstream {
     where
         F: Fn(Conn) + Send + Sync + 'static,
     {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind upstream");
+        Upstream::start_at("127.0.0.1:0".parse().expect("an address"), handler)
+    }
+
+    /// Like [`Upstream::start`], listening on `addr` (another loopback address, such as
+    /// `127.0.0.2`, with a port another upstream uses).
+    pub fn start_at<F>(addr: SocketAddr, handler: F) -> Upstream
+    where
+        F: Fn(Conn) + Send + Sync + 'static,
+    {
+        let listener = TcpListener::bind(addr).expect("bind upstream");
         let addr = listener.local_addr().expect("upstream addr");
         let connections = Arc::new(AtomicUsize::new(0));
         let counter = connections.clone();

@@ -42,13 +42,33 @@ const TAG_BYTES: usize = 16;
 /// The plaintext is padded to a multiple of this.
 const PAD_TO: usize = 32;
 
-/// The key that seals and opens the affinity tokens of one upstream group.
+/// The keys that seal and open the affinity tokens of one upstream group: tokens are
+/// sealed with the first, and opened with any (a key rotation's overlap).
 #[derive(Clone)]
 pub struct AffinityKey {
-    sealing: XChaCha20Poly1305,
-    signing: SigningKey,
+    /// The derived keys, the issuing one first.
+    keys: Arc<[KeyPair]>,
     /// The associated data: binds tokens to the group.
     ad: Arc<[u8]>,
+}
+
+/// One configured secret, as the sealed format and the old signed one use it.
+struct KeyPair {
+    sealing: XChaCha20Poly1305,
+    signing: SigningKey,
+}
+
+impl KeyPair {
+    fn derive(secret: &str) -> Self {
+        let mut derived = [0u8; 32];
+        Hkdf::<Sha256>::new(Some(KDF_SALT), secret.as_bytes())
+            .expand(KDF_INFO, &mut derived)
+            .expect("32 bytes is a valid HKDF-SHA256 output length");
+        Self {
+            sealing: XChaCha20Poly1305::new(&derived.into()),
+            signing: SigningKey::new(secret),
+        }
+    }
 }
 
 impl std::fmt::Debug for AffinityKey {
@@ -83,14 +103,19 @@ pub enum TokenError {
 impl AffinityKey {
     /// The key of upstream group `group` from the configured secret.
     pub fn new(secret: &str, group: &str) -> Self {
-        let mut derived = [0u8; 32];
-        Hkdf::<Sha256>::new(Some(KDF_SALT), secret.as_bytes())
-            .expand(KDF_INFO, &mut derived)
-            .expect("32 bytes is a valid HKDF-SHA256 output length");
+        Self::with_keys(&[secret], group)
+    }
+
+    /// The keys of upstream group `group` from the configured secrets: tokens are issued
+    /// with the first and accepted with any. `secrets` must not be empty.
+    pub fn with_keys(secrets: &[&str], group: &str) -> Self {
+        assert!(!secrets.is_empty(), "affinity needs at least one key");
         let ad: Vec<u8> = [AD_PREFIX, group.as_bytes()].concat();
         Self {
-            sealing: XChaCha20Poly1305::new(&derived.into()),
-            signing: SigningKey::new(secret),
+            keys: secrets
+                .iter()
+                .map(|secret| KeyPair::derive(secret))
+                .collect(),
             ad: ad.into(),
         }
     }
@@ -100,7 +125,7 @@ impl AffinityKey {
     pub fn encode(&self, server: &str, session_id: &str) -> String {
         let plaintext = plaintext(server, session_id);
         let nonce = XChaCha20Poly1305::generate_nonce(&mut OsRng);
-        let sealed = self
+        let sealed = self.keys[0]
             .sealing
             .encrypt(
                 &nonce,
@@ -116,17 +141,26 @@ impl AffinityKey {
         format!("{PREFIX}.{}", URL_SAFE_NO_PAD.encode(bytes))
     }
 
-    /// Opens a sealed token, or checks a signed one of the old format.
+    /// Opens a sealed token, or checks a signed one of the old format, with each key in
+    /// turn: the first that authenticates it wins.
     pub fn decode(&self, token: &str) -> Result<Pinned, TokenError> {
         let (prefix, rest) = token.split_once('.').ok_or(TokenError::Malformed)?;
-        match prefix {
-            PREFIX => self.open(rest),
-            legacy::PREFIX => self.signing.verify(rest),
-            _ => Err(TokenError::Malformed),
+        let mut last = TokenError::BadSignature;
+        for key in self.keys.iter() {
+            let opened = match prefix {
+                PREFIX => self.open(key, rest),
+                legacy::PREFIX => key.signing.verify(rest),
+                _ => Err(TokenError::Malformed),
+            };
+            match opened {
+                Err(TokenError::BadSignature) => last = TokenError::BadSignature,
+                other => return other,
+            }
         }
+        Err(last)
     }
 
-    fn open(&self, encoded: &str) -> Result<Pinned, TokenError> {
+    fn open(&self, key: &KeyPair, encoded: &str) -> Result<Pinned, TokenError> {
         let bytes = URL_SAFE_NO_PAD
             .decode(encoded)
             .map_err(|_| TokenError::Malformed)?;
@@ -134,7 +168,7 @@ impl AffinityKey {
             return Err(TokenError::Malformed);
         }
         let (nonce, sealed) = bytes.split_at(NONCE_BYTES);
-        let plaintext = self
+        let plaintext = key
             .sealing
             .decrypt(
                 XNonce::from_slice(nonce),

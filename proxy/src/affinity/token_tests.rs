@@ -176,3 +176,23 @@ fn plaintexts_that_do_not_fit_are_malformed() {
     assert_eq!(parse(&[0, 0, 1, 0]), None, "a length past the end");
     assert_eq!(parse(&[0, 0, 0, 1, 0xff, 0, 0, 0, 0]), None, "not UTF-8");
 }
+
+#[test]
+fn a_rotation_issues_with_the_first_key_and_accepts_any() {
+    const NEW: &str = "the-new-key-of-more-than-16";
+    let old_only = key();
+    let overlap = AffinityKey::with_keys(&[NEW, SECRET], "mcp");
+    let new_only = AffinityKey::new(NEW, "mcp");
+    let before = old_only.encode(SERVER, "abc");
+    let during = overlap.encode(SERVER, "def");
+    // The overlap opens what the old key issued, and issues what the new key opens.
+    assert_eq!(overlap.decode(&before).unwrap().session_id, "abc");
+    assert_eq!(new_only.decode(&during).unwrap().session_id, "def");
+    assert_eq!(old_only.decode(&during), Err(TokenError::BadSignature));
+    // Once the old key is gone, its tokens are refused; old signed tokens follow it.
+    assert_eq!(new_only.decode(&before), Err(TokenError::BadSignature));
+    let signed = SigningKey::new(SECRET).sign(SERVER, "ghi");
+    assert_eq!(overlap.decode(&signed).unwrap().session_id, "ghi");
+    assert_eq!(new_only.decode(&signed), Err(TokenError::BadSignature));
+    assert_eq!(overlap.decode("e2.!!"), Err(TokenError::Malformed));
+}

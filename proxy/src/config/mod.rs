@@ -21,6 +21,7 @@ mod load;
 mod locate;
 pub mod model;
 mod observability;
+pub mod platform;
 mod protocols;
 mod schema;
 mod secret;

@@ -113,6 +113,13 @@ pub struct ServerConfig {
     /// inherited stderr. An upgraded or recycled successor logs to the same file.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub log_file: Option<PathBuf>,
+    /// Reload when the config file changes, as on SIGHUP (a bad file keeps the running
+    /// config). Its directory is watched: a ConfigMap's `..data` swap is seen. Read at start.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub watch_config: bool,
+    /// The DNS resolver of the names followed by `resolve_interval` (default: the system's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolver: Option<super::platform::ResolverConfig>,
 }
 
 /// The format of log lines.
@@ -144,6 +151,8 @@ impl Default for ServerConfig {
             max_connections: None,
             max_request_header_field_bytes: defaults::max_request_header_field_bytes(),
             max_request_headers_bytes: defaults::max_request_headers_bytes(),
+            watch_config: false,
+            resolver: None,
         }
     }
 }
@@ -233,6 +242,11 @@ pub struct UpstreamConfig {
     /// gRPC servers speak it). HTTP/2 groups serve only `kind: http` routes.
     #[serde(default)]
     pub protocol: UpstreamProtocol,
+    /// Seconds between resolutions of the servers given by a DNS name; each then stands for
+    /// every address its name resolves to (a headless Service's pods): a new one takes
+    /// traffic once a probe passed, a vanished one drains. Without it: resolved once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolve_interval: Option<Seconds<100, HOUR>>,
 }
 
 /// The recycle hook of a group: exactly one of `exec` and `http`, with a timeout.
@@ -285,20 +299,24 @@ pub enum Balance {
 #[serde(deny_unknown_fields)]
 pub struct AffinityConfig {
     /// The secret that authenticates session ids (at least 16 bytes; use `${VAR}`).
-    /// Every replica serving the same sessions needs the same key.
-    #[serde(serialize_with = "redact")]
+    /// Every replica serving the same sessions needs the same key. Set this or `keys`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(serialize_with = "super::platform::redact_optional")]
     #[schemars(length(min = 16))]
-    pub key: String,
+    pub key: Option<String>,
+    /// A key rotation: tokens are issued with the first key and accepted with any (each at
+    /// least 16 bytes). Rotate in three steps, each on every replica: `[old, new]`, then
+    /// `[new, old]`, then, once the old key's sessions ended, `[new]`. Set this or `key`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(serialize_with = "super::platform::redact_all")]
+    #[schemars(length(min = 1, max = 8), inner(length(min = 16)))]
+    pub keys: Vec<String>,
 }
 
 impl std::fmt::Debug for AffinityConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("AffinityConfig { key: <redacted> }")
     }
-}
-
-fn redact<S: serde::Serializer>(_key: &str, serializer: S) -> Result<S::Ok, S::Error> {
-    serializer.serialize_str("<redacted>")
 }
 
 /// A URL with its `user:password@` part replaced by `<redacted>@`.

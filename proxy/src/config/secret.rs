@@ -1,7 +1,7 @@
 //! Secret fields: their values never appear in an error message (which `check` prints,
 //! the log records and the admin `/config` shows as `last_reload`).
 //!
-//! The secret fields are `upstreams.<name>.affinity.key` and
+//! The secret fields are `upstreams.<name>.affinity.key` (and `.keys`) and
 //! `upstreams.<name>.recycle_hook.http.url` (a URL may carry `user:password@`). Messages
 //! about them name the path and the rule, never the value; as a second line of defence,
 //! every message of a load is scrubbed of the secret values the document holds.
@@ -26,6 +26,12 @@ const SECRET_FIELDS: &[&[Pattern]] = &[
         Pattern::Any,
         Pattern::Key("affinity"),
         Pattern::Key("key"),
+    ],
+    &[
+        Pattern::Key("upstreams"),
+        Pattern::Any,
+        Pattern::Key("affinity"),
+        Pattern::Key("keys"),
     ],
     &[
         Pattern::Key("upstreams"),
@@ -81,11 +87,12 @@ impl Redactor {
         let groups = document.get("upstreams").and_then(Value::as_object);
         for group in groups.into_iter().flat_map(|map| map.values()) {
             let key = group.get("affinity").and_then(|a| a.get("key"));
+            let keys = group.get("affinity").and_then(|a| a.get("keys"));
             let url = group
                 .get("recycle_hook")
                 .and_then(|h| h.get("http"))
                 .and_then(|h| h.get("url"));
-            for node in [key, url].into_iter().flatten() {
+            for node in [key, keys, url].into_iter().flatten() {
                 strings(node, &mut values);
             }
         }

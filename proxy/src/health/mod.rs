@@ -193,10 +193,10 @@ impl ServerState {
         }
     }
 
-    /// Marks the server removed by a reload: its open streams drain as in a process
-    /// drain (under `session_pool_cleanup_timeout`).
+    /// Marks the server removed by a reload (or gone from its followed name): its open
+    /// streams drain as in a process drain (under `session_pool_cleanup_timeout`).
     pub fn retire(&self) {
-        tracing::info!(server = %self.address, "server removed by reload: draining its streams");
+        tracing::info!(server = %self.address, "server removed: draining its streams");
         self.retirement.start();
     }
 

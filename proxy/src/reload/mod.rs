@@ -11,11 +11,12 @@
 pub mod command;
 
 use crate::config::{self, model::Config};
-use crate::generation::{Generation, LiveConfig};
+use crate::generation::{BuildError, Generation, LiveConfig};
 use crate::health::HealthBook;
 use crate::metrics::Metrics;
+use crate::routing::names::NameTable;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 /// The outcome of the last reload, for `/config` and for `mcp-edge reload`.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -37,12 +38,16 @@ pub enum ReloadStatus {
     },
 }
 
-/// Reloads the config file into the live generation.
+/// Reloads the config file into the live generation. Clones share one update lock, so a
+/// reload and a refresh of the upstream names never build from the same generation.
+#[derive(Clone)]
 pub struct Reloader {
     path: Option<PathBuf>,
     live: Arc<LiveConfig>,
     metrics: Arc<Metrics>,
     health: Arc<HealthBook>,
+    names: Arc<NameTable>,
+    updating: Arc<Mutex<()>>,
 }
 
 impl Reloader {
@@ -58,7 +63,39 @@ impl Reloader {
             live,
             metrics,
             health,
+            names: Arc::default(),
+            updating: Arc::default(),
         }
+    }
+
+    /// Expands the followed upstream names (`resolve_interval`) to the addresses in
+    /// `names` on every build.
+    pub fn with_names(mut self, names: Arc<NameTable>) -> Self {
+        self.names = names;
+        self
+    }
+
+    /// Rebuilds the serving generation's config with the names as now resolved, and swaps
+    /// it in: servers that appeared join, servers that vanished drain as after a reload
+    /// that removed them. Not a reload: `config_reloads_total` does not count it.
+    pub fn refresh_names(&self) -> Result<u64, Vec<BuildError>> {
+        let _updating = self.updating.lock().unwrap_or_else(|e| e.into_inner());
+        let current = self.live.current();
+        let next = Generation::build_with_names(
+            current.id + 1,
+            current.loaded.clone(),
+            &self.health,
+            &self.names.load(),
+        )?;
+        let id = next.id;
+        self.install(&current, next);
+        self.metrics.config_generation.set(id as i64);
+        Ok(id)
+    }
+
+    /// The config file, if the process runs one.
+    pub fn path(&self) -> Option<&std::path::Path> {
+        self.path.as_deref()
     }
 
     /// Loads, validates and swaps in the config file. Returns the new generation, or every
@@ -86,6 +123,7 @@ impl Reloader {
     }
 
     fn try_reload(&self) -> Result<u64, Vec<String>> {
+        let _updating = self.updating.lock().unwrap_or_else(|e| e.into_inner());
         let Some(path) = &self.path else {
             return Err(vec![
                 "this process runs an in-memory config (demo); there is no file to reload"
@@ -118,9 +156,17 @@ impl Reloader {
                 })
                 .collect());
         }
-        let next = Generation::build(current.id + 1, loaded, &self.health)
-            .map_err(|errors| errors.iter().map(ToString::to_string).collect::<Vec<_>>())?;
+        let next =
+            Generation::build_with_names(current.id + 1, loaded, &self.health, &self.names.load())
+                .map_err(|errors| errors.iter().map(ToString::to_string).collect::<Vec<_>>())?;
         let id = next.id;
+        self.install(&current, next);
+        Ok(id)
+    }
+
+    /// Makes `next` serve: its servers are reinstated, probes forgotten where a group has
+    /// no active checks, and the servers of `current` it lacks retire (drain).
+    fn install(&self, current: &Generation, next: Generation) {
         let kept = server_addresses(&next);
         for address in &kept {
             self.health.server(address).reinstate();
@@ -138,11 +184,10 @@ impl Reloader {
                     .for_each(|server| server.health.clear_probes());
             }
         }
-        for removed in server_addresses(&current).difference(&kept) {
+        for removed in server_addresses(current).difference(&kept) {
             self.health.server(removed).retire();
         }
         self.live.swap(next);
-        Ok(id)
     }
 }
 

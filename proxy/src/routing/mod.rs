@@ -6,6 +6,7 @@
 //! server that refuses the connection and try the next.
 
 mod error;
+pub mod names;
 pub mod proxy_peer;
 
 pub use error::{GroupBuildError, RouteTableError, ServerProblem};
@@ -17,6 +18,7 @@ use crate::config::model::{
 use crate::config::{parse_server, ServerAddress, UpstreamTlsSet};
 use crate::health::{HealthBook, ServerState};
 use crate::upstream_leg::{Endpoint, TlsClient};
+use names::ResolvedNames;
 use rustls::pki_types::ServerName;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -85,6 +87,7 @@ impl UpstreamGroup {
         config: &UpstreamConfig,
         tls: Option<&TlsClient>,
         book: &HealthBook,
+        names: &ResolvedNames,
     ) -> Result<Self, GroupBuildError> {
         let server_name = config.tls.as_ref().and_then(|t| t.server_name.as_deref());
         let peers =
@@ -92,31 +95,45 @@ impl UpstreamGroup {
                 group: name.to_string(),
                 message,
             })?;
-        let servers = config
-            .servers
-            .iter()
-            .map(|address| {
-                let problem = |problem| GroupBuildError::Server {
-                    group: name.to_string(),
-                    address: address.clone(),
-                    problem,
-                };
-                let parsed =
-                    parse_server(address).map_err(|e| problem(ServerProblem::Address(e)))?;
-                let socket = resolve(&parsed.authority).map_err(problem)?;
+        let mut servers = Vec::with_capacity(config.servers.len());
+        for configured in &config.servers {
+            let problem = |problem| GroupBuildError::Server {
+                group: name.to_string(),
+                address: configured.clone(),
+                problem,
+            };
+            let parsed =
+                parse_server(configured).map_err(|e| problem(ServerProblem::Address(e)))?;
+            // A followed name stands for every address it resolved to (none yet: the
+            // resolver fills them in); any other server for its first address.
+            let followed = config
+                .resolve_interval
+                .and_then(|_| names::name_of(configured));
+            let sockets: Vec<(String, SocketAddr)> = match followed {
+                Some(authority) => names
+                    .get(&authority)
+                    .unwrap_or_default()
+                    .iter()
+                    .map(|socket| (names::expanded_address(configured, *socket), *socket))
+                    .collect(),
+                None => vec![(
+                    configured.clone(),
+                    resolve(&parsed.authority).map_err(problem)?,
+                )],
+            };
+            for (address, socket) in sockets {
                 let endpoint = endpoint(&parsed, socket, tls, server_name).map_err(problem)?;
-                let proxy_peer = peers.peer(&parsed, socket);
-                Ok(UpstreamServer {
-                    address: address.clone(),
-                    authority: parsed.authority,
+                servers.push(UpstreamServer {
+                    health: book.server(&address),
+                    address,
+                    authority: parsed.authority.clone(),
                     connect_timeout: config.connect_timeout.get(),
                     socket,
                     endpoint,
-                    health: book.server(address),
-                    proxy_peer,
-                })
-            })
-            .collect::<Result<Vec<_>, GroupBuildError>>()?;
+                    proxy_peer: peers.peer(&parsed, socket),
+                });
+            }
+        }
         Ok(Self {
             name: name.to_string(),
             servers,
@@ -129,7 +146,7 @@ impl UpstreamGroup {
             affinity: config
                 .affinity
                 .as_ref()
-                .map(|a| AffinityKey::new(&a.key, name)),
+                .map(|a| AffinityKey::with_keys(&a.secrets(), name)),
             health: config.health.clone(),
             recycle_hook: config.recycle_hook.clone(),
             protocol: config.protocol,
@@ -229,10 +246,21 @@ impl RouteTable {
         tls: &UpstreamTlsSet,
         book: &HealthBook,
     ) -> Result<Self, Vec<RouteTableError>> {
+        Self::build_with_names(config, tls, book, &ResolvedNames::default())
+    }
+
+    /// Like [`RouteTable::build`], the followed names (`resolve_interval`) expanded to the
+    /// addresses in `names`.
+    pub fn build_with_names(
+        config: &Config,
+        tls: &UpstreamTlsSet,
+        book: &HealthBook,
+        names: &ResolvedNames,
+    ) -> Result<Self, Vec<RouteTableError>> {
         let mut errors = Vec::new();
         let mut groups = std::collections::BTreeMap::new();
         for (name, upstream) in &config.upstreams {
-            match UpstreamGroup::build(name, upstream, tls.client(name), book) {
+            match UpstreamGroup::build(name, upstream, tls.client(name), book, names) {
                 Ok(group) => {
                     groups.insert(name.as_str(), Arc::new(group));
                 }
