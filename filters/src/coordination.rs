@@ -59,9 +59,7 @@ pub fn redacted_url(url: &str) -> String {
         Ok(mut parsed) if !parsed.username().is_empty() || parsed.password().is_some() => {
             let _ = parsed.set_username("");
             let _ = parsed.set_password(None);
-            parsed
-                .to_string()
-                .replacen("://", "://<redacted>@", 1)
+            parsed.to_string().replacen("://", "://<redacted>@", 1)
         }
         Ok(_) => url.to_owned(),
         // Not a URL: show nothing of it, it may be a secret.
@@ -86,7 +84,10 @@ mod tests {
         assert_eq!(parsed.redis.lease.get().as_secs(), 30);
         let shown = serde_json::to_string(&parsed).unwrap();
         assert!(!shown.contains("secret"), "{shown}");
-        assert!(shown.contains("redis://<redacted>@127.0.0.1:6379/2"), "{shown}");
+        assert!(
+            shown.contains("redis://<redacted>@127.0.0.1:6379/2"),
+            "{shown}"
+        );
         assert_eq!(redacted_url("redis://h:1"), "redis://h:1");
         let unknown = serde_json::from_str::<RecycleCoordination>(
             r#"{"redis": {"url": "redis://h", "leese": 3}}"#,

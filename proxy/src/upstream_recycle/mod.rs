@@ -8,6 +8,7 @@
 //!   while it recycles, re-admitted when healthy again; it follows config reloads.
 
 pub mod controller;
+pub mod coordination;
 pub mod hook;
 pub mod trigger;
 
