@@ -225,7 +225,7 @@ impl<R: Recycler> RecycleController<R> {
                             group: group.name.clone(),
                             server: server.address.clone(),
                         };
-                        let shared = coordination.shared(&key);
+                        let shared = coordination.shared(&key, server.health.routed_requests());
                         if let Some(shared) = shared {
                             trigger.share_jitter(shared.jitter);
                         }

@@ -120,8 +120,9 @@ pub enum Deferred {
 struct Book {
     /// The last shared state read per server.
     shared: HashMap<ServerKey, Shared>,
-    /// The local routed count already added to the store, per server.
-    flushed: HashMap<ServerKey, u64>,
+    /// Requests taken from the local counts and not yet added to the store (a flush
+    /// failed), per server.
+    pending: HashMap<ServerKey, u64>,
     /// Releases that failed, retried before each flush.
     releases: Vec<(ServerKey, Option<f64>)>,
     /// No lease request for a group before this instant (after the store failed one).
@@ -160,54 +161,60 @@ impl Coordination {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// The last shared state read of `key` (`None`: not flushed yet).
-    pub fn shared(&self, key: &ServerKey) -> Option<Shared> {
-        self.book().shared.get(key).copied()
+    /// What this replica knows of `key`: the shared state last read, plus the requests
+    /// it routed since (`local` is its routed count), so that a server it drives past
+    /// its threshold is seen due at once, and while the store is unreachable too (the
+    /// pause is then counted). `None`: never read yet.
+    pub fn shared(&self, key: &ServerKey, local: u64) -> Option<Shared> {
+        let book = self.book();
+        let shared = *book.shared.get(key)?;
+        let pending = book.pending.get(key).copied().unwrap_or(0);
+        Some(Shared {
+            requests: shared
+                .requests
+                .saturating_add(pending)
+                .saturating_add(local),
+            ..shared
+        })
     }
 
-    /// Retries the failed releases, then adds the requests `servers` routed since the
-    /// last flush to the shared counters and reads them back. On failure the requests
-    /// stay pending for the next flush.
+    /// Retries the failed releases, then takes the requests routed to `servers` since the
+    /// last flush, adds them to the shared counters and reads those back. On failure the
+    /// requests stay pending for the next flush.
     pub async fn flush(&self, servers: &[(ServerKey, Arc<ServerState>)]) {
         let releases = std::mem::take(&mut self.book().releases);
         for (key, reset) in releases {
             self.release(&key, reset).await;
         }
-        let (counts, locals): (Vec<Flush>, Vec<u64>) = {
-            let book = self.book();
+        let counts: Vec<Flush> = {
+            let mut book = self.book();
+            let known: Vec<&ServerKey> = servers.iter().map(|(key, _)| key).collect();
+            book.shared.retain(|key, _| known.contains(&key));
+            book.pending.retain(|key, _| known.contains(&key));
             let mut rng = rand::thread_rng();
             servers
                 .iter()
                 .map(|(key, health)| {
-                    let local = health.routed_requests();
-                    let flushed = book.flushed.get(key).copied().unwrap_or(0);
-                    // The local count restarts after a local recycle.
-                    let delta = if local >= flushed {
-                        local - flushed
-                    } else {
-                        local
-                    };
-                    let jitter = rng.gen::<f64>();
-                    let flush = Flush {
+                    let pending = book.pending.entry(key.clone()).or_insert(0);
+                    *pending += health.take_routed_requests();
+                    Flush {
                         key: key.clone(),
-                        delta,
-                        jitter,
-                    };
-                    (flush, local)
+                        delta: *pending,
+                        jitter: rng.gen::<f64>(),
+                    }
                 })
-                .unzip()
+                .collect()
         };
         match self.store.flush(&counts).await {
             Ok(shared) => {
                 self.reachable();
                 let mut book = self.book();
-                for ((flush, local), shared) in counts.into_iter().zip(locals).zip(shared) {
-                    book.flushed.insert(flush.key.clone(), local);
+                for (flush, shared) in counts.into_iter().zip(shared) {
+                    if let Some(pending) = book.pending.get_mut(&flush.key) {
+                        *pending -= flush.delta.min(*pending);
+                    }
                     book.shared.insert(flush.key, shared);
                 }
-                let known: Vec<&ServerKey> = servers.iter().map(|(key, _)| key).collect();
-                book.shared.retain(|key, _| known.contains(&key));
-                book.flushed.retain(|key, _| known.contains(&key));
             }
             Err(error) => self.unreachable("flush", None, &error),
         }

@@ -71,14 +71,15 @@ async fn flushes_add_every_replicas_requests_once_and_share_one_jitter() {
     a1.record_routed_request();
     one.flush(&[(key(A), a1.clone())]).await;
     two.flush(&[(key(A), a2)]).await;
-    let (s1, s2) = (one.shared(&key(A)).unwrap(), two.shared(&key(A)).unwrap());
+    let (s1, s2) = (
+        one.shared(&key(A), 0).unwrap(),
+        two.shared(&key(A), 0).unwrap(),
+    );
     assert_eq!((s1.requests, s2.requests), (13, 13));
     assert_eq!(s1.jitter, s2.jitter, "one jitter for every replica");
-    // A local recycle restarted the local count: only what came after is new.
-    a1.reset_routed_requests();
-    a1.record_routed_request();
-    one.flush(&[(key(A), a1)]).await;
-    assert_eq!(world.requests(A), 14);
+    // A flush takes the local count; requests not flushed yet count in this view.
+    assert_eq!(a1.routed_requests(), 0);
+    assert_eq!(two.shared(&key(A), 4).unwrap().requests, 17);
 }
 
 #[tokio::test(start_paused = true)]
@@ -218,7 +219,11 @@ impl Recycler for SharedHook {
 }
 
 /// One replica: its own config, health book and loop, over the shared world.
-fn start_replica(world: &Arc<World>, name: &str, hook: &Arc<SharedHook>) -> Arc<LiveConfig> {
+fn start_replica(
+    world: &Arc<World>,
+    name: &str,
+    hook: &Arc<SharedHook>,
+) -> (Arc<LiveConfig>, Arc<Metrics>) {
     let yaml = format!(
         "version: 1\nlisteners: [{{address: '127.0.0.1:1'}}]\nupstreams:\n  g:\n    servers: ['{A}', '{B}']\n    recycle_hook: {{exec: ['true', '{{server}}']}}\nroutes: [{{match: {{path_prefix: /}}, upstream: g}}]\nfilters:\n  - worker_recycle:\n      max_requests: 30\n      max_requests_jitter: 0\n      max_parked: 0\n      max_parked_age: 0\n      coordination: {{redis: {{url: 'redis://fake:6379', lease: {LEASE_SECONDS}}}}}\n"
     );
@@ -230,9 +235,10 @@ fn start_replica(world: &Arc<World>, name: &str, hook: &Arc<SharedHook>) -> Arc<
     let stores: StoreFactory = Arc::new(move |_settings: &RedisCoordination| {
         Ok(MemoryStore::new(&world, &name) as Arc<dyn Store>)
     });
+    let metrics = Arc::new(Metrics::new());
     let controller = RecycleController::new(
         live.clone(),
-        Arc::new(Metrics::new()),
+        metrics.clone(),
         hook.clone(),
         Timings::default(),
     )
@@ -242,7 +248,7 @@ fn start_replica(world: &Arc<World>, name: &str, hook: &Arc<SharedHook>) -> Arc<
         let _stop = stop;
         controller.run(watch).await
     });
-    live
+    (live, metrics)
 }
 
 #[tokio::test(start_paused = true)]
@@ -253,7 +259,7 @@ async fn three_replicas_recycle_one_server_at_a_time_on_the_sum_of_their_request
         running: AtomicUsize::new(0),
         most: AtomicUsize::new(0),
     });
-    let replicas: Vec<Arc<LiveConfig>> = ["r1", "r2", "r3"]
+    let (replicas, metrics): (Vec<Arc<LiveConfig>>, Vec<Arc<Metrics>>) = ["r1", "r2", "r3"]
         .iter()
         .map(|name| start_replica(&world, name, &hook))
         .collect();
@@ -287,13 +293,19 @@ async fn three_replicas_recycle_one_server_at_a_time_on_the_sum_of_their_request
     // The store goes away: recycling pauses though both servers are due again.
     world.down.store(true, Ordering::SeqCst);
     for live in &replicas {
-        for _ in 0..10 {
+        for _ in 0..30 {
             route(live, A);
             route(live, B);
         }
     }
     tokio::time::sleep(Duration::from_secs(20)).await;
     assert_eq!(hook.calls.lock().unwrap().len(), 2, "paused");
+    for metrics in &metrics {
+        let coordination = &metrics.recycle_coordination;
+        assert_eq!(coordination.up.get(), 0);
+        // Each replica routed 30 to each server: due in its own view, so counted.
+        assert!(coordination.paused_total.with_label_values(&["g"]).get() >= 1);
+    }
     // It returns: the requests of the outage reach it, and both are recycled again.
     world.down.store(false, Ordering::SeqCst);
     tokio::time::sleep(Duration::from_secs(20)).await;
