@@ -13,6 +13,7 @@ pub mod node;
 pub mod process;
 pub mod python;
 pub mod ready;
+pub mod redis;
 pub mod script;
 pub mod spin;
 pub mod upstream;
