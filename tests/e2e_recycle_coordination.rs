@@ -18,14 +18,12 @@ mod support;
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 use support::edge::{admin_get, Edge};
 use support::gunicorn::{coordinated_edge_for, serial, Gunicorn, RECYCLES};
-use support::mcp_raw::{abandon_stateless_call, try_add, try_post};
+use support::mcp_load::MixedLoad;
 use support::metrics::labelled;
 use support::redis::RedisServer;
 
@@ -37,9 +35,6 @@ const PREFIX: &str = "e2e-recycle";
 const LEASE_SECONDS: u64 = 10;
 /// How often the recycling state is sampled.
 const SAMPLE_EVERY: Duration = Duration::from_millis(100);
-/// The pause of each load client between its requests (keeps a server's request period
-/// well above the time one recycle takes, so the trigger, not the hook, sets the pace).
-const PACE: Duration = Duration::from_millis(100);
 
 /// What a scenario asks for.
 struct Plan {
@@ -64,6 +59,79 @@ fn a_long_run_with_three_redis_outages() {
         counted_recycles: 20.0,
         outages: 3,
     });
+}
+
+#[test]
+fn a_replica_killed_while_recycling_releases_the_lease_by_expiry() {
+    const LEASE: u64 = 3;
+    let _serial = serial();
+    let redis = RedisServer::start();
+    let (a, b) = (Gunicorn::start(), Gunicorn::start());
+    let knobs = [
+        ("GUNICORN_MAX_REQUESTS", "100"),
+        ("GUNICORN_MAX_REQUESTS_JITTER", "0"),
+        ("MCP_EDGE_MAX_PARKED", "0"),
+        ("MCP_EDGE_MAX_PARKED_AGE", "0"),
+    ];
+    let edges: Vec<Edge> = (0..3)
+        .map(|_| coordinated_edge_for(&a, &b, &knobs, &redis.url(), PREFIX, LEASE))
+        .collect();
+    let load = MixedLoad::start(edges.iter().map(|edge| edge.listen).collect());
+    let lease_key = format!("{PREFIX}:{{mcp}}:lease");
+
+    // The first replica seen recycling is killed at once, holding the group's lease.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let (victim, server) = loop {
+        let busy = edges
+            .iter()
+            .enumerate()
+            .find_map(|(i, edge)| Some((i, recycling(edge.admin).into_iter().next()?)));
+        if let Some(busy) = busy {
+            break busy;
+        }
+        assert!(Instant::now() < deadline, "no recycle within 60 s");
+        thread::sleep(Duration::from_millis(20));
+    };
+    edges[victim].signal(libc::SIGKILL);
+    let killed = Instant::now();
+    let held = redis.command(&["GET", &lease_key]).unwrap_or_default();
+    let pid = format!("/{}/", edges[victim].pid());
+    assert!(
+        held.contains(&pid) && held.ends_with(&server),
+        "the dead replica's lease on {server}: `{held}`"
+    );
+    // Nobody deletes it: it expires.
+    while redis.command(&["EXISTS", &lease_key]).as_deref() == Some(":1") {
+        assert!(
+            killed.elapsed() < Duration::from_secs(LEASE + 2),
+            "the lease outlived its expiry"
+        );
+        thread::sleep(Duration::from_millis(20));
+    }
+    let expired = killed.elapsed();
+    // The server, still due (its counter never restarted), is recycled by a survivor.
+    let survivors: Vec<&Edge> = edges
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i != victim)
+        .map(|(_, edge)| edge)
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while survivors
+        .iter()
+        .map(|edge| labelled(edge, RECYCLES, &[("server", &server), ("result", "ok")]))
+        .sum::<f64>()
+        < 1.0
+    {
+        assert!(Instant::now() < deadline, "no survivor recycled {server}");
+        thread::sleep(Duration::from_millis(50));
+    }
+    println!(
+        "replica {victim} killed recycling {server}; its lease expired after {:.1} s (lease {LEASE} s); a survivor recycled {server} {:.1} s after the kill",
+        expired.as_secs_f64(),
+        killed.elapsed().as_secs_f64()
+    );
+    let _ = load.stop();
 }
 
 fn scenario(plan: Plan) {
@@ -178,12 +246,13 @@ fn scenario(plan: Plan) {
         );
 
         redis.restart();
+        let returned = Instant::now();
         wait(Duration::from_secs(45), "recycling resumed", &mut || {
             recycled() > before
         });
         println!(
-            "outage {outage}: recycling resumed {:.1} s after Redis came back",
-            stopped.elapsed().as_secs_f64()
+            "outage {outage}: a recycle done {:.1} s after Redis came back",
+            returned.elapsed().as_secs_f64()
         );
     }
 
@@ -295,144 +364,4 @@ impl Sampler {
         let _ = self.stop.send(());
         self.thread.join().expect("the sampler")
     }
-}
-
-/// What the load saw.
-#[derive(Debug, Default)]
-struct LoadReport {
-    stateless: u64,
-    session_calls: u64,
-    abandoned: u64,
-    sessions_lost: u64,
-    failures: Vec<String>,
-}
-
-/// Stateless calls, session clients and abandoned calls spread over the replicas. Every
-/// failure and every session lost (a 404 after its server was recycled: the client
-/// starts a new one, as the MCP spec says) is an event.
-struct MixedLoad {
-    stop: Arc<AtomicBool>,
-    threads: Vec<thread::JoinHandle<()>>,
-    events: Arc<Mutex<Vec<String>>>,
-    report: Arc<Mutex<LoadReport>>,
-}
-
-impl MixedLoad {
-    fn start(edges: Vec<SocketAddr>) -> MixedLoad {
-        let stop = Arc::new(AtomicBool::new(false));
-        let events = Arc::new(Mutex::new(Vec::new()));
-        let report = Arc::new(Mutex::new(LoadReport::default()));
-        let mut threads = Vec::new();
-        // Four stateless callers, two session clients, one caller that abandons.
-        for (worker, kind) in [0, 0, 0, 0, 1, 1, 2].into_iter().enumerate() {
-            let (edges, stop) = (edges.clone(), stop.clone());
-            let (events, report) = (events.clone(), report.clone());
-            threads.push(thread::spawn(move || {
-                let fail = |what: String| {
-                    events.lock().unwrap().push(what.clone());
-                    report.lock().unwrap().failures.push(what);
-                };
-                let mut session: Option<String> = None;
-                let mut call = 0u32;
-                while !stop.load(Ordering::Relaxed) {
-                    call += 1;
-                    let edge = edges[(worker + call as usize) % edges.len()];
-                    match kind {
-                        0 => match stateless_add(edge, call) {
-                            Ok(()) => report.lock().unwrap().stateless += 1,
-                            Err(e) => fail(e),
-                        },
-                        1 => match &session {
-                            None => match start_session(edge) {
-                                Ok(id) => session = Some(id),
-                                Err(e) => fail(e),
-                            },
-                            Some(id) => match try_add(edge, id, call, 1) {
-                                Ok(()) => report.lock().unwrap().session_calls += 1,
-                                // Its server was recycled: the session is gone (404),
-                                // or the call in flight ended with the old worker. The
-                                // client starts a new session, as the MCP spec says.
-                                Err(e) => {
-                                    report.lock().unwrap().sessions_lost += 1;
-                                    events.lock().unwrap().push(format!("session lost: {e}"));
-                                    session = None;
-                                }
-                            },
-                        },
-                        _ => match abandon_stateless_call(edge, "forever") {
-                            Ok(()) => report.lock().unwrap().abandoned += 1,
-                            Err(e) => fail(e),
-                        },
-                    }
-                    // The client's pace (not a synchronisation).
-                    thread::sleep(if kind == 2 { PACE * 10 } else { PACE });
-                }
-            }));
-        }
-        MixedLoad {
-            stop,
-            threads,
-            events,
-            report,
-        }
-    }
-
-    /// How many events so far (a mark for [`MixedLoad::events_since`]).
-    fn events(&self) -> usize {
-        self.events.lock().unwrap().len()
-    }
-
-    /// The events after `mark`.
-    fn events_since(&self, mark: usize) -> Vec<String> {
-        self.events.lock().unwrap()[mark..].to_vec()
-    }
-
-    fn stop(self) -> LoadReport {
-        self.stop.store(true, Ordering::Relaxed);
-        for thread in self.threads {
-            let _ = thread.join();
-        }
-        std::mem::take(&mut *self.report.lock().unwrap())
-    }
-}
-
-/// A stateless (2026-07-28) `tools/call add`: `Ok` when it answers the sum.
-fn stateless_add(edge: SocketAddr, call: u32) -> Result<(), String> {
-    let body = format!(
-        r#"{{"jsonrpc":"2.0","id":{call},"method":"tools/call","params":{{"name":"add","arguments":{{"a":{call},"b":1}},"_meta":{{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientInfo":{{"name":"raw","version":"0"}},"io.modelcontextprotocol/clientCapabilities":{{}}}}}}}}"#
-    );
-    let headers = [
-        ("MCP-Protocol-Version", "2026-07-28"),
-        ("Mcp-Method", "tools/call"),
-        ("Mcp-Name", "add"),
-    ];
-    let response = try_post(edge, &headers, body.as_bytes())?;
-    let sum = format!(r#""text":"{}""#, call + 1);
-    if response.starts_with("HTTP/1.1 200") && response.contains(&sum) {
-        Ok(())
-    } else {
-        Err(format!(
-            "stateless add via {edge}: {}",
-            response.chars().take(300).collect::<String>()
-        ))
-    }
-}
-
-/// `initialize` through `edge`: the session id.
-fn start_session(edge: SocketAddr) -> Result<String, String> {
-    let body = br#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"raw","version":"0"}}}"#;
-    let response = try_post(edge, &[], body)?;
-    response
-        .lines()
-        .find_map(|line| {
-            let (name, value) = line.split_once(':')?;
-            name.eq_ignore_ascii_case("mcp-session-id")
-                .then(|| value.trim().to_owned())
-        })
-        .ok_or_else(|| {
-            format!(
-                "initialize via {edge}: {}",
-                response.chars().take(300).collect::<String>()
-            )
-        })
 }
