@@ -53,7 +53,7 @@ fn three_replicas_recycle_one_server_at_a_time_on_their_shared_count_and_pause_w
 }
 
 #[test]
-#[ignore = "long: about 5 minutes"]
+#[ignore = "long: about 2 minutes"]
 fn a_long_run_with_three_redis_outages() {
     scenario(Plan {
         counted_recycles: 20.0,
