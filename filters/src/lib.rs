@@ -15,6 +15,7 @@ pub mod bounded;
 mod cancel_cap;
 mod chain;
 mod cleanup_deadline;
+mod coordination;
 mod filter;
 mod settings;
 mod sse_guard;
@@ -24,6 +25,7 @@ use std::sync::Arc;
 pub use cancel_cap::CancelCapFactory;
 pub use chain::{ChainError, ChainFactory, StreamChain};
 pub use cleanup_deadline::CleanupDeadlineFactory;
+pub use coordination::{redacted_url, RecycleCoordination, RedisCoordination, DEFAULT_KEY_PREFIX};
 pub use filter::{
     BodyChunk, CloseReason, FilterFactory, ParkPlan, ResponseHead, StreamEnd, StreamFilter,
     StreamPlan, Verdict, WindDownOutcome, WindDownPlan,

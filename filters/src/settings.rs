@@ -5,6 +5,7 @@
 //! unknown key an error at load time.
 
 use crate::bounded::{Count, OptionalSeconds, DAY, HOUR};
+use crate::coordination::RecycleCoordination;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -157,6 +158,11 @@ pub struct WorkerRecycleSettings {
     /// Upper bound of the uniform random jitter added to `process_max_requests`.
     #[serde(default)]
     pub process_max_requests_jitter: Count<0, 1_000_000_000>,
+    /// Coordinates the upstream recycles of several mcp-edge replicas that front the same
+    /// groups: one server of a group at a time across all of them, and `max_requests`
+    /// counting the requests of all of them. Absent: each process recycles on its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub coordination: Option<RecycleCoordination>,
 }
 
 impl Default for WorkerRecycleSettings {
@@ -168,6 +174,7 @@ impl Default for WorkerRecycleSettings {
             max_parked_age: defaults::max_parked_age(),
             process_max_requests: Count::new(0),
             process_max_requests_jitter: Count::new(0),
+            coordination: None,
         }
     }
 }

@@ -205,6 +205,41 @@ pub fn edge_for(
     pid_b: &Path,
     knobs: &[(&str, &str)],
 ) -> Edge {
+    edge_with(a, b, pid_a, pid_b, knobs, example_config())
+}
+
+/// Like [`edge_for`] with each master's own pid file, and the replicas' recycling
+/// coordinated through the Redis at `redis_url` under `key_prefix`, with a `lease` of
+/// that many seconds: `worker_recycle.coordination` added to the example's last filter.
+pub fn coordinated_edge_for(
+    a: &Gunicorn,
+    b: &Gunicorn,
+    knobs: &[(&str, &str)],
+    redis_url: &str,
+    key_prefix: &str,
+    lease: u64,
+) -> Edge {
+    let example = example_config();
+    let last = example.trim_end().lines().last().unwrap_or_default();
+    assert!(
+        last.trim_start().starts_with("max_parked_age:"),
+        "the example ends with worker_recycle's settings: `{last}`"
+    );
+    let config = format!(
+        "{}\n      coordination:\n        redis: {{url: \"{redis_url}\", key_prefix: \"{key_prefix}\", lease: {lease}}}\n",
+        example.trim_end()
+    );
+    edge_with(a, b, &a.pid_file, &b.pid_file, knobs, config)
+}
+
+fn edge_with(
+    a: &Gunicorn,
+    b: &Gunicorn,
+    pid_a: &Path,
+    pid_b: &Path,
+    knobs: &[(&str, &str)],
+    config: String,
+) -> Edge {
     Edge::start_yaml_with_env(|ports| {
         let mut env: BTreeMap<String, String> = BALANCED
             .iter()
@@ -223,6 +258,6 @@ pub fn edge_for(
         ] {
             env.insert(name.to_string(), value);
         }
-        (example_config(), env.into_iter().collect())
+        (config, env.into_iter().collect())
     })
 }

@@ -96,7 +96,7 @@ pub fn try_add(addr: SocketAddr, session: &str, a: u32, b: u32) -> Result<(), St
 
 /// POSTs `body` to `/mcp` with `Connection: close` and reads the whole response (head and
 /// raw body, chunk framing included).
-fn try_post(addr: SocketAddr, headers: &[(&str, &str)], body: &[u8]) -> Result<String, String> {
+pub fn try_post(addr: SocketAddr, headers: &[(&str, &str)], body: &[u8]) -> Result<String, String> {
     let mut stream =
         TcpStream::connect_timeout(&addr, REQUEST_TIMEOUT).map_err(|e| format!("connect: {e}"))?;
     stream

@@ -1,8 +1,9 @@
 //! Secret fields: their values never appear in an error message (which `check` prints,
 //! the log records and the admin `/config` shows as `last_reload`).
 //!
-//! The secret fields are `upstreams.<name>.affinity.key` (and `.keys`) and
-//! `upstreams.<name>.recycle_hook.http.url` (a URL may carry `user:password@`). Messages
+//! The secret fields are `upstreams.<name>.affinity.key` (and `.keys`),
+//! `upstreams.<name>.recycle_hook.http.url` and
+//! `filters[<i>].worker_recycle.coordination.redis.url` (a URL may carry `user:password@`). Messages
 //! about them name the path and the rule, never the value; as a second line of defence,
 //! every message of a load is scrubbed of the secret values the document holds.
 
@@ -17,6 +18,8 @@ pub(crate) const REDACTED: &str = "<redacted>";
 enum Pattern {
     Key(&'static str),
     Any,
+    /// Any list index.
+    Index,
 }
 
 /// The secret fields.
@@ -40,6 +43,14 @@ const SECRET_FIELDS: &[&[Pattern]] = &[
         Pattern::Key("http"),
         Pattern::Key("url"),
     ],
+    &[
+        Pattern::Key("filters"),
+        Pattern::Index,
+        Pattern::Key("worker_recycle"),
+        Pattern::Key("coordination"),
+        Pattern::Key("redis"),
+        Pattern::Key("url"),
+    ],
 ];
 
 /// Scrubbed values shorter than this are left alone (they would garble every message);
@@ -52,6 +63,7 @@ pub(crate) fn is_secret(path: &[Seg]) -> bool {
         path.len() >= field.len()
             && field.iter().zip(path).all(|(pattern, seg)| match pattern {
                 Pattern::Any => matches!(seg, Seg::Key(_)),
+                Pattern::Index => matches!(seg, Seg::Index(_)),
                 Pattern::Key(k) => matches!(seg, Seg::Key(s) if s == k),
             })
     })
@@ -94,6 +106,17 @@ impl Redactor {
                 .and_then(|h| h.get("url"));
             for node in [key, keys, url].into_iter().flatten() {
                 strings(node, &mut values);
+            }
+        }
+        let filters = document.get("filters").and_then(Value::as_array);
+        for filter in filters.into_iter().flatten() {
+            let url = filter
+                .get("worker_recycle")
+                .and_then(|w| w.get("coordination"))
+                .and_then(|c| c.get("redis"))
+                .and_then(|r| r.get("url"));
+            if let Some(url) = url {
+                strings(url, &mut values);
             }
         }
         let mut needles = Vec::new();
@@ -160,6 +183,16 @@ mod tests {
             key("url"),
         ];
         assert!(is_secret(&url));
+        let redis = [
+            key("filters"),
+            Seg::Index(3),
+            key("worker_recycle"),
+            key("coordination"),
+            key("redis"),
+            key("url"),
+        ];
+        assert!(is_secret(&redis));
+        assert!(!is_secret(&redis[..5]));
         assert!(!is_secret(&affinity[..3]));
         assert!(!is_secret(&[key("upstreams"), key("g"), key("servers")]));
     }
@@ -181,6 +214,12 @@ mod tests {
             "h": {"affinity": {"key": "abc"}}
         }});
         let redactor = Redactor::from_document(&document);
+        let coordinated = json!({"filters": [{"worker_recycle": {"coordination": {"redis": {
+            "url": "redis://:r3d1s-pw@10.0.0.2:6379"}}}}]});
+        assert_eq!(
+            Redactor::from_document(&coordinated).scrub("auth r3d1s-pw failed".to_owned()),
+            "auth <redacted> failed"
+        );
         let scrubbed = redactor
             .scrub("\"s3cr3t-key\" is short; http://admin:hunter2@10.0.0.1:80/r; abc".to_owned());
         assert_eq!(

@@ -94,6 +94,12 @@ impl ServerState {
         self.routed_requests.store(0, Ordering::Relaxed);
     }
 
+    /// Returns the routed-request count and restarts it (the coordinated recycle hands the
+    /// count to the shared counters).
+    pub fn take_routed_requests(&self) -> u64 {
+        self.routed_requests.swap(0, Ordering::Relaxed)
+    }
+
     /// True while the server is being recycled: it takes no new sessions, but requests
     /// of its existing sessions still reach it.
     pub fn recycling(&self) -> bool {

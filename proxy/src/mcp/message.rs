@@ -147,7 +147,7 @@ mod tests {
         let body = br#"[{"jsonrpc":"2.0","id":1,"method":"ping"},{"jsonrpc":"2.0","method":"notifications/progress"},{"jsonrpc":"2.0","id":2,"method":"tools/list"}]"#;
         let request = McpRequest::parse(body).unwrap();
         assert_eq!(&*request.method, "batch");
-        assert_eq!(request.call_ids, vec!["1".into(), "2".into()]);
+        assert_eq!(request.call_ids, vec![Box::<str>::from("1"), "2".into()]);
         assert_eq!(request.id(), None);
     }
 

@@ -5,11 +5,13 @@
 //! prefixes, upstream names) or from fixed sets (reasons, outcomes), so cardinality stays
 //! bounded.
 
+mod coordination;
 mod declare;
 mod mcp;
 mod process;
 mod streams;
 
+pub use coordination::CoordinationMetrics;
 pub use mcp::McpMetrics;
 pub use streams::StreamMetrics;
 
@@ -73,6 +75,8 @@ pub struct Metrics {
     pub mcp: McpMetrics,
     /// Event streams relayed without being read.
     pub streams: StreamMetrics,
+    /// Upstream recycling coordinated across replicas (the Redis store).
+    pub recycle_coordination: CoordinationMetrics,
     /// Client connections the proxy closed or refused on a deadline or the connection cap,
     /// by reason (see [`CLIENT_CLOSE_REASONS`]).
     pub client_connections_closed_total: IntCounterVec,
@@ -259,6 +263,7 @@ impl Metrics {
             .expect("valid metric"),
             mcp: McpMetrics::register(&registry),
             streams: StreamMetrics::register(&registry),
+            recycle_coordination: CoordinationMetrics::register(&registry),
             client_connections_closed_total: IntCounterVec::new(
                 Opts::new(
                     "mcp_edge_client_connections_closed_total",
@@ -388,6 +393,7 @@ impl Metrics {
         let mut declared: Vec<&dyn Collector> = owned.iter().map(AsRef::as_ref).collect();
         declared.extend(self.mcp.families());
         declared.extend(self.streams.families());
+        declared.extend(self.recycle_coordination.labelled());
         declare::declare_missing(&families, &declared, &mut out);
         out
     }

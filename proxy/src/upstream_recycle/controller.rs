@@ -7,7 +7,14 @@
 //! the hook returned, or a TCP connect every `probe_interval` without active checks),
 //! at most `readmit_timeout`, then re-admits it, resets its request count and draws a new
 //! jitter. On failure the server is re-admitted at once and retried after a back-off.
+//!
+//! With `worker_recycle.coordination` the loop also keeps a [`Coordination`]: a flusher
+//! task adds the routed requests to the shared counters, the triggers read those, and a
+//! recycle starts only under its group's lease (see [`super::coordination`]).
 
+use super::coordination::{
+    flush_loop, Coordination, CoordinationError, Deferred, RedisStore, ServerKey, Store,
+};
 use super::trigger::{Load, Reason, Trigger};
 use super::{Recycler, RecyclingGuard};
 use crate::config::model::RecycleHookConfig;
@@ -16,6 +23,7 @@ use crate::health::ServerState;
 use crate::metrics::Metrics;
 use crate::routing::UpstreamServer;
 use crate::upstream_leg::TlsClient;
+use mcp_edge_filters::{RedisCoordination, WorkerRecycleSettings};
 use rand::SeedableRng;
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
@@ -46,12 +54,17 @@ impl Default for Timings {
     }
 }
 
+/// Makes the coordination store of `worker_recycle.coordination.redis`.
+pub type StoreFactory =
+    Arc<dyn Fn(&RedisCoordination) -> Result<Arc<dyn Store>, CoordinationError> + Send + Sync>;
+
 /// Recycles the upstream servers of the live generation's groups that have a hook.
 pub struct RecycleController<R: Recycler> {
     live: Arc<LiveConfig>,
     metrics: Arc<Metrics>,
     recycler: Arc<R>,
     timings: Timings,
+    stores: StoreFactory,
 }
 
 /// One recycle to run.
@@ -65,6 +78,12 @@ struct Job {
     tls: Option<TlsClient>,
     active_checks: bool,
     reason: Reason,
+    /// The settings it was due under (re-checked under the lease).
+    settings: WorkerRecycleSettings,
+    /// The replicas' coordination, when configured.
+    coordination: Option<Arc<Coordination>>,
+    /// Why it is due, for the log: routed requests, their threshold, parked exchanges.
+    due: (u64, Option<u64>, usize),
 }
 
 /// How a recycle ended.
@@ -72,7 +91,28 @@ struct Done {
     group: String,
     address: String,
     began: Instant,
-    ok: bool,
+    ended: Ended,
+}
+
+/// What became of a due server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ended {
+    Recycled,
+    Failed,
+    /// Not started (coordination): tried again on a later tick.
+    Deferred(Deferred),
+}
+
+/// The coordination in use and its flusher task (stopped on drop).
+struct Coordinated {
+    coordination: Arc<Coordination>,
+    flusher: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Coordinated {
+    fn drop(&mut self) {
+        self.flusher.abort();
+    }
 }
 
 /// The loop's own state.
@@ -82,6 +122,7 @@ struct State {
     busy: HashMap<String, String>,
     tasks: JoinSet<Done>,
     rng: rand::rngs::StdRng,
+    coordinated: Option<Coordinated>,
 }
 
 impl State {
@@ -91,6 +132,7 @@ impl State {
             busy: HashMap::new(),
             tasks: JoinSet::new(),
             rng: rand::rngs::StdRng::from_entropy(),
+            coordinated: None,
         }
     }
 }
@@ -108,7 +150,15 @@ impl<R: Recycler> RecycleController<R> {
             metrics,
             recycler,
             timings,
+            stores: Arc::new(RedisStore::for_settings),
         }
+    }
+
+    /// Makes the coordination stores with `stores` instead of connecting to Redis.
+    #[cfg(test)]
+    pub fn with_stores(mut self, stores: StoreFactory) -> Self {
+        self.stores = stores;
+        self
     }
 
     /// Recycles due servers until shutdown starts (recycles in flight are abandoned).
@@ -131,17 +181,20 @@ impl<R: Recycler> RecycleController<R> {
             let Ok(done) = finished else { continue };
             state.busy.remove(&done.group);
             if let Some(trigger) = state.triggers.get_mut(&done.address) {
-                if done.ok {
-                    trigger.succeeded(done.began, &mut state.rng);
-                } else {
-                    trigger.failed(Instant::now());
+                match done.ended {
+                    Ended::Recycled => trigger.succeeded(done.began, &mut state.rng),
+                    Ended::Failed => trigger.failed(Instant::now()),
+                    Ended::Deferred(_) => {}
                 }
             }
         }
         let generation = self.live.current();
         let Some(settings) = generation.recycle.clone() else {
+            state.coordinated = None;
             return;
         };
+        self.follow_coordination(state, &settings);
+        let coordination = state.coordinated.as_ref().map(|c| c.coordination.clone());
         let now = Instant::now();
         let mut present = HashSet::new();
         for group in generation.routes.groups() {
@@ -165,8 +218,23 @@ impl<R: Recycler> RecycleController<R> {
                 if server.health.recycling() {
                     continue;
                 }
+                let routed = match &coordination {
+                    // The requests of all replicas, as of the last flush.
+                    Some(coordination) => {
+                        let key = ServerKey {
+                            group: group.name.clone(),
+                            server: server.address.clone(),
+                        };
+                        let shared = coordination.shared(&key, server.health.routed_requests());
+                        if let Some(shared) = shared {
+                            trigger.share_jitter(shared.jitter);
+                        }
+                        shared.map_or(0, |shared| shared.requests)
+                    }
+                    None => server.health.routed_requests(),
+                };
                 let load = Load {
-                    routed: server.health.routed_requests(),
+                    routed,
                     parked_ages: server.health.parking().ages(),
                 };
                 let Some(reason) = trigger.due(&settings, &load, now) else {
@@ -180,15 +248,10 @@ impl<R: Recycler> RecycleController<R> {
             let Some((server, reason, load, _)) = due else {
                 continue;
             };
-            tracing::info!(
-                upstream = %group.name,
-                server = %server.address,
-                reason = reason.label(),
-                routed = load.routed,
-                threshold = ?state.triggers.get(&server.address).and_then(|t| t.threshold(&settings)),
-                parked = load.parked_ages.len(),
-                "worker_recycle: recycling upstream server (no new sessions)"
-            );
+            let threshold = state
+                .triggers
+                .get(&server.address)
+                .and_then(|t| t.threshold(&settings));
             let job = Job {
                 group: group.name.clone(),
                 address: server.address.clone(),
@@ -198,6 +261,9 @@ impl<R: Recycler> RecycleController<R> {
                 tls: group.tls.clone(),
                 active_checks: group.health.as_ref().is_some_and(|h| h.active.is_some()),
                 reason,
+                settings: settings.clone(),
+                coordination: coordination.clone(),
+                due: (load.routed, threshold, load.parked_ages.len()),
             };
             state
                 .busy
@@ -215,6 +281,46 @@ impl<R: Recycler> RecycleController<R> {
             .triggers
             .retain(|address, _| present.contains(address) || busy.contains(address));
     }
+
+    /// Starts, replaces or stops the coordination to match `settings` (after a reload).
+    fn follow_coordination(&self, state: &mut State, settings: &WorkerRecycleSettings) {
+        let wanted = settings.coordination.as_ref().map(|c| &c.redis);
+        let current = state
+            .coordinated
+            .as_ref()
+            .map(|c| c.coordination.settings());
+        if wanted == current {
+            return;
+        }
+        state.coordinated = None;
+        self.metrics.recycle_coordination.up.set(0);
+        let Some(wanted) = wanted else {
+            return;
+        };
+        let store = match (self.stores)(wanted) {
+            Ok(store) => store,
+            Err(error) => {
+                // The schema checked the URL's scheme; what the client still refuses is
+                // logged, and recycling stays paused until a reload fixes it.
+                tracing::warn!(
+                    %error,
+                    url = %mcp_edge_filters::redacted_url(&wanted.url),
+                    "worker_recycle: cannot use the coordination store; upstream recycling paused"
+                );
+                return;
+            }
+        };
+        let coordination = Arc::new(Coordination::new(
+            wanted.clone(),
+            store,
+            self.metrics.clone(),
+        ));
+        let flusher = tokio::spawn(flush_loop(coordination.clone(), self.live.clone()));
+        state.coordinated = Some(Coordinated {
+            coordination,
+            flusher,
+        });
+    }
 }
 
 /// Runs one recycle of `job.address`, and counts and logs its result.
@@ -225,6 +331,38 @@ async fn recycle<R: Recycler>(
     timings: Timings,
 ) -> Done {
     let began = Instant::now();
+    let lease = match &job.coordination {
+        Some(coordination) => {
+            let key = ServerKey {
+                group: job.group.clone(),
+                server: job.address.clone(),
+            };
+            let recheck = (job.reason == Reason::Requests).then_some(&job.settings);
+            match coordination.acquire(&key, recheck).await {
+                Ok(lease) => Some(lease),
+                Err(deferred) => {
+                    return Done {
+                        group: job.group,
+                        address: job.address,
+                        began,
+                        ended: Ended::Deferred(deferred),
+                    }
+                }
+            }
+        }
+        None => None,
+    };
+    let (routed, threshold, parked) = job.due;
+    tracing::info!(
+        upstream = %job.group,
+        server = %job.address,
+        reason = job.reason.label(),
+        routed,
+        threshold,
+        parked,
+        coordinated = lease.is_some(),
+        "worker_recycle: recycling upstream server (no new sessions)"
+    );
     let guard = RecyclingGuard::start(
         job.health.clone(),
         metrics.clone(),
@@ -278,11 +416,18 @@ async fn recycle<R: Recycler>(
             label,
         ])
         .inc();
+    if let Some(lease) = lease {
+        lease.release(result.is_ok()).await;
+    }
     Done {
         group: job.group,
         address: job.address,
         began,
-        ok: result.is_ok(),
+        ended: if result.is_ok() {
+            Ended::Recycled
+        } else {
+            Ended::Failed
+        },
     }
 }
 

@@ -49,6 +49,21 @@ pub struct Load {
     pub parked_ages: Vec<Duration>,
 }
 
+/// The routed-request count at which a server whose jitter falls at `fraction` (in
+/// [0, 1)) of [0, max_requests_jitter] is due; `None` when the request trigger is off.
+pub fn threshold_at(settings: &WorkerRecycleSettings, fraction: f64) -> Option<u64> {
+    let (max, jitter_max) = (
+        settings.max_requests.get(),
+        settings.max_requests_jitter.get(),
+    );
+    if max == 0 {
+        return None;
+    }
+    let span = jitter_max as f64 + 1.0;
+    let jitter = ((fraction.clamp(0.0, 1.0) * span) as u64).min(jitter_max);
+    Some(max.saturating_add(jitter))
+}
+
 /// The recycle trigger of one server.
 #[derive(Debug, Clone)]
 pub struct Trigger {
@@ -76,16 +91,13 @@ impl Trigger {
     /// The routed-request count at which the server is due; `None` when the request
     /// trigger is off (`max_requests: 0`).
     pub fn threshold(&self, settings: &WorkerRecycleSettings) -> Option<u64> {
-        let (max, jitter_max) = (
-            settings.max_requests.get(),
-            settings.max_requests_jitter.get(),
-        );
-        if max == 0 {
-            return None;
-        }
-        let span = jitter_max as f64 + 1.0;
-        let jitter = ((self.jitter_fraction * span) as u64).min(jitter_max);
-        Some(max.saturating_add(jitter))
+        threshold_at(settings, self.jitter_fraction)
+    }
+
+    /// Takes the jitter that the replicas share (`worker_recycle.coordination`), so that
+    /// every replica aims at the same threshold.
+    pub fn share_jitter(&mut self, fraction: f64) {
+        self.jitter_fraction = fraction;
     }
 
     /// Why the server is due now, if it is: requests first, then parked count, then
