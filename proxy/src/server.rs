@@ -175,6 +175,7 @@ pub fn run(loaded: LoadedConfig, options: RunOptions) -> Result<std::convert::In
         add_listening(&mut server, service, seeded.as_ref(), &mut claimed);
     }
 
+    let readiness = lifecycle.readiness();
     server.add_service(background_service(
         "mcp-edge lifecycle",
         SharedLifecycle {
@@ -216,7 +217,9 @@ pub fn run(loaded: LoadedConfig, options: RunOptions) -> Result<std::convert::In
         GracefulBounds {
             grace_period: Duration::from_secs(grace),
             runtime_shutdown: Duration::from_secs(GRACEFUL_SHUTDOWN_TIMEOUT_SECONDS),
+            shutdown_delay: config.server.shutdown_delay.or_zero(),
         },
+        readiness,
     );
     server.run(RunArgs {
         shutdown_signal: Box::new(stop),

@@ -113,6 +113,19 @@ pub struct ServerConfig {
     /// inherited stderr. An upgraded or recycled successor logs to the same file.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub log_file: Option<PathBuf>,
+    /// Seconds between SIGTERM and the drain. During them the process keeps serving and
+    /// accepting while `/readyz` answers 503, so that a load balancer or Kubernetes takes
+    /// it out of rotation before its listeners close; then it drains within
+    /// `grace_period_seconds`. A second SIGTERM (or SIGINT) ends the delay early. SIGQUIT
+    /// (the upgrade hand-over) has none. 0: drain at once. Read at start. Default 5.
+    #[serde(default = "super::deployment::default_shutdown_delay")]
+    pub shutdown_delay: OptionalSeconds<HOUR>,
+    /// The process runs under a container runtime (as does any PID 1, or with
+    /// `MCP_EDGE_IN_CONTAINER` set): `mcp-edge upgrade` and the process recycle
+    /// (`worker_recycle.process_max_requests`) are refused there, since replacing the
+    /// process would end the container; upgrades are rolling replacements instead.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub container: bool,
 }
 
 /// The format of log lines.
@@ -144,6 +157,8 @@ impl Default for ServerConfig {
             max_connections: None,
             max_request_header_field_bytes: defaults::max_request_header_field_bytes(),
             max_request_headers_bytes: defaults::max_request_headers_bytes(),
+            shutdown_delay: super::deployment::default_shutdown_delay(),
+            container: false,
         }
     }
 }
