@@ -59,8 +59,8 @@ fn upgrade(binary: Option<PathBuf>, config_path: &Path) -> Result<Upgraded, Stri
     // container, the new process with it.
     if let Some(reason) = container_reason(server, old_pid.unsigned_abs()) {
         return Err(format!(
-            "refused: the running mcp-edge (pid {old_pid}) is a container's main process \
-             ({reason}), and replacing it would end the container; in a container, upgrade \
+            "refused: the running mcp-edge (pid {old_pid}) runs in a container ({reason}), \
+             and replacing it would end the container; in a container, upgrade \
              by replacing the container (a rolling update: a new image, or `kubectl rollout \
              restart`); the old process keeps serving"
         ));
