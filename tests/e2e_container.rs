@@ -234,15 +234,14 @@ fn the_image_serves_sdk_calls_reloads_and_stops_without_a_failed_call() {
     assert_eq!(container.inspect("{{.State.Pid}}"), pid);
 
     // `podman stop` under load: callers stop calling once /readyz says so, as a balancer
-    // would; every call made succeeds.
-    let session = mcp_raw::initialize(listen);
+    // would; every call made succeeds. One session per caller (its calls are sequential).
     let not_ready = Arc::new(AtomicBool::new(false));
     let stop_sent = Arc::new(AtomicBool::new(false));
     let (ok, after_stop) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
     let callers: Vec<_> = (0..2)
         .map(|_| {
-            let (session, not_ready, stop_sent) =
-                (session.clone(), not_ready.clone(), stop_sent.clone());
+            let session = mcp_raw::initialize(listen);
+            let (not_ready, stop_sent) = (not_ready.clone(), stop_sent.clone());
             let (ok, after_stop) = (ok.clone(), after_stop.clone());
             std::thread::spawn(move || {
                 let mut failures = Vec::new();
