@@ -213,7 +213,11 @@ fn the_image_serves_sdk_calls_reloads_and_stops_without_a_failed_call() {
     podman_ok(&["kill", "--signal", "HUP", &name]);
     let deadline = Instant::now() + Duration::from_secs(10);
     while config_generation(admin) != 2 {
-        assert!(Instant::now() < deadline, "no reload:\n{}", container.logs());
+        assert!(
+            Instant::now() < deadline,
+            "no reload:\n{}",
+            container.logs()
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 
@@ -274,7 +278,10 @@ fn the_image_serves_sdk_calls_reloads_and_stops_without_a_failed_call() {
     stop_sent.store(true, Ordering::Release);
     let deadline = stopping + SHUTDOWN_DELAY;
     while admin_get(admin, "/readyz").map(|(status, _)| status) == Some(200) {
-        assert!(Instant::now() < deadline, "/readyz still 200 after the stop");
+        assert!(
+            Instant::now() < deadline,
+            "/readyz still 200 after the stop"
+        );
         std::thread::sleep(Duration::from_millis(10));
     }
     let not_ready_after = stopping.elapsed();

@@ -126,9 +126,14 @@ fn sigterm_keeps_serving_not_ready_for_the_shutdown_delay_then_drains() {
         std::thread::sleep(Duration::from_millis(20));
     }
     // Delay 2 s + grace (pool bound 1 s + 1) + the runtimes' 5 s, with slack.
-    assert!(edge.wait_exit(Duration::from_secs(15)), "exits:\n{}", edge.log());
     assert!(
-        edge.log().contains("serving and accepting for the shutdown delay"),
+        edge.wait_exit(Duration::from_secs(15)),
+        "exits:\n{}",
+        edge.log()
+    );
+    assert!(
+        edge.log()
+            .contains("serving and accepting for the shutdown delay"),
         "{}",
         edge.log()
     );
@@ -150,7 +155,8 @@ fn in_a_container_upgrade_is_refused_and_the_process_keeps_serving() {
     assert!(stderr.contains("`server.container` is true"), "{stderr}");
     assert!(stderr.contains("rolling update"), "{stderr}");
     // The same process serves on.
-    let pid = |config: &str| serde_json::from_str::<serde_json::Value>(config).unwrap()["pid"].clone();
+    let pid =
+        |config: &str| serde_json::from_str::<serde_json::Value>(config).unwrap()["pid"].clone();
     assert_eq!(pid(&edge.admin_get("/config").1), pid(&before));
     assert_eq!(pid(&before), edge.pid());
     assert_eq!(call_on_new_connection(edge.listen), Some(200));

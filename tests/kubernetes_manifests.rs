@@ -73,7 +73,10 @@ impl Base {
                     string(&resource["kind"]),
                     string(&resource["metadata"]["name"])
                 );
-                assert!(resources.insert(key.clone(), resource).is_none(), "{key} twice");
+                assert!(
+                    resources.insert(key.clone(), resource).is_none(),
+                    "{key} twice"
+                );
             }
         }
         let generator = &kustomization["configMapGenerator"][0];
@@ -101,7 +104,10 @@ impl Base {
         let generator = &self.kustomization["configMapGenerator"][0];
         let name = self.config_file.file_name().unwrap().to_str().unwrap();
         let content = fs::read_to_string(&self.config_file).unwrap();
-        let indented: String = content.lines().map(|line| format!("    {line}\n")).collect();
+        let indented: String = content
+            .lines()
+            .map(|line| format!("    {line}\n"))
+            .collect();
         format!(
             "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {}\ndata:\n  {name}: |\n{indented}",
             string(&generator["name"])
@@ -135,7 +141,14 @@ fn kubernetes_validate() -> PathBuf {
     };
     run(Command::new("python3").args(["-m", "venv"]).arg(&venv));
     run(Command::new(venv.join("bin/python"))
-        .args(["-m", "pip", "install", "--disable-pip-version-check", "--quiet", "-r"])
+        .args([
+            "-m",
+            "pip",
+            "install",
+            "--disable-pip-version-check",
+            "--quiet",
+            "-r",
+        ])
         .arg(&requirements));
     fs::write(&marker, wanted).unwrap();
     tool
@@ -173,7 +186,10 @@ fn every_manifest_is_valid_against_the_kubernetes_schemas() {
         let path = entry.unwrap().path();
         let name = path.file_name().unwrap().to_str().unwrap();
         if name.ends_with(".yaml") && name != "kustomization.yaml" && path != base.config_file {
-            assert!(base.files.contains(&path), "{name} is not in kustomization.yaml");
+            assert!(
+                base.files.contains(&path),
+                "{name} is not in kustomization.yaml"
+            );
         }
     }
     let dir = tempfile::tempdir().unwrap();
@@ -182,12 +198,20 @@ fn every_manifest_is_valid_against_the_kubernetes_schemas() {
     let mut files = base.files.clone();
     files.push(config_map);
     let report = validate(&files);
-    let passed = report.lines().filter(|line| line.contains(" passed ")).count();
+    let passed = report
+        .lines()
+        .filter(|line| line.contains(" passed "))
+        .count();
     println!("kubernetes-validate --strict: {passed} resources passed; custom kinds checked structurally: {CUSTOM_KINDS:?}");
     assert_eq!(passed, base.resources.len() + 1 - CUSTOM_KINDS.len());
 
     // kubectl's kustomize, where it is installed: the rendered base, hashed names and all.
-    if Command::new("kubectl").arg("version").arg("--client").output().is_ok() {
+    if Command::new("kubectl")
+        .arg("version")
+        .arg("--client")
+        .output()
+        .is_ok()
+    {
         let rendered = Command::new("kubectl")
             .arg("kustomize")
             .arg(base_dir())
@@ -197,7 +221,10 @@ fn every_manifest_is_valid_against_the_kubernetes_schemas() {
         let file = dir.path().join("rendered.yaml");
         fs::write(&file, &rendered.stdout).unwrap();
         let report = validate(&[file]);
-        let passed = report.lines().filter(|line| line.contains(" passed ")).count();
+        let passed = report
+            .lines()
+            .filter(|line| line.contains(" passed "))
+            .count();
         println!("kubectl kustomize: {passed} rendered resources passed");
         assert_eq!(passed, base.resources.len() + 1 - CUSTOM_KINDS.len());
     } else {
@@ -211,8 +238,14 @@ fn the_custom_resources_are_structurally_sound() {
     let admin_service = base.get("Service/mcp-edge-admin");
     let monitor = base.get("ServiceMonitor/mcp-edge");
     assert_eq!(monitor["apiVersion"], "monitoring.coreos.com/v1");
-    for (label, value) in monitor["spec"]["selector"]["matchLabels"].as_mapping().unwrap() {
-        assert_eq!(&admin_service["metadata"]["labels"][label], value, "{label:?}");
+    for (label, value) in monitor["spec"]["selector"]["matchLabels"]
+        .as_mapping()
+        .unwrap()
+    {
+        assert_eq!(
+            &admin_service["metadata"]["labels"][label], value,
+            "{label:?}"
+        );
     }
     let endpoint = &monitor["spec"]["endpoints"][0];
     assert_eq!(endpoint["path"], "/metrics");
@@ -223,14 +256,18 @@ fn the_custom_resources_are_structurally_sound() {
     let rules_file = workspace().join("conf/prometheus/mcp-edge.rules.yml");
     let source = yaml(&rules_file).remove(0);
     assert_eq!(
-        rule["spec"]["groups"], source["groups"],
+        rule["spec"]["groups"],
+        source["groups"],
         "prometheusrule.yaml differs from {}: run deploy/kubernetes/prometheusrule.sh",
         rules_file.display()
     );
     for group in rule["spec"]["groups"].as_sequence().unwrap() {
         assert!(group["name"].is_string());
         for alert in group["rules"].as_sequence().unwrap() {
-            assert!(alert["alert"].is_string() && alert["expr"].is_string(), "{alert:?}");
+            assert!(
+                alert["alert"].is_string() && alert["expr"].is_string(),
+                "{alert:?}"
+            );
         }
     }
 }
@@ -344,13 +381,22 @@ fn the_manifests_agree_with_the_config_they_mount() {
 
     // Ports: the listener is the `http` port the Service targets; the admin listener, on
     // the pod address, is the `admin` port of the probes, the metrics and the policy.
-    let listen_port: u64 = config.listeners[0].address.rsplit(':').next().unwrap().parse().unwrap();
+    let listen_port: u64 = config.listeners[0]
+        .address
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
     assert_eq!(port_of(container, "http"), listen_port);
     let service = base.get("Service/mcp-edge");
     assert_eq!(service["spec"]["ports"][0]["targetPort"], "http");
     let admin = config.admin.as_ref().expect("an admin listener");
     assert!(admin.allow_non_loopback);
-    assert!(raw.contains("address: \"${POD_IP}:"), "the admin listens on the pod address");
+    assert!(
+        raw.contains("address: \"${POD_IP}:"),
+        "the admin listens on the pod address"
+    );
     assert_eq!(env["POD_IP"], "10.244.1.7");
     let admin_port: u64 = admin.address.rsplit(':').next().unwrap().parse().unwrap();
     assert_eq!(port_of(container, "admin"), admin_port);
@@ -365,10 +411,16 @@ fn the_manifests_agree_with_the_config_they_mount() {
         .iter()
         .find(|rule| rule["ports"][0]["port"] == "admin")
         .expect("a rule for the admin port");
-    assert!(admin_rule["from"].is_sequence(), "the admin port is limited to some peers");
+    assert!(
+        admin_rule["from"].is_sequence(),
+        "the admin port is limited to some peers"
+    );
     for rule in policy.as_sequence().unwrap() {
         if rule["from"].is_null() {
-            assert_eq!(rule["ports"][0]["port"], "http", "only the proxy port is open");
+            assert_eq!(
+                rule["ports"][0]["port"], "http",
+                "only the proxy port is open"
+            );
         }
     }
 
@@ -397,7 +449,10 @@ fn the_manifests_agree_with_the_config_they_mount() {
     let readiness = &container["readinessProbe"];
     let noticed = readiness["periodSeconds"].as_u64().unwrap()
         * readiness["failureThreshold"].as_u64().unwrap();
-    assert!(noticed < delay, "readiness drops after {noticed} s, the delay is {delay} s");
+    assert!(
+        noticed < delay,
+        "readiness drops after {noticed} s, the delay is {delay} s"
+    );
 
     // The affinity key comes from the Secret, by the variable the config reads.
     let affinity = &yaml(&base.config_file)[0]["upstreams"]["mcp"]["affinity"];
@@ -418,7 +473,10 @@ fn the_manifests_agree_with_the_config_they_mount() {
             .unwrap_or_else(|| panic!("the Deployment does not set {variable}"));
         let secret = &entry["valueFrom"]["secretKeyRef"];
         assert!(secret.is_mapping(), "{variable} is not read from a Secret");
-        assert_eq!(base.get(&format!("Secret/{}", string(&secret["name"])))["kind"], "Secret");
+        assert_eq!(
+            base.get(&format!("Secret/{}", string(&secret["name"])))["kind"],
+            "Secret"
+        );
     }
 
     // Non-root, read-only root, no capabilities; the writable files live in /tmp.
@@ -436,7 +494,10 @@ fn the_manifests_agree_with_the_config_they_mount() {
     assert!(config.server.pid_file.starts_with("/tmp"));
     assert!(config.server.upgrade_sock.starts_with("/tmp"));
     assert!(config.server.container);
-    assert_eq!(env.get("MCP_EDGE_IN_CONTAINER").map(String::as_str), Some("1"));
+    assert_eq!(
+        env.get("MCP_EDGE_IN_CONTAINER").map(String::as_str),
+        Some("1")
+    );
 
     // The Service, the budget and the autoscaler select the Deployment's pods.
     let labels = &base.get("Deployment/mcp-edge")["spec"]["template"]["metadata"]["labels"];

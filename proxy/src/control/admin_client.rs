@@ -78,11 +78,7 @@ pub enum AdminError {
 
 /// GETs `target` from the admin listener at `admin`, reading at most `max_body` bytes of
 /// the answer; any status is returned.
-fn get(
-    admin: SocketAddr,
-    target: &str,
-    max_body: usize,
-) -> Result<oneshot::Reply, AdminError> {
+fn get(admin: SocketAddr, target: &str, max_body: usize) -> Result<oneshot::Reply, AdminError> {
     let url = format!("http://{admin}{target}");
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -37,12 +37,10 @@ pub fn run(config_path: &Path, admin: Option<SocketAddr>, path: &str) -> ExitCod
 /// The admin address of the config file at `config_path`.
 fn admin_address(config_path: &Path) -> Result<SocketAddr, String> {
     let loaded = config::load_file(config_path).map_err(|errors| errors.to_string())?;
-    let admin = loaded.config.admin.ok_or_else(|| {
-        format!(
-            "{}: no admin listener is configured",
-            config_path.display()
-        )
-    })?;
+    let admin = loaded
+        .config
+        .admin
+        .ok_or_else(|| format!("{}: no admin listener is configured", config_path.display()))?;
     admin
         .address
         .parse()
