@@ -36,5 +36,7 @@ podman build --quiet --format docker --file "$context/Containerfile" \
     --build-arg BINARY_FROM=prebuilt --build-arg PREBUILT_BINARY=mcp-edge \
     --build-arg RUNTIME_IMAGE="$base" --tag "$image" "$context" >/dev/null
 rm -rf "$context"
+# The prebuilt stage's image is kept as a build cache by podman; nothing reuses it.
+podman image prune --force --filter label=io.github.mcp-edge.stage=prebuilt >/dev/null
 size=$(podman image inspect --format '{{.Size}}' "$image")
 echo "$image: $size bytes ($((size / 1024 / 1024)) MiB), binary $binary"
