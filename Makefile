@@ -3,7 +3,7 @@
 
 CARGO ?= cargo
 
-.PHONY: setup demo test lint build deny release-deps
+.PHONY: setup demo test lint build deny release-deps image
 
 # The RustSec advisory database that `cargo deny check advisories` clones.
 ADVISORY_DB ?= https://github.com/RustSec/advisory-db
@@ -60,3 +60,12 @@ deny:
 	else \
 		echo "$(CARGO) deny check advisories"; timeout 600 $(CARGO) deny check advisories; \
 	fi
+
+## The container image localhost/mcp-edge:latest, offline: the release binary built here,
+## on a runtime base made from Debian packages (deploy/container/; needs podman, runc and
+## mmdebstrap: `.ci/run` installs them). The multi-stage `podman build .` is the path for
+## machines that reach a registry (docs/deploy.md).
+IMAGE ?= localhost/mcp-edge:latest
+image: setup
+	$(CARGO) build --release -p mcp-edge
+	deploy/container/build-image.sh target/release/mcp-edge $(IMAGE)

@@ -377,10 +377,15 @@ fn without_cancel_cap_a_spinning_upstream_runs_to_the_deadline() {
 #[test]
 fn sigterm_sends_retry_hints_closes_streams_and_exits() {
     let (upstream, _reports) = sse_upstream(None, Duration::from_millis(500), 32);
-    let mut edge = Edge::start(
-        upstream.addr,
-        "  - sse_guard: {send_timeout: 5, keepalive_interval: 0}\n  - cleanup_deadline: {task_group_cleanup_timeout: 1, session_pool_cleanup_timeout: 2}\n",
-    );
+    // `shutdown_delay: 0`: the drain starts at the signal (the delay before it is
+    // e2e_shutdown_delay's).
+    let upstream_addr = upstream.addr;
+    let mut edge = Edge::start_yaml(|ports| {
+        format!(
+            "{}upstreams:\n  main:\n    servers: [\"{upstream_addr}\"]\nroutes:\n  - match: {{path_prefix: /}}\n    upstream: main\nfilters:\n  - sse_guard: {{send_timeout: 5, keepalive_interval: 0}}\n  - cleanup_deadline: {{task_group_cleanup_timeout: 1, session_pool_cleanup_timeout: 2}}\n",
+            ports.preamble_with("  shutdown_delay: 0\n")
+        )
+    });
     let mut standing = open_sse(edge.listen, "GET");
     let mut answering = open_sse(edge.listen, "POST");
     let (mut standing_pending, mut answering_pending) = (Vec::new(), Vec::new());

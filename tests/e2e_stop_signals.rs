@@ -56,11 +56,15 @@ fn mcp_upstream() -> Upstream {
     })
 }
 
+/// An edge whose SIGTERM drains at once (`shutdown_delay: 0`): these tests bound the
+/// drain itself; the delay before it has its own test (`e2e_shutdown_delay`).
 fn edge(upstream: SocketAddr) -> Edge {
-    Edge::start(
-        upstream,
-        "  - sse_guard: {send_timeout: 5, keepalive_interval: 10}\n  - cleanup_deadline: {session_pool_cleanup_timeout: 0, task_group_cleanup_timeout: 1}\n",
-    )
+    Edge::start_yaml(|ports| {
+        format!(
+            "{}upstreams:\n  main:\n    servers: [\"{upstream}\"]\nroutes:\n  - match: {{path_prefix: /}}\n    upstream: main\nfilters:\n  - sse_guard: {{send_timeout: 5, keepalive_interval: 10}}\n  - cleanup_deadline: {{session_pool_cleanup_timeout: 0, task_group_cleanup_timeout: 1}}\n",
+            ports.preamble_with("  shutdown_delay: 0\n")
+        )
+    })
 }
 
 /// POSTs tool calls on keep-alive connections until `stop` is set or the edge is gone.

@@ -3,7 +3,7 @@
 //! | path       | answer                                                          |
 //! |------------|-----------------------------------------------------------------|
 //! | `/healthz` | 200 while the process runs                                      |
-//! | `/readyz`  | 200 while serving; 503 once the process drains                  |
+//! | `/readyz`  | 200 while serving; 503 from SIGTERM on (shutdown delay, drain)  |
 //! | `/metrics` | Prometheus text format                                          |
 //! | `/config`  | JSON: generation, sha256 of the source, effective config, last reload, the file SIGHUP re-reads, where the process logs |
 
@@ -94,6 +94,9 @@ impl AdminApp {
             "/healthz" => text(StatusCode::OK, "ok\n"),
             "/readyz" if self.lifecycle.is_draining() => {
                 text(StatusCode::SERVICE_UNAVAILABLE, "draining\n")
+            }
+            "/readyz" if !self.lifecycle.is_ready() => {
+                text(StatusCode::SERVICE_UNAVAILABLE, "stopping\n")
             }
             "/readyz" => text(StatusCode::OK, "ready\n"),
             "/metrics" => {

@@ -1,5 +1,5 @@
 //! The command line: `mcp-edge [-c FILE] [-u] [-d] [-t]` runs the proxy; subcommands
-//! check, print the schema, reload and upgrade, and run the demo (with the `demo`
+//! check, print the schema, reload, upgrade, ask the admin listener, and run the demo (with the `demo`
 //! feature).
 
 use clap::{Args, Parser, Subcommand};
@@ -70,6 +70,19 @@ pub enum Command {
         /// The config file.
         #[arg(short = 'c', long = "conf", default_value = DEFAULT_CONFIG)]
         config: PathBuf,
+    },
+    /// Ask the running process's admin listener (a container's health check, with no
+    /// curl in the image): exit 0 when `--path` answers a success, 1 otherwise.
+    Healthcheck {
+        /// The config file, read for `admin.address`.
+        #[arg(short = 'c', long = "conf", default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+        /// The admin listener to ask, instead of the config file's.
+        #[arg(long)]
+        admin: Option<std::net::SocketAddr>,
+        /// The path asked for: `/healthz` (alive) or `/readyz` (taking traffic).
+        #[arg(long, default_value = "/healthz")]
+        path: String,
     },
     /// Run the proxy in front of a small built-in MCP server (built with the `demo`
     /// feature: `make demo`).

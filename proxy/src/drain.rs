@@ -1,7 +1,27 @@
 //! The process-wide "draining" signal: set once when the process starts to shut down,
 //! upgrade or recycle; watched by `/readyz` and by every open SSE stream.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use tokio::sync::watch;
+
+/// Whether the process still asks for new traffic. Withdrawn at SIGTERM, for the
+/// `server.shutdown_delay` during which the process still serves and accepts while
+/// `/readyz` answers 503; the drain follows. Cheap to clone.
+#[derive(Debug, Clone, Default)]
+pub struct Readiness(Arc<AtomicBool>);
+
+impl Readiness {
+    /// Withdraws readiness for good (the process is stopping); idempotent.
+    pub fn withdraw(&self) {
+        self.0.store(true, Ordering::Release);
+    }
+
+    /// True once readiness was withdrawn.
+    pub fn is_withdrawn(&self) -> bool {
+        self.0.load(Ordering::Acquire)
+    }
+}
 
 /// Sets the process draining. Held by the lifecycle.
 pub struct DrainTrigger(watch::Sender<bool>);
@@ -80,5 +100,14 @@ mod tests {
         signal.draining().await;
         assert!(signal.is_draining());
         signal.draining().await;
+    }
+
+    #[test]
+    fn readiness_withdrawn_is_seen_by_every_clone() {
+        let readiness = Readiness::default();
+        let seen = readiness.clone();
+        assert!(!seen.is_withdrawn());
+        readiness.withdraw();
+        assert!(seen.is_withdrawn());
     }
 }

@@ -22,7 +22,7 @@ pub mod affinity;
 pub mod cli;
 pub mod config;
 mod config_watch;
-mod control;
+pub mod control;
 #[cfg(feature = "demo")]
 pub mod demo;
 mod drain;

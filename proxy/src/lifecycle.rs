@@ -6,7 +6,7 @@
 //! over once the runtime runs.
 
 use crate::config_watch::ConfigWatch;
-use crate::drain::{DrainSignal, DrainTrigger};
+use crate::drain::{DrainSignal, DrainTrigger, Readiness};
 use crate::metrics::Metrics;
 use crate::reload::{ReloadStatus, Reloader};
 use crate::upgrade::process_recycle::{successor_args, RecycleCounter, RECYCLES_ENV};
@@ -29,6 +29,7 @@ pub struct ProcessFiles {
 pub struct Lifecycle {
     trigger: DrainTrigger,
     signal: DrainSignal,
+    readiness: Readiness,
     reloader: Reloader,
     files: ProcessFiles,
     recycle: Arc<RecycleCounter>,
@@ -51,6 +52,7 @@ impl Lifecycle {
         Self {
             trigger,
             signal,
+            readiness: Readiness::default(),
             reloader,
             files,
             recycle,
@@ -86,6 +88,17 @@ impl Lifecycle {
     /// True once the process started to shut down, upgrade or recycle.
     pub fn is_draining(&self) -> bool {
         self.signal.is_draining()
+    }
+
+    /// True while the process asks for new traffic: not draining, and readiness not
+    /// withdrawn (SIGTERM's shutdown delay).
+    pub fn is_ready(&self) -> bool {
+        !self.is_draining() && !self.readiness.is_withdrawn()
+    }
+
+    /// The readiness that SIGTERM withdraws.
+    pub fn readiness(&self) -> Readiness {
+        self.readiness.clone()
     }
 
     /// A signal that resolves when the process starts to drain.

@@ -47,6 +47,11 @@ fn main() -> ExitCode {
         }
         Command::Reload { config } => mcp_edge::reload::command::run(&config),
         Command::Upgrade { binary, config } => mcp_edge::upgrade::command::run(binary, &config),
+        Command::Healthcheck {
+            config,
+            admin,
+            path,
+        } => mcp_edge::control::healthcheck::run(&config, admin, &path),
         #[cfg(feature = "demo")]
         Command::Demo { listen, admin } => exit_on_error(demo::run(DemoOptions { listen, admin })),
     }

@@ -214,6 +214,7 @@ pub fn run(
         add_listening(&mut server, service, seeded.as_ref(), &mut claimed);
     }
 
+    let readiness = lifecycle.readiness();
     server.add_service(background_service(
         "mcp-edge lifecycle",
         SharedLifecycle {
@@ -259,7 +260,9 @@ pub fn run(
         GracefulBounds {
             grace_period: Duration::from_secs(grace),
             runtime_shutdown: Duration::from_secs(GRACEFUL_SHUTDOWN_TIMEOUT_SECONDS),
+            shutdown_delay: config.server.shutdown_delay.or_zero(),
         },
+        readiness,
     );
     server.run(RunArgs {
         shutdown_signal: Box::new(stop),

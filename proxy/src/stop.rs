@@ -15,9 +15,16 @@
 //!   accept loop ends, the drain starts: event streams get their `retry:` hint and close),
 //!   and the process exits as soon as nothing is in flight, at the latest after
 //!   [`FAST_STOP_BOUND`], before any runtime is stopped.
-//! - SIGTERM and SIGQUIT keep Pingora's graceful paths; a backstop ends the process if it
-//!   is still alive well past the grace period and the runtimes' shutdown timeout.
+//! - SIGTERM first withdraws readiness (`/readyz` answers 503) and keeps serving and
+//!   accepting for `server.shutdown_delay`, so that Kubernetes (whose endpoint removal
+//!   follows SIGTERM asynchronously) or a balancer health-checking `/readyz` stops sending
+//!   new connections before the listeners close; then it takes Pingora's graceful path. A
+//!   second SIGTERM ends the delay early; a SIGINT during it is a fast stop.
+//! - SIGQUIT (the upgrade hand-over) keeps Pingora's graceful path, with no delay.
+//! - A backstop ends the process if it is still alive well past the delay, the grace
+//!   period and the runtimes' shutdown timeout.
 
+use crate::drain::Readiness;
 use crate::metrics::Metrics;
 use pingora_core::server::{ShutdownSignal, ShutdownSignalWatch};
 use std::sync::Arc;
@@ -40,18 +47,26 @@ pub struct GracefulBounds {
     pub grace_period: Duration,
     /// `graceful_shutdown_timeout_seconds`: how long the runtimes get to stop.
     pub runtime_shutdown: Duration,
+    /// `server.shutdown_delay`: how long SIGTERM keeps serving, not ready, before the drain.
+    pub shutdown_delay: Duration,
 }
 
 /// The process's stop signals, handed to Pingora's `Server::run`.
 pub struct StopSignals {
     metrics: Arc<Metrics>,
     bounds: GracefulBounds,
+    readiness: Readiness,
 }
 
 impl StopSignals {
-    /// Stop signals that look at `metrics` to tell when nothing is in flight.
-    pub fn new(metrics: Arc<Metrics>, bounds: GracefulBounds) -> Self {
-        Self { metrics, bounds }
+    /// Stop signals that look at `metrics` to tell when nothing is in flight, and withdraw
+    /// `readiness` at SIGTERM.
+    pub fn new(metrics: Arc<Metrics>, bounds: GracefulBounds, readiness: Readiness) -> Self {
+        Self {
+            metrics,
+            bounds,
+            readiness,
+        }
     }
 }
 
@@ -77,7 +92,22 @@ impl ShutdownSignalWatch for StopSignals {
                 ShutdownSignal::GracefulTerminate
             }
             _ = terminates.recv() => {
-                backstop("SIGTERM", graceful + BACKSTOP_MARGIN);
+                let delay = self.bounds.shutdown_delay;
+                backstop("SIGTERM", delay + graceful + BACKSTOP_MARGIN);
+                self.readiness.withdraw();
+                if !delay.is_zero() {
+                    tracing::info!(?delay, "SIGTERM: /readyz answers 503; serving and accepting for the shutdown delay, then draining");
+                    tokio::select! {
+                        _ = tokio::time::sleep(delay) => {}
+                        _ = terminates.recv() => tracing::info!("second SIGTERM: ending the shutdown delay"),
+                        _ = interrupts.recv() => {
+                            tracing::info!(bound = ?FAST_STOP_BOUND, "SIGINT during the shutdown delay: fast stop");
+                            fast_stop(self.metrics.clone());
+                            return ShutdownSignal::GracefulTerminate;
+                        }
+                    }
+                }
+                tracing::info!(grace = ?self.bounds.grace_period, "SIGTERM: accepting no more; draining");
                 ShutdownSignal::GracefulTerminate
             }
             _ = quits.recv() => {

@@ -19,6 +19,7 @@ pub(crate) fn check(config: &Config) -> Vec<Problem> {
     super::hook::check(config, &mut out);
     super::protocols::check(config, &mut out);
     super::platform::check(config, &mut out);
+    super::deployment::check(config, &mut out);
     out
 }
 

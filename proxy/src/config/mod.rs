@@ -11,6 +11,7 @@
 
 mod checks;
 mod convert;
+pub mod deployment;
 mod describe;
 mod diagnostics;
 mod expand;

@@ -120,6 +120,19 @@ pub struct ServerConfig {
     /// The DNS resolver of the names followed by `resolve_interval` (default: the system's).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resolver: Option<super::platform::ResolverConfig>,
+    /// Seconds between SIGTERM and the drain. During them the process keeps serving and
+    /// accepting while `/readyz` answers 503, so that a load balancer or Kubernetes takes
+    /// it out of rotation before its listeners close; then it drains within
+    /// `grace_period_seconds`. A second SIGTERM (or SIGINT) ends the delay early. SIGQUIT
+    /// (the upgrade hand-over) has none. 0: drain at once. Read at start. Default 5.
+    #[serde(default = "super::deployment::default_shutdown_delay")]
+    pub shutdown_delay: OptionalSeconds<HOUR>,
+    /// The process runs under a container runtime (as does any PID 1, or with
+    /// `MCP_EDGE_IN_CONTAINER` set): `mcp-edge upgrade` and the process recycle
+    /// (`worker_recycle.process_max_requests`) are refused there, since replacing the
+    /// process would end the container; upgrades are rolling replacements instead.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub container: bool,
 }
 
 /// The format of log lines.
@@ -153,6 +166,8 @@ impl Default for ServerConfig {
             max_request_headers_bytes: defaults::max_request_headers_bytes(),
             watch_config: false,
             resolver: None,
+            shutdown_delay: super::deployment::default_shutdown_delay(),
+            container: false,
         }
     }
 }

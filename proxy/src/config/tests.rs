@@ -102,7 +102,7 @@ fn reports_schema_errors_all_at_once_with_lines() {
     assert_eq!(
         found,
         [
-            "11: server.bogus: unknown key `bogus` (expected one of: client_header_timeout, grace_period_seconds, keepalive_timeout, log_file, log_format, max_connections, max_request_body_bytes, max_request_header_field_bytes, max_request_headers_bytes, pid_file, resolver, send_timeout, threads, trusted_proxies, upgrade_sock, watch_config)",
+            "11: server.bogus: unknown key `bogus` (expected one of: client_header_timeout, container, grace_period_seconds, keepalive_timeout, log_file, log_format, max_connections, max_request_body_bytes, max_request_header_field_bytes, max_request_headers_bytes, pid_file, resolver, send_timeout, shutdown_delay, threads, trusted_proxies, upgrade_sock, watch_config)",
             "14: filters[0].sse_guard.send_timeout: -1 is less than the minimum of 0 (allowed: 0 (off), or 0.001 to 86400 seconds)",
         ]
     );

@@ -76,9 +76,10 @@ pub enum AdminError {
     },
 }
 
-/// GETs `/config` from the admin listener at `admin`.
-pub fn config(admin: SocketAddr) -> Result<ConfigView, AdminError> {
-    let url = format!("http://{admin}/config");
+/// GETs `target` from the admin listener at `admin`, reading at most `max_body` bytes of
+/// the answer; any status is returned.
+fn get(admin: SocketAddr, target: &str, max_body: usize) -> Result<oneshot::Reply, AdminError> {
+    let url = format!("http://{admin}{target}");
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -89,22 +90,39 @@ pub fn config(admin: SocketAddr) -> Result<ConfigView, AdminError> {
     let host = admin.to_string();
     let request = OneShot {
         method: &Method::GET,
-        target: "/config",
+        target,
         host: &host,
         user_agent: "mcp-edge-control",
     };
     let endpoint = Endpoint::plain(admin);
-    let reply = runtime
+    runtime
         .block_on(oneshot::send(
             &endpoint,
             request,
-            ReadBody::UpTo(MAX_BODY),
+            ReadBody::UpTo(max_body),
             DEADLINE,
         ))
-        .map_err(|source| AdminError::Request {
-            url: url.clone(),
-            source,
-        })?;
+        .map_err(|source| AdminError::Request { url, source })
+}
+
+/// GETs `target` (`/healthz`, `/readyz`) from the admin listener at `admin`: `Ok` when
+/// it answers a success, an error naming the request otherwise.
+pub fn probe(admin: SocketAddr, target: &str) -> Result<(), AdminError> {
+    let reply = get(admin, target, 4096)?;
+    if reply.status.is_success() {
+        Ok(())
+    } else {
+        Err(AdminError::Status {
+            url: format!("http://{admin}{target}"),
+            status: reply.status.as_u16(),
+        })
+    }
+}
+
+/// GETs `/config` from the admin listener at `admin`.
+pub fn config(admin: SocketAddr) -> Result<ConfigView, AdminError> {
+    let url = format!("http://{admin}/config");
+    let reply = get(admin, "/config", MAX_BODY)?;
     if !reply.status.is_success() {
         return Err(AdminError::Status {
             url,

@@ -13,6 +13,7 @@
 use super::log_destination::{self, LogDestination};
 use super::successor::{start_successor, SuccessorOutput};
 use crate::config;
+use crate::config::deployment::container_reason;
 use crate::control::{admin_client, process};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -54,6 +55,16 @@ fn upgrade(binary: Option<PathBuf>, config_path: &Path) -> Result<Upgraded, Stri
     let loaded = config::load_file(&config_path).map_err(|errors| errors.to_string())?;
     let server = &loaded.config.server;
     let old_pid = process::running_pid(&server.pid_file)?;
+    // In a container the serving process is its main process: replacing it would end the
+    // container, the new process with it.
+    if let Some(reason) = container_reason(server, old_pid.unsigned_abs()) {
+        return Err(format!(
+            "refused: the running mcp-edge (pid {old_pid}) runs in a container ({reason}), \
+             and replacing it would end the container; in a container, upgrade \
+             by replacing the container (a rolling update: a new image, or `kubectl rollout \
+             restart`); the old process keeps serving"
+        ));
+    }
     let admin: Option<SocketAddr> = match &loaded.config.admin {
         Some(admin) => Some(
             admin
