@@ -37,6 +37,7 @@ mod metrics;
 #[allow(unsafe_code)]
 pub mod os;
 mod parking;
+mod policy;
 mod recycle;
 pub mod reload;
 mod routing;

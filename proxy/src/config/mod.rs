@@ -21,6 +21,7 @@ mod load;
 mod locate;
 pub mod model;
 mod observability;
+pub mod policy;
 mod protocols;
 mod schema;
 mod secret;

@@ -386,15 +386,46 @@ pub struct RouteConfig {
     /// filters.
     #[serde(default)]
     pub kind: RouteKind,
+    /// The route's own filters: each kind listed here replaces the top-level filter of
+    /// that kind for this route's requests (the others still apply). `worker_recycle` is
+    /// top-level only. Swapped atomically on reload with the rest of the generation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filters: Option<Vec<FilterSpec>>,
+    /// Which tools, prompts and resources the route shows (in list answers) and lets be
+    /// used (hidden ones are refused with a JSON-RPC error, before the upstream).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expose: Option<super::policy::ExposureConfig>,
+    /// Calls in flight and token-bucket rates, per tool and per client: past them, `429`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limits: Option<super::policy::LimitsConfig>,
+    /// The `Origin` values accepted (DNS-rebinding protection): a request with another
+    /// `Origin` gets `403`; a request without one (not from a browser) passes. Omit to
+    /// accept any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allowed_origins: Option<Vec<String>>,
 }
 
-/// The request matcher of a route.
+/// The request matcher of a route. Among the routes whose `path_prefix` matches, the
+/// longest prefix wins; among routes of the same prefix, those with MCP keys
+/// (`mcp_method`, `tool`, `resource`) are tried first, in config order, and a route without
+/// them takes the rest. The MCP keys are read from the request body, once it is read.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RouteMatch {
     /// Requests whose path starts with this prefix match. Must start with `/`.
     #[schemars(regex(pattern = r"^/"))]
     pub path_prefix: String,
+    /// Only JSON-RPC requests with this method (`tools/call`, `tools/list`, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mcp_method: Option<String>,
+    /// Only `tools/call` requests of a tool with this name, or matching this glob
+    /// (`slow_*`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool: Option<String>,
+    /// Only `resources/read`, `resources/subscribe` and `resources/unsubscribe` requests of
+    /// a URI starting with this prefix.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource: Option<String>,
 }
 
 /// Size limits of a configuration, so `check` stays fast on any input. The schema states

@@ -18,6 +18,7 @@
 //! - `session_order`: the requests of one MCP session are sent upstream in arrival order;
 //!   `standing_stream`: the first call after `notifications/initialized` waits, briefly, for
 //!   the standing stream the client opens at the same moment;
+//! - `policy_checks`: the route's policy (origins, exposure, limits) before the upstream;
 //! - `headers`, `forwarded`, `responses`, `socket_tuning`, `idle_close`, `conn_limit`: what they say.
 
 mod accounting;
@@ -34,6 +35,7 @@ pub(crate) mod headers;
 pub mod http_route;
 mod idle_close;
 mod outcome;
+mod policy_checks;
 mod record;
 mod request_body;
 mod request_checks;
