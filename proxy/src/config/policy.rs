@@ -154,7 +154,11 @@ pub(crate) fn check(config: &Config, out: &mut Vec<Problem>) {
                     "expected a non-empty URI prefix",
                 ));
             }
-            let reads = ["resources/read", "resources/subscribe", "resources/unsubscribe"];
+            let reads = [
+                "resources/read",
+                "resources/subscribe",
+                "resources/unsubscribe",
+            ];
             if method.is_some_and(|m| !reads.contains(&m)) {
                 out.push(Problem::at(
                     at(&["match", "resource"]),
@@ -194,7 +198,10 @@ pub(crate) fn check(config: &Config, out: &mut Vec<Problem>) {
                 if let Some(first) = filters[..j].iter().position(|s| s.kind() == spec.kind()) {
                     out.push(Problem::at(
                         path,
-                        format!("filter `{}` is already set by filters[{first}] of this route", spec.kind()),
+                        format!(
+                            "filter `{}` is already set by filters[{first}] of this route",
+                            spec.kind()
+                        ),
                     ));
                 }
             }
@@ -215,7 +222,10 @@ pub(crate) fn check(config: &Config, out: &mut Vec<Problem>) {
             }
         }
         if let Some(limits) = &route.limits {
-            for (scope, limit) in [("per_tool", &limits.per_tool), ("per_client", &limits.per_client)] {
+            for (scope, limit) in [
+                ("per_tool", &limits.per_tool),
+                ("per_client", &limits.per_client),
+            ] {
                 if let Some(limit) = limit {
                     if limit.max_in_flight.is_none() && limit.rate.is_none() {
                         out.push(Problem::at(
@@ -241,11 +251,17 @@ pub(crate) fn check(config: &Config, out: &mut Vec<Problem>) {
 /// An empty or malformed glob is a problem at `path`.
 fn glob_problem(glob: &str, path: NodePath, out: &mut Vec<Problem>) {
     if glob.trim().is_empty() {
-        out.push(Problem::at(path, "expected a name or a glob, found an empty string"));
+        out.push(Problem::at(
+            path,
+            "expected a name or a glob, found an empty string",
+        ));
         return;
     }
     if let Err(error) = globset::Glob::new(glob) {
-        out.push(Problem::at(path, format!("invalid glob `{glob}`: {}", error.kind())));
+        out.push(Problem::at(
+            path,
+            format!("invalid glob `{glob}`: {}", error.kind()),
+        ));
     }
 }
 

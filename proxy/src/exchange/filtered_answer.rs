@@ -51,7 +51,10 @@ pub async fn read_filtered<U: UpstreamLeg>(
         }
     }
     let answer = if oversized || is_encoded(head) {
-        tracing::warn!(oversized, "a list answer to filter cannot be read: the call gets a JSON-RPC error instead");
+        tracing::warn!(
+            oversized,
+            "a list answer to filter cannot be read: the call gets a JSON-RPC error instead"
+        );
         head.headers.remove(CONTENT_ENCODING);
         head.headers
             .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));

@@ -19,8 +19,8 @@
 use super::encoded::opaque_event_stream;
 use super::end::{DrainClose, ExchangeEnd};
 use super::event_stream::{EventStream, StreamTracking};
-use super::legs::{ClientLeg, ClientWriteError, Departure, Head, UpstreamLeg};
 use super::filtered_answer;
+use super::legs::{ClientLeg, ClientWriteError, Departure, Head, UpstreamLeg};
 use super::small_body::{read_ahead, ReadAhead};
 use crate::affinity::ResponseRewriter;
 use crate::drain::DrainSignal;

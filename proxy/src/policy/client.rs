@@ -69,7 +69,11 @@ pub fn client_address(
     forwarded
         .iter()
         .rev()
-        .find(|address| !trusted_proxies.iter().any(|range| range.contains(**address)))
+        .find(|address| {
+            !trusted_proxies
+                .iter()
+                .any(|range| range.contains(**address))
+        })
         .or(forwarded.first())
         .copied()
         .or(peer)
@@ -93,9 +97,15 @@ mod tests {
             HeaderValue::from_static("203.0.113.9, 198.51.100.7, 10.1.1.1"),
         );
         let peer = Some(ip("10.0.0.2"));
-        assert_eq!(client_address(peer, true, &headers, &trusted), Some(ip("198.51.100.7")));
+        assert_eq!(
+            client_address(peer, true, &headers, &trusted),
+            Some(ip("198.51.100.7"))
+        );
         assert_eq!(client_address(peer, false, &headers, &trusted), peer);
-        assert_eq!(client_address(peer, true, &HeaderMap::new(), &trusted), peer);
+        assert_eq!(
+            client_address(peer, true, &HeaderMap::new(), &trusted),
+            peer
+        );
     }
 
     #[test]

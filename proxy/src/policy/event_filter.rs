@@ -134,7 +134,11 @@ fn rewrite_event(event: &[u8], filter: &AnswerFilter) -> Judged {
     let Some(filtered) = filter.filter(&data) else {
         return Judged::Answer(None);
     };
-    let eol: &[u8] = if lines[first].ends_with(b"\r\n") { b"\r\n" } else { b"\n" };
+    let eol: &[u8] = if lines[first].ends_with(b"\r\n") {
+        b"\r\n"
+    } else {
+        b"\n"
+    };
     let mut out = Vec::with_capacity(event.len());
     for (i, line) in lines.iter().enumerate() {
         let is_data = trim_eol(line).starts_with(b"data:");
@@ -209,8 +213,14 @@ mod tests {
 
     #[test]
     fn an_answer_over_several_data_lines_is_judged_whole() {
-        let out = run(&["data: {\"jsonrpc\":\"2.0\",\"id\":3,\n", "data: \"result\":{\"tools\":[{\"name\":\"admin_x\"}]}}\n\n"]);
-        assert_eq!(out, "data: {\"jsonrpc\":\"2.0\",\"id\":3,\ndata: \"result\":{\"tools\":[]}}\n\n");
+        let out = run(&[
+            "data: {\"jsonrpc\":\"2.0\",\"id\":3,\n",
+            "data: \"result\":{\"tools\":[{\"name\":\"admin_x\"}]}}\n\n",
+        ]);
+        assert_eq!(
+            out,
+            "data: {\"jsonrpc\":\"2.0\",\"id\":3,\ndata: \"result\":{\"tools\":[]}}\n\n"
+        );
     }
 
     #[test]

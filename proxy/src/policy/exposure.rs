@@ -10,7 +10,6 @@
 use super::names::NameRules;
 use crate::config::policy::ExposureConfig;
 use crate::mcp::McpRequest;
-use std::sync::Arc;
 
 /// What a name names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -112,7 +111,10 @@ impl Visibility for Exposure {
 
 /// The hidden item a call uses, if it uses one: the call is then refused before the
 /// upstream.
-pub fn hidden_target(mcp: &McpRequest, visibility: &dyn Visibility) -> Option<(ItemKind, Box<str>)> {
+pub fn hidden_target(
+    mcp: &McpRequest,
+    visibility: &dyn Visibility,
+) -> Option<(ItemKind, Box<str>)> {
     let kind = ItemKind::used_by(&mcp.method)?;
     // A call without a target is for the upstream to refuse; an empty name is no item.
     let target = mcp.target.as_deref()?;
@@ -123,6 +125,7 @@ pub fn hidden_target(mcp: &McpRequest, visibility: &dyn Visibility) -> Option<(I
 mod tests {
     use super::*;
     use crate::config::policy::NameRules as Rules;
+    use std::sync::Arc;
 
     fn hide_admin() -> Exposure {
         Exposure::new(&ExposureConfig {
@@ -150,7 +153,10 @@ mod tests {
         assert_eq!(hidden, Some((ItemKind::Tool, "admin_reset".into())));
         assert_eq!(hidden_target(&call("tools/call", "echo"), &exposure), None);
         // The rules of tools do not hide prompts of the same name.
-        assert_eq!(hidden_target(&call("prompts/get", "admin_x"), &exposure), None);
+        assert_eq!(
+            hidden_target(&call("prompts/get", "admin_x"), &exposure),
+            None
+        );
     }
 
     #[test]

@@ -141,7 +141,9 @@ pub struct LimitPermit {
 
 impl std::fmt::Debug for LimitPermit {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LimitPermit").field("slots", &self._slots.len()).finish()
+        f.debug_struct("LimitPermit")
+            .field("slots", &self._slots.len())
+            .finish()
     }
 }
 
@@ -181,7 +183,11 @@ impl Limits {
         };
         if let Some(scope) = &self.per_client {
             if scope.max_in_flight.is_some() {
-                slots.push(scope.enter(&client_key).ok_or(in_flight(LimitScope::Client))?);
+                slots.push(
+                    scope
+                        .enter(&client_key)
+                        .ok_or(in_flight(LimitScope::Client))?,
+                );
             }
         }
         if let Some(scope) = &self.per_tool {
@@ -194,10 +200,14 @@ impl Limits {
             retry_after: wait,
         };
         if let Some(scope) = &self.per_client {
-            scope.take(&client_key).map_err(|wait| rate(LimitScope::Client, wait))?;
+            scope
+                .take(&client_key)
+                .map_err(|wait| rate(LimitScope::Client, wait))?;
         }
         if let Some(scope) = &self.per_tool {
-            scope.take(&tool).map_err(|wait| rate(LimitScope::Tool, wait))?;
+            scope
+                .take(&tool)
+                .map_err(|wait| rate(LimitScope::Tool, wait))?;
         }
         Ok(LimitPermit { _slots: slots })
     }
@@ -254,7 +264,10 @@ mod tests {
         }
         let refused = limits.admit("t", &client(1)).unwrap_err();
         assert_eq!(refused.denied, LimitDenied::Rate(LimitScope::Client));
-        assert!(refused.retry_after <= Duration::from_millis(200), "{refused:?}");
+        assert!(
+            refused.retry_after <= Duration::from_millis(200),
+            "{refused:?}"
+        );
         assert_eq!(retry_after_seconds(refused.retry_after), 1);
         assert!(limits.admit("t", &client(2)).is_ok());
     }

@@ -172,9 +172,18 @@ mod tests {
     #[test]
     fn answers_that_hide_nothing_or_are_not_ours_pass_untouched() {
         let f = filter("tools/list");
-        assert_eq!(f.filter(br#"{"jsonrpc":"2.0","id":7,"result":{"tools":[{"name":"echo"}]}}"#), None);
-        assert_eq!(f.filter(br#"{"jsonrpc":"2.0","id":8,"result":{"tools":[{"name":"admin_x"}]}}"#), None);
-        assert_eq!(f.filter(br#"{"jsonrpc":"2.0","id":7,"error":{"code":1,"message":"x"}}"#), None);
+        assert_eq!(
+            f.filter(br#"{"jsonrpc":"2.0","id":7,"result":{"tools":[{"name":"echo"}]}}"#),
+            None
+        );
+        assert_eq!(
+            f.filter(br#"{"jsonrpc":"2.0","id":8,"result":{"tools":[{"name":"admin_x"}]}}"#),
+            None
+        );
+        assert_eq!(
+            f.filter(br#"{"jsonrpc":"2.0","id":7,"error":{"code":1,"message":"x"}}"#),
+            None
+        );
         assert_eq!(f.filter(b"not json"), None);
     }
 
@@ -182,7 +191,10 @@ mod tests {
     fn escaped_names_are_judged_unescaped() {
         let body = br#"{"jsonrpc":"2.0","id":7,"result":{"tools":[{"name":"admin\u005fx"},{"name":"ok"}]}}"#;
         let out = filter("tools/list").filter(body).unwrap();
-        assert_eq!(&out[..], br#"{"jsonrpc":"2.0","id":7,"result":{"tools":[{"name":"ok"}]}}"#);
+        assert_eq!(
+            &out[..],
+            br#"{"jsonrpc":"2.0","id":7,"result":{"tools":[{"name":"ok"}]}}"#
+        );
     }
 
     #[test]
@@ -205,9 +217,17 @@ mod tests {
     #[test]
     fn only_list_requests_with_an_id_get_a_filter() {
         let visible = Arc::new(|_: ItemKind, _: &str| true);
-        let call = McpRequest { method: "tools/call".into(), target: Some("x".into()), call_ids: vec!["1".into()] };
+        let call = McpRequest {
+            method: "tools/call".into(),
+            target: Some("x".into()),
+            call_ids: vec!["1".into()],
+        };
         assert!(AnswerFilter::for_request(&call, visible.clone()).is_none());
-        let note = McpRequest { method: "tools/list".into(), target: None, call_ids: vec![] };
+        let note = McpRequest {
+            method: "tools/list".into(),
+            target: None,
+            call_ids: vec![],
+        };
         assert!(AnswerFilter::for_request(&note, visible).is_none());
     }
 }

@@ -53,7 +53,9 @@ mod tests {
     fn listed_origins_and_requests_without_one_pass() {
         let allowed = AllowedOrigins::new(&["https://app.example.com/".into()]);
         assert!(allowed.check(&HeaderMap::new()).is_ok());
-        assert!(allowed.check(&with_origin("https://APP.example.com")).is_ok());
+        assert!(allowed
+            .check(&with_origin("https://APP.example.com"))
+            .is_ok());
         assert_eq!(
             allowed.check(&with_origin("http://evil.example")),
             Err("http://evil.example".to_string())

@@ -53,7 +53,12 @@ impl McpMatch {
                 mcp.method.as_ref(),
                 "resources/read" | "resources/subscribe" | "resources/unsubscribe"
             );
-            if !reads || !mcp.target.as_deref().is_some_and(|t| t.starts_with(&**prefix)) {
+            if !reads
+                || !mcp
+                    .target
+                    .as_deref()
+                    .is_some_and(|t| t.starts_with(&**prefix))
+            {
                 return false;
             }
         }

@@ -15,8 +15,8 @@ use crate::config::model::{
 use crate::config::{parse_server, ServerAddress, UpstreamTlsSet};
 use crate::health::{HealthBook, ServerState};
 use crate::mcp::McpRequest;
-pub use policy::RoutePolicy;
 use crate::upstream_leg::{Endpoint, TlsClient};
+pub use policy::RoutePolicy;
 use rustls::pki_types::ServerName;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -75,16 +75,18 @@ pub fn merge_filters(top: &[FilterSpec], own: &[FilterSpec]) -> Vec<FilterSpec> 
 mod tests {
     use super::*;
 
-    fn specs(yaml: &str) -> Vec<FilterSpec> {
-        serde_yaml::from_str(yaml).unwrap()
+    fn specs(json: &str) -> Vec<FilterSpec> {
+        serde_json::from_str(json).unwrap()
     }
 
     #[test]
     fn a_route_replaces_the_kinds_it_lists_and_keeps_the_others() {
         let top = specs(
-            "- sse_guard: {send_timeout: 30}\n- cleanup_deadline: {task_group_cleanup_timeout: 5}\n",
+            r#"[{"sse_guard": {"send_timeout": 30}}, {"cleanup_deadline": {"task_group_cleanup_timeout": 5}}]"#,
         );
-        let own = specs("- cleanup_deadline: {task_group_cleanup_timeout: 30}\n- cancel_cap: {enabled: true}\n");
+        let own = specs(
+            r#"[{"cleanup_deadline": {"task_group_cleanup_timeout": 30}}, {"cancel_cap": {"enabled": true}}]"#,
+        );
         let merged = merge_filters(&top, &own);
         let kinds: Vec<&str> = merged.iter().map(FilterSpec::kind).collect();
         assert_eq!(kinds, ["sse_guard", "cleanup_deadline", "cancel_cap"]);

@@ -25,10 +25,10 @@ use super::session_order::Turn;
 use super::session_pin::pin_session;
 use super::standing_stream::StandingStreams;
 use crate::affinity::{ResponseRewriter, SESSION_HEADER};
+use crate::config::IpRange;
 use crate::drain::DrainSignal;
 use crate::exchange::{Exchange, ExchangeEnd, ExchangeEnv, Finished, ParkTicket, StreamTracking};
 use crate::mcp::{CallWatch, McpRequest, PendingCall};
-use crate::config::IpRange;
 use crate::metrics::Metrics;
 use crate::policy::client::client_address;
 use crate::policy::{ClientIdentity, ClientKey, LimitPermit};
@@ -137,7 +137,12 @@ impl Forwarder<'_> {
         let route = &*route;
         let client = || {
             let headers = &session.req_header().headers;
-            let address = client_address(self.peer.addr, self.peer.trusted, headers, self.trusted_proxies);
+            let address = client_address(
+                self.peer.addr,
+                self.peer.trusted,
+                headers,
+                self.trusted_proxies,
+            );
             ClientKey::of(self.identity.as_ref(), address)
         };
         let admitted = match super::policy_checks::admit(
@@ -174,7 +179,14 @@ impl Forwarder<'_> {
             permit: admitted.permit,
         };
         let outcome = self
-            .attempt_loop(session, &request, pinned, (chain, admitted.answer_filter), record, turn)
+            .attempt_loop(
+                session,
+                &request,
+                pinned,
+                (chain, admitted.answer_filter),
+                record,
+                turn,
+            )
             .await;
         if let Some(expected) = expected {
             // A legacy POST the upstream did not accept gets no answer on the stream.

@@ -46,7 +46,10 @@ pub(super) fn admit(
     };
     let policed = policy.exposure.is_some() || policy.limits.is_some();
     if policed && &*mcp.method == "batch" {
-        let reason = format!("a JSON-RPC batch on route {}, which has expose or limits", route.prefix);
+        let reason = format!(
+            "a JSON-RPC batch on route {}, which has expose or limits",
+            route.prefix
+        );
         return Err(refuse(ProxyRefusal::BatchNotAllowed, reason));
     }
     let visibility: Option<Arc<dyn Visibility>> = policy
@@ -55,7 +58,11 @@ pub(super) fn admit(
         .map(|exposure| exposure as Arc<dyn Visibility>);
     if let Some(visibility) = &visibility {
         if let Some((kind, name)) = hidden_target(mcp, visibility.as_ref()) {
-            let reason = format!("{} `{name}` is hidden on route {}", kind.word(), route.prefix);
+            let reason = format!(
+                "{} `{name}` is hidden on route {}",
+                kind.word(),
+                route.prefix
+            );
             return Err(refuse(ProxyRefusal::Hidden, reason));
         }
     }
@@ -67,7 +74,9 @@ pub(super) fn admit(
                 Ok(permit) => Some(Arc::new(permit)),
                 Err(refused) => {
                     let (kind, what) = match refused.denied {
-                        LimitDenied::InFlight(scope) => (ProxyRefusal::TooManyInFlight, scope.label()),
+                        LimitDenied::InFlight(scope) => {
+                            (ProxyRefusal::TooManyInFlight, scope.label())
+                        }
                         LimitDenied::Rate(scope) => (ProxyRefusal::RateLimited, scope.label()),
                     };
                     let reason = format!(
@@ -81,7 +90,8 @@ pub(super) fn admit(
         }
         _ => None,
     };
-    let answer_filter = visibility.and_then(|visibility| AnswerFilter::for_request(mcp, visibility));
+    let answer_filter =
+        visibility.and_then(|visibility| AnswerFilter::for_request(mcp, visibility));
     Ok(Admitted {
         permit,
         answer_filter,
