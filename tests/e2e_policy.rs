@@ -27,7 +27,8 @@ use support::mcp_raw::abandon_stateless_call;
 use support::python::{workspace, Sdk, SdkServer};
 use support::upstream::Upstream;
 
-const ALLOWED_ORIGIN: &str = "https://app.example.com";
+/// The allowed `Origin`: one the SDK server's own DNS-rebinding check accepts too.
+const ALLOWED_ORIGIN: &str = "http://localhost:3000";
 
 /// The two SDK servers and the edge running the shipped example.
 struct Setup {

@@ -21,6 +21,11 @@ warnings.simplefilter("ignore", DeprecationWarning)
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
+    with anyio.fail_after(30):
+        return await exercise(args)
+
+
+async def exercise(args: argparse.Namespace) -> dict[str, Any]:
     from mcp import Client
 
     async with Client(args.url, mode=args.mode) as client:
@@ -43,8 +48,7 @@ def main() -> None:
     parser.add_argument("--mode", choices=["legacy", "auto"], default="auto")
     parser.add_argument("--call")
     args = parser.parse_args()
-    with anyio.fail_after(30):
-        summary = anyio.run(run, args)
+    summary = anyio.run(run, args)
     print(json.dumps(summary), flush=True)
 
 
