@@ -83,8 +83,8 @@ impl Response {
         let text = match self
             .body
             .lines()
-            .filter_map(|l| l.strip_prefix("data: "))
-            .last()
+            .rev()
+            .find_map(|l| l.strip_prefix("data: "))
         {
             Some(data) => data,
             None => self.body.trim(),
