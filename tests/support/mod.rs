@@ -7,6 +7,7 @@ pub mod edge;
 pub mod gunicorn;
 pub mod http;
 pub mod load;
+pub mod mcp_post;
 pub mod mcp_raw;
 pub mod metrics;
 pub mod node;

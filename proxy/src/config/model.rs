@@ -5,6 +5,7 @@
 //! committed file drifts from them.
 
 pub use super::observability::{AccessLogConfig, AccessLogFormat, ObservabilityConfig};
+pub use super::policy::RouteMatch;
 pub use super::protocols::{RouteKind, UpstreamProtocol};
 pub use super::upstream_tls::UpstreamTlsConfig;
 use mcp_edge_filters::bounded::{Count, OptionalSeconds, Seconds, DAY, HOUR};
@@ -403,29 +404,6 @@ pub struct RouteConfig {
     /// accept any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub allowed_origins: Option<Vec<String>>,
-}
-
-/// The request matcher of a route. Among the routes whose `path_prefix` matches, the
-/// longest prefix wins; among routes of the same prefix, those with MCP keys
-/// (`mcp_method`, `tool`, `resource`) are tried first, in config order, and a route without
-/// them takes the rest. The MCP keys are read from the request body, once it is read.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct RouteMatch {
-    /// Requests whose path starts with this prefix match. Must start with `/`.
-    #[schemars(regex(pattern = r"^/"))]
-    pub path_prefix: String,
-    /// Only JSON-RPC requests with this method (`tools/call`, `tools/list`, ...).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub mcp_method: Option<String>,
-    /// Only `tools/call` requests of a tool with this name, or matching this glob
-    /// (`slow_*`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tool: Option<String>,
-    /// Only `resources/read`, `resources/subscribe` and `resources/unsubscribe` requests of
-    /// a URI starting with this prefix.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub resource: Option<String>,
 }
 
 /// Size limits of a configuration, so `check` stays fast on any input. The schema states

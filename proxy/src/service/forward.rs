@@ -24,14 +24,13 @@ use super::responses::{jsonrpc_id, ProxyRefusal};
 use super::session_order::Turn;
 use super::session_pin::pin_session;
 use super::standing_stream::StandingStreams;
-use crate::affinity::{ResponseRewriter, SESSION_HEADER};
+use crate::affinity::SESSION_HEADER;
 use crate::config::IpRange;
 use crate::drain::DrainSignal;
-use crate::exchange::{Exchange, ExchangeEnd, ExchangeEnv, Finished, ParkTicket, StreamTracking};
+use crate::exchange::{Exchange, ExchangeEnd, Finished, ParkTicket};
 use crate::mcp::{CallWatch, McpRequest, PendingCall};
 use crate::metrics::Metrics;
-use crate::policy::client::client_address;
-use crate::policy::{ClientIdentity, ClientKey, LimitPermit};
+use crate::policy::{ClientIdentity, LimitPermit};
 use crate::routing::{Route, RouteTable, UpstreamGroup, UpstreamServer};
 use crate::streams::{StreamRegistry, StreamState};
 use crate::upstream_leg::{ConnectionPool, UpstreamConnection, UpstreamError};
@@ -126,35 +125,12 @@ impl Forwarder<'_> {
             record.mcp = McpRequest::parse(&body);
         }
         record.tool_label = record.mcp.as_ref().and_then(|mcp| self.mcp.tool_label(mcp));
-        let path = session.req_header().uri.path();
-        match routes.refine(path, record.mcp.as_ref()) {
-            Some(refined) => *route = refined.clone(),
-            None => {
-                let reason = format!("no route matches path `{path}` and its MCP method");
-                return refused(ProxyRefusal::NoRoute, reason, &body);
-            }
-        }
+        let admitted =
+            match self.route_and_admit(session.req_header(), (routes, route), record, &body) {
+                Ok(admitted) => admitted,
+                Err(refusal) => return Outcome::Refused(refusal),
+            };
         let route = &*route;
-        let client = || {
-            let headers = &session.req_header().headers;
-            let address = client_address(
-                self.peer.addr,
-                self.peer.trusted,
-                headers,
-                self.trusted_proxies,
-            );
-            ClientKey::of(self.identity.as_ref(), address)
-        };
-        let admitted = match super::policy_checks::admit(
-            route,
-            &session.req_header().headers,
-            record.mcp.as_ref(),
-            &body,
-            client,
-        ) {
-            Ok(admitted) => admitted,
-            Err(refusal) => return Outcome::Refused(refusal),
-        };
         let chain = route.policy.chain.as_ref().unwrap_or(chain).new_stream();
         let calls = record.mcp.as_ref().map_or_else(Vec::new, |mcp| {
             self.mcp.pending_calls(mcp, record.tool_label.as_ref())
@@ -475,59 +451,6 @@ impl Forwarder<'_> {
                 ended.with_label_values(&[end.label()]).inc()
             },
         );
-    }
-
-    /// The affinity rewriter of a response from `server`, when the group has affinity on.
-    fn response_rewriter(
-        &self,
-        group: &UpstreamGroup,
-        server: &UpstreamServer,
-        session: &ServerSession,
-        method: &http::Method,
-    ) -> Option<ResponseRewriter> {
-        let key = group.affinity.as_ref()?;
-        let created = self
-            .metrics
-            .upstream_sessions_created_total
-            .with_label_values(&[&group.name, &server.address]);
-        Some(ResponseRewriter::new(
-            key,
-            &server.address,
-            session
-                .req_header()
-                .headers
-                .get(SESSION_HEADER)
-                .and_then(|v| v.to_str().ok()),
-            method == http::Method::GET,
-            created,
-        ))
-    }
-
-    /// What an exchange with `server` runs in.
-    fn exchange_env<'e>(
-        &'e self,
-        route: &'e Route,
-        server: &'e UpstreamServer,
-        method: &'e http::Method,
-        calls: CallWatch,
-    ) -> ExchangeEnv<'e> {
-        ExchangeEnv {
-            metrics: self.metrics,
-            tracking: StreamTracking {
-                registry: self.streams,
-                active: &self.metrics.sse_streams_active,
-                route: &route.prefix,
-                upstream: &route.upstream.name,
-                server: &server.health,
-            },
-            method,
-            process_drain: self.drain.clone(),
-            server_retirement: server.health.retirement(),
-            sse_idle_timeout: route.upstream.timeouts.sse_idle,
-            calls,
-            held_until_head: None,
-            answer_filter: None,
-        }
     }
 }
 

@@ -11,6 +11,7 @@
 //!   limits (failover on connect, one resend after a stale pooled connection);
 //! - `request_body`: the request body, read whole and bounded;
 //! - `client_leg`, `upstream`: the two legs of the [exchange](crate::exchange);
+//!   `exchange_env`: what the exchange runs in;
 //! - `calls`: the MCP calls a request carries and how its exchange watches them;
 //! - `record`: what a request did, for the metrics and the access log;
 //! - `request_checks`: the request head checks before routing;
@@ -28,6 +29,7 @@ mod calls;
 mod client_leg;
 mod conn_limit;
 mod connection;
+mod exchange_env;
 mod forward;
 pub(crate) mod forwarded;
 mod head_limits;

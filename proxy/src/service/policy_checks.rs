@@ -4,13 +4,17 @@
 //! `Retry-After`). What passes takes its limit slots and, for a list request, the filter of
 //! its answer.
 
+use super::forward::Forwarder;
 use super::outcome::Refusal;
+use super::record::RequestRecord;
 use super::responses::{jsonrpc_id, ProxyRefusal};
 use crate::mcp::McpRequest;
+use crate::policy::client::client_address;
 use crate::policy::exposure::hidden_target;
 use crate::policy::limits::{retry_after_seconds, LimitDenied};
 use crate::policy::{AnswerFilter, ClientKey, LimitPermit, Visibility};
-use crate::routing::Route;
+use crate::routing::{Route, RouteTable};
+use pingora_http::RequestHeader;
 use std::sync::Arc;
 
 /// What an admitted request carries through its exchange.
@@ -20,6 +24,39 @@ pub(super) struct Admitted {
     pub permit: Option<Arc<LimitPermit>>,
     /// The filter of a list answer.
     pub answer_filter: Option<AnswerFilter>,
+}
+
+impl Forwarder<'_> {
+    /// Takes the route of a request whose body was read: `route` (the path's) is replaced
+    /// by the first of `routes` whose path and MCP keys match the body (noted in `record`),
+    /// and the route's policy is decided.
+    pub(super) fn route_and_admit(
+        &self,
+        request: &RequestHeader,
+        (routes, route): (&RouteTable, &mut Route),
+        record: &RequestRecord,
+        body: &[u8],
+    ) -> Result<Admitted, Refusal> {
+        let path = request.uri.path();
+        match routes.refine(path, record.mcp.as_ref()) {
+            Some(refined) => *route = refined.clone(),
+            None => {
+                let reason = format!("no route matches path `{path}` and its MCP method");
+                let refusal = Refusal::new(ProxyRefusal::NoRoute, reason);
+                return Err(refusal.with_jsonrpc_id(jsonrpc_id(body)));
+            }
+        }
+        let client = || {
+            let address = client_address(
+                self.peer.addr,
+                self.peer.trusted,
+                &request.headers,
+                self.trusted_proxies,
+            );
+            ClientKey::of(self.identity.as_ref(), address)
+        };
+        admit(route, &request.headers, record.mcp.as_ref(), body, client)
+    }
 }
 
 /// Decides the policy of `route` for a request with `headers` and body `body` (MCP view
