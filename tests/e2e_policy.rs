@@ -412,3 +412,50 @@ fn a_disallowed_origin_gets_403_and_the_allowed_one_and_none_pass() {
     );
     assert_eq!(slow.status, 403);
 }
+
+#[test]
+fn an_invalid_reload_keeps_the_running_policy_and_a_valid_one_swaps_it() {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let upstream = list_upstream(seen.clone());
+    let route = |deny: &str| {
+        format!(
+            "upstreams:\n  main: {{servers: [\"{}\"]}}\nroutes:\n  - match: {{path_prefix: /mcp}}\n    upstream: main\n    expose: {{tools: {{deny: [\"{deny}\"]}}}}\n",
+            upstream.addr
+        )
+    };
+    let mut preamble = String::new();
+    let edge = Edge::start_yaml(|ports| {
+        preamble = ports.preamble();
+        format!("{preamble}{}", route("admin_*"))
+    });
+    let hidden = |tool: &str| {
+        post(edge.listen, client_a(), "tools/call", Some(tool), "{}", &[])
+            .header("x-mcp-edge-error")
+            == Some("hidden")
+    };
+    assert!(hidden("admin_reset"));
+
+    // An empty glob: refused at reload, with its line; the running policy stays.
+    std::fs::write(edge.config_path(), format!("{preamble}{}", route(""))).unwrap();
+    edge.signal(libc::SIGHUP);
+    assert_eq!(
+        edge.wait_metric(r#"mcp_edge_config_reloads_total{result="error"}"#, 1.0),
+        1.0
+    );
+    assert!(
+        edge.log()
+            .contains("expose.tools.deny[0]: expected a name or a glob"),
+        "{}",
+        edge.log()
+    );
+    assert!(hidden("admin_reset"));
+
+    std::fs::write(edge.config_path(), format!("{preamble}{}", route("echo"))).unwrap();
+    edge.signal(libc::SIGHUP);
+    assert_eq!(
+        edge.wait_metric(r#"mcp_edge_config_reloads_total{result="ok"}"#, 1.0),
+        1.0
+    );
+    assert!(hidden("echo"));
+    assert!(!hidden("admin_reset"));
+}
