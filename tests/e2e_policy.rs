@@ -122,6 +122,7 @@ fn slow_tools_take_their_own_group_and_their_own_cleanup_deadline() {
     );
     // The slow server's handler finished: it does not spin.
     let cpu = support::process::cpu_over(slow.pid(), Duration::from_secs(2));
+    println!("[policy] the slow server after its abandoned slow_work: {cpu:.2} CPU-s in 2 s");
     assert!(
         cpu < 0.5,
         "the slow server spins: {cpu:.2} CPU-s in 2 s\n{}",
