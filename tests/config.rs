@@ -81,7 +81,7 @@ fn files(dir: &str, ext: &str) -> Vec<String> {
 }
 
 /// The deployment-specific variables that the examples under `conf/examples/` read
-/// without a default (`conf/examples/gunicorn-recycle.yaml`).
+/// without a default (`conf/examples/gunicorn-recycle.yaml`, `conf/examples/mcp-policy.yaml`).
 const EXAMPLE_ENV: &[(&str, &str)] = &[
     ("MCP_EDGE_LISTEN", "127.0.0.1:8080"),
     ("MCP_EDGE_ADMIN", "127.0.0.1:9901"),
@@ -91,6 +91,9 @@ const EXAMPLE_ENV: &[(&str, &str)] = &[
     ("MCP_EDGE_AFFINITY_KEY", "an-affinity-key-of-32-characters"),
     ("GUNICORN_PID_A", "/run/gunicorn-a.pid"),
     ("GUNICORN_PID_B", "/run/gunicorn-b.pid"),
+    ("MCP_SERVER", "127.0.0.1:8001"),
+    ("MCP_SLOW_SERVER", "127.0.0.1:8002"),
+    ("MCP_EDGE_ALLOWED_ORIGIN", "https://app.example.com"),
 ];
 
 #[test]

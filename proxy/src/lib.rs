@@ -39,6 +39,7 @@ mod metrics;
 #[allow(unsafe_code)]
 pub mod os;
 mod parking;
+mod policy;
 pub mod reload;
 mod resolve;
 mod routing;

@@ -20,6 +20,7 @@ pub(crate) fn check(config: &Config) -> Vec<Problem> {
     super::protocols::check(config, &mut out);
     super::platform::check(config, &mut out);
     super::deployment::check(config, &mut out);
+    super::policy::check(config, &mut out);
     out
 }
 
@@ -156,7 +157,8 @@ fn check_routes(config: &Config, out: &mut Vec<Problem>) {
         1..=20 => format!("defined: {}", defined.join(", ")),
         n => format!("{n} are defined, such as {}", defined[..20].join(", ")),
     };
-    let mut first_of: HashMap<&str, usize> = HashMap::with_capacity(config.routes.len());
+    type MatchKey<'a> = (&'a str, Option<&'a str>, Option<&'a str>, Option<&'a str>);
+    let mut first_of: HashMap<MatchKey<'_>, usize> = HashMap::with_capacity(config.routes.len());
     for (i, route) in config.routes.iter().enumerate() {
         let base = at(&path(&["routes"]), [Seg::Index(i)]);
         if !config.upstreams.contains_key(&route.upstream) {
@@ -165,12 +167,19 @@ fn check_routes(config: &Config, out: &mut Vec<Problem>) {
                 format!("unknown upstream `{}` ({known})", route.upstream),
             ));
         }
-        let prefix = route.matcher.path_prefix.as_str();
-        let first = *first_of.entry(prefix).or_insert(i);
+        let matcher = &route.matcher;
+        let prefix = matcher.path_prefix.as_str();
+        let whole = (
+            prefix,
+            matcher.mcp_method.as_deref(),
+            matcher.tool.as_deref(),
+            matcher.resource.as_deref(),
+        );
+        let first = *first_of.entry(whole).or_insert(i);
         if first != i {
             out.push(Problem::at(
                 at(&base, [key("match"), key("path_prefix")]),
-                format!("path_prefix \"{prefix}\" is already routed by routes[{first}]"),
+                format!("the same match (path_prefix \"{prefix}\") is already routed by routes[{first}]"),
             ));
         }
     }

@@ -23,6 +23,7 @@ mod locate;
 pub mod model;
 mod observability;
 pub mod platform;
+pub mod policy;
 mod protocols;
 mod schema;
 mod secret;

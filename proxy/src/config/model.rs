@@ -5,6 +5,7 @@
 //! committed file drifts from them.
 
 pub use super::observability::{AccessLogConfig, AccessLogFormat, ObservabilityConfig};
+pub use super::policy::RouteMatch;
 pub use super::protocols::{RouteKind, UpstreamProtocol};
 pub use super::upstream_tls::UpstreamTlsConfig;
 use mcp_edge_filters::bounded::{Count, OptionalSeconds, Seconds, DAY, HOUR};
@@ -419,15 +420,23 @@ pub struct RouteConfig {
     /// filters.
     #[serde(default)]
     pub kind: RouteKind,
-}
-
-/// The request matcher of a route.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct RouteMatch {
-    /// Requests whose path starts with this prefix match. Must start with `/`.
-    #[schemars(regex(pattern = r"^/"))]
-    pub path_prefix: String,
+    /// The route's own filters: each kind listed here replaces the top-level filter of
+    /// that kind for this route's requests (the others still apply). `worker_recycle` is
+    /// top-level only. Swapped atomically on reload with the rest of the generation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filters: Option<Vec<FilterSpec>>,
+    /// Which tools, prompts and resources the route shows (in list answers) and lets be
+    /// used (hidden ones are refused with a JSON-RPC error, before the upstream).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expose: Option<super::policy::ExposureConfig>,
+    /// Calls in flight and token-bucket rates, per tool and per client: past them, `429`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limits: Option<super::policy::LimitsConfig>,
+    /// The `Origin` values accepted (DNS-rebinding protection): a request with another
+    /// `Origin` gets `403`; a request without one (not from a browser) passes. Omit to
+    /// accept any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allowed_origins: Option<Vec<String>>,
 }
 
 /// Size limits of a configuration, so `check` stays fast on any input. The schema states

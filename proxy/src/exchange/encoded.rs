@@ -52,7 +52,7 @@ pub fn opaque_event_stream<U: UpstreamLeg>(
 }
 
 /// True when the body carries a content coding other than `identity`.
-fn is_encoded(head: &Head) -> bool {
+pub(super) fn is_encoded(head: &Head) -> bool {
     head.headers
         .get_all(CONTENT_ENCODING)
         .iter()

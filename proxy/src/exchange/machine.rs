@@ -19,6 +19,7 @@
 use super::encoded::opaque_event_stream;
 use super::end::{DrainClose, ExchangeEnd};
 use super::event_stream::{EventStream, StreamTracking};
+use super::filtered_answer;
 use super::legs::{ClientLeg, ClientWriteError, Departure, Head, UpstreamLeg};
 use super::small_body::{read_ahead, ReadAhead};
 use crate::affinity::ResponseRewriter;
@@ -27,6 +28,8 @@ use crate::hop_by_hop::strip_hop_by_hop;
 use crate::mcp::CallWatch;
 use crate::metrics::Metrics;
 use crate::parking::ParkTicket;
+use crate::policy::event_filter::EventFilter;
+use crate::policy::AnswerFilter;
 use bytes::Bytes;
 use mcp_edge_filters::{BodyChunk, CloseReason, ResponseHead, StreamChain, StreamPlan, Verdict};
 use std::collections::VecDeque;
@@ -61,6 +64,8 @@ pub struct ExchangeEnv<'a> {
     /// dropped: a standing stream's session turn, so that the session's next request
     /// reaches the server after the stream exists (`service::session_order`).
     pub held_until_head: Option<Box<dyn Send>>,
+    /// The filter of a list answer, when the route hides tools, prompts or resources.
+    pub answer_filter: Option<AnswerFilter>,
 }
 
 /// An exchange that ended: how, and the upstream leg, for the caller to reuse, park or
@@ -141,6 +146,8 @@ pub struct Exchange<'a, C, U> {
     watch_client: bool,
     /// Set when the wind-down parks the exchange.
     park: Option<ParkTicket>,
+    /// Where an event stream's list answer stands ([`ExchangeEnv::answer_filter`]).
+    events: EventFilter,
 }
 
 impl<'a, C: ClientLeg, U: UpstreamLeg> Exchange<'a, C, U> {
@@ -160,6 +167,7 @@ impl<'a, C: ClientLeg, U: UpstreamLeg> Exchange<'a, C, U> {
             env,
             watch_client: true,
             park: None,
+            events: EventFilter::default(),
         }
     }
 
@@ -232,9 +240,12 @@ impl<'a, C: ClientLeg, U: UpstreamLeg> Exchange<'a, C, U> {
             self.upstream.set_read_timeout(self.env.sse_idle_timeout);
             EventStream::open(&self.env.tracking, self.env.method.as_str())
         });
-        let ahead = match is_event_stream {
-            true => ReadAhead::default(),
-            false => read_ahead(&mut self.upstream, &mut head),
+        let ahead = match (is_event_stream, self.env.answer_filter.as_ref()) {
+            (true, _) => ReadAhead::default(),
+            (false, Some(filter)) if filtered_answer::applies(&head) => {
+                filtered_answer::read_filtered(&mut self.upstream, &mut head, filter).await
+            }
+            (false, _) => read_ahead(&mut self.upstream, &mut head),
         };
         self.client.apply_plan(&plan);
         if let Err(error) = self.client.write_head(head).await {
@@ -309,6 +320,10 @@ impl<'a, C: ClientLeg, U: UpstreamLeg> Exchange<'a, C, U> {
                 Wake::Upstream(Ok(None)) => {
                     // The upstream is done; a client that fails to take the last bytes
                     // changes nothing upstream.
+                    let held = self.events.finish();
+                    if !held.is_empty() {
+                        let _ = self.client.write_body(held).await;
+                    }
                     let _ = self.client.finish().await;
                     return State::Done(ExchangeEnd::Complete);
                 }
@@ -369,6 +384,10 @@ impl<'a, C: ClientLeg, U: UpstreamLeg> Exchange<'a, C, U> {
         let chunk = match self.rewriter.as_mut() {
             Some(rewriter) => rewriter.rewrite_body(chunk),
             None => chunk,
+        };
+        let chunk = match (&self.env.answer_filter, &relay.event_stream) {
+            (Some(filter), Some(_)) => self.events.feed(chunk, filter),
+            _ => chunk,
         };
         if chunk.is_empty() {
             return None;

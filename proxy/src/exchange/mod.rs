@@ -6,7 +6,8 @@
 //! - [`wind_down`]: what happens to an upstream exchange whose client left;
 //! - [`end`]: how an exchange ended, as a type;
 //! - [`event_stream`]: the registration and counters of an open event stream;
-//! - [`encoded`]: event streams an upstream compressed anyway, relayed untouched.
+//! - [`encoded`]: event streams an upstream compressed anyway, relayed untouched;
+//! - [`filtered_answer`]: list answers filtered by the route's exposure.
 //!
 //! Nothing here knows Pingora: the proxy plugs its legs in (`service::client_leg`,
 //! `upstream_leg`), the unit tests plug in fakes and run under paused tokio time.
@@ -14,6 +15,7 @@
 pub mod encoded;
 pub mod end;
 pub mod event_stream;
+pub mod filtered_answer;
 pub(crate) use crate::legs;
 pub mod machine;
 pub mod small_body;

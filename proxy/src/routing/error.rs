@@ -57,6 +57,15 @@ pub enum RouteTableError {
     /// A group could not be built.
     #[error(transparent)]
     Group(#[from] GroupBuildError),
+    /// A route's policy (its own filters, its globs).
+    #[error("routes[{index}]: {source}")]
+    Policy {
+        /// The route's index in the config.
+        index: usize,
+        /// What failed.
+        #[source]
+        source: super::policy::PolicyBuildError,
+    },
     /// A route names a group that does not exist (checked at load; kept for the table's
     /// own callers).
     #[error("routes[{index}].upstream: no upstream named `{upstream}`")]

@@ -7,6 +7,7 @@
 
 mod error;
 pub mod names;
+pub mod policy;
 pub mod proxy_peer;
 
 pub use error::{GroupBuildError, RouteTableError, ServerProblem};
@@ -17,8 +18,10 @@ use crate::config::model::{
 };
 use crate::config::{parse_server, ServerAddress, UpstreamTlsSet};
 use crate::health::{HealthBook, ServerState};
+use crate::mcp::McpRequest;
 use crate::upstream_leg::{Endpoint, TlsClient};
 use names::ResolvedNames;
+pub use policy::RoutePolicy;
 use rustls::pki_types::ServerName;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -215,7 +218,7 @@ fn resolve(address: &str) -> Result<SocketAddr, ServerProblem> {
         .ok_or(ServerProblem::NoAddress)
 }
 
-/// A route: a path prefix and the group that serves it.
+/// A route: a path prefix (and MCP keys) and the group that serves it, with its policy.
 #[derive(Debug, Clone)]
 pub struct Route {
     /// The path prefix, also the `route` label of metrics.
@@ -226,6 +229,8 @@ pub struct Route {
     pub allow_trace: bool,
     /// Whether the MCP exchange or Pingora's proxy serves it.
     pub kind: RouteKind,
+    /// The policy of the route: its MCP keys, filters, exposure, limits and origins.
+    pub policy: Arc<RoutePolicy>,
 }
 
 /// The routes of one generation, longest prefix first.
@@ -269,12 +274,20 @@ impl RouteTable {
         }
         let mut routes = Vec::with_capacity(config.routes.len());
         for (index, route) in config.routes.iter().enumerate() {
+            let policy = match RoutePolicy::build(route, &config.filters) {
+                Ok(policy) => Arc::new(policy),
+                Err(source) => {
+                    errors.push(RouteTableError::Policy { index, source });
+                    continue;
+                }
+            };
             match groups.get(route.upstream.as_str()) {
                 Some(group) => routes.push(Route {
                     prefix: Arc::from(route.matcher.path_prefix.as_str()),
                     upstream: group.clone(),
                     allow_trace: route.allow_trace,
                     kind: route.kind,
+                    policy,
                 }),
                 None => errors.push(RouteTableError::UnknownUpstream {
                     index,
@@ -285,8 +298,14 @@ impl RouteTable {
         if !errors.is_empty() {
             return Err(errors);
         }
-        // Longest prefix first; a stable sort keeps config order among equal lengths.
-        routes.sort_by_key(|route| std::cmp::Reverse(route.prefix.len()));
+        // Longest prefix first, and among equal prefixes the routes with MCP keys first; a
+        // stable sort keeps config order otherwise.
+        routes.sort_by_key(|route| {
+            (
+                std::cmp::Reverse(route.prefix.len()),
+                route.policy.mcp_match.is_none(),
+            )
+        });
         let has_http = routes.iter().any(|route| route.kind == RouteKind::Http);
         Ok(Self {
             has_http,
@@ -305,11 +324,27 @@ impl RouteTable {
         self.has_http
     }
 
-    /// The route for `path`: the longest prefix that matches, if any.
+    /// The route for `path` before its body is read: the longest prefix that matches, if
+    /// any (a route with MCP keys first among equal prefixes; [`RouteTable::refine`]
+    /// decides once the body is read).
     pub fn route(&self, path: &str) -> Option<&Route> {
         self.routes
             .iter()
             .find(|route| path.starts_with(&*route.prefix))
+    }
+
+    /// The MCP route for `path` and the request body's MCP view `mcp`: the first route,
+    /// longest prefix first, whose prefix and MCP keys all match.
+    pub fn refine(&self, path: &str, mcp: Option<&McpRequest>) -> Option<&Route> {
+        self.routes.iter().find(|route| {
+            route.kind == RouteKind::Mcp
+                && path.starts_with(&*route.prefix)
+                && route
+                    .policy
+                    .mcp_match
+                    .as_ref()
+                    .is_none_or(|keys| keys.matches(mcp))
+        })
     }
 }
 

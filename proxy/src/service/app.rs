@@ -246,7 +246,7 @@ impl EdgeApp {
             );
         }
         let path = session.req_header().uri.path();
-        let Some(route) = generation.routes.route(path).cloned() else {
+        let Some(mut route) = generation.routes.route(path).cloned() else {
             let reason = format!("no route matches path `{path}`");
             return (None, Outcome::refused(ProxyRefusal::NoRoute, reason));
         };
@@ -264,12 +264,15 @@ impl EdgeApp {
             drain: &self.parts.drain,
             mcp: &self.parts.mcp,
             peer: ClientPeer::of(session, &server.trusted_proxies),
+            trusted_proxies: &server.trusted_proxies,
+            // Authorization fills it when it authenticates the caller.
+            identity: None,
         };
         let outcome = forwarder
             .forward(
                 session,
-                &route,
-                generation.loaded.chain.new_stream(),
+                (&generation.routes, &mut route),
+                &generation.loaded.chain,
                 record,
             )
             .await;
@@ -343,7 +346,11 @@ async fn write_refusal(session: &mut ServerSession, refused: &Refusal) -> bool {
     let request_id = new_request_id();
     tracing::warn!(status = kind.status(), code = kind.code(), %request_id,
         reason = %refused.reason, "refused request");
-    let (head, body) = refusal(kind, &request_id, refused.jsonrpc_id.clone());
+    let (mut head, body) = refusal(kind, &request_id, refused.jsonrpc_id.clone());
+    if let Some(seconds) = refused.retry_after {
+        // Digits: a valid header value.
+        let _ = head.insert_header("retry-after", seconds.to_string());
+    }
     session.write_response_header(Box::new(head)).await.is_ok()
         && session.write_response_body(body, true).await.is_ok()
 }

@@ -24,16 +24,18 @@ use super::responses::{jsonrpc_id, ProxyRefusal};
 use super::session_order::Turn;
 use super::session_pin::pin_session;
 use super::standing_stream::StandingStreams;
-use crate::affinity::{ResponseRewriter, SESSION_HEADER};
+use crate::affinity::SESSION_HEADER;
+use crate::config::IpRange;
 use crate::drain::DrainSignal;
-use crate::exchange::{Exchange, ExchangeEnd, ExchangeEnv, Finished, ParkTicket, StreamTracking};
+use crate::exchange::{Exchange, ExchangeEnd, Finished, ParkTicket};
 use crate::mcp::{CallWatch, McpRequest, PendingCall};
 use crate::metrics::Metrics;
-use crate::routing::{Route, UpstreamGroup, UpstreamServer};
+use crate::policy::{ClientIdentity, LimitPermit};
+use crate::routing::{Route, RouteTable, UpstreamGroup, UpstreamServer};
 use crate::streams::{StreamRegistry, StreamState};
 use crate::upstream_leg::{ConnectionPool, UpstreamConnection, UpstreamError};
 use bytes::Bytes;
-use mcp_edge_filters::StreamChain;
+use mcp_edge_filters::{ChainFactory, StreamChain};
 use pingora_core::protocols::http::ServerSession;
 use std::sync::Arc;
 
@@ -53,6 +55,10 @@ pub struct Forwarder<'a> {
     pub mcp: &'a McpParts,
     /// The client connection, as the forwarding headers describe it.
     pub peer: ClientPeer,
+    /// `server.trusted_proxies`, to find the client behind a trusted proxy.
+    pub trusted_proxies: &'a [IpRange],
+    /// The authenticated caller, when authorization found one: the client of the limits.
+    pub identity: Option<ClientIdentity>,
 }
 
 /// A request written (or not) on a connection to a server.
@@ -77,17 +83,21 @@ struct Request<'r> {
     rewrite: &'r RequestRewrite,
     body: &'r Bytes,
     calls: &'r [PendingCall],
+    /// The call's limit slots: held until the exchange ends, a parked one included.
+    permit: Option<Arc<LimitPermit>>,
 }
 
 impl Forwarder<'_> {
-    /// Forwards the request in `session` along `route`, relaying the response to the
-    /// client; returns how it ended (a refusal is returned, not written), and notes what
-    /// happened in `record`.
+    /// Forwards the request in `session` along `route` (the path's route, refined by the
+    /// body's MCP keys among `routes`, and replaced by the route taken), relaying the
+    /// response to the client; returns how it ended (a refusal is returned, not written),
+    /// and notes what happened in `record`. The stream's chain is the route's own, else
+    /// `chain`.
     pub async fn forward(
         &self,
         session: &mut ServerSession,
-        route: &Route,
-        chain: StreamChain,
+        (routes, route): (&RouteTable, &mut Route),
+        chain: &ChainFactory,
         record: &mut RequestRecord,
     ) -> Outcome {
         // The request's place among its session's requests is taken now, while its body
@@ -115,6 +125,13 @@ impl Forwarder<'_> {
             record.mcp = McpRequest::parse(&body);
         }
         record.tool_label = record.mcp.as_ref().and_then(|mcp| self.mcp.tool_label(mcp));
+        let admitted =
+            match self.route_and_admit(session.req_header(), (routes, route), record, &body) {
+                Ok(admitted) => admitted,
+                Err(refusal) => return Outcome::Refused(refusal),
+            };
+        let route = &*route;
+        let chain = route.policy.chain.as_ref().unwrap_or(chain).new_stream();
         let calls = record.mcp.as_ref().map_or_else(Vec::new, |mcp| {
             self.mcp.pending_calls(mcp, record.tool_label.as_ref())
         });
@@ -130,13 +147,22 @@ impl Forwarder<'_> {
             route,
             method: session.req_header().method.clone(),
             session: session_key.as_deref(),
-            plain_body: wants_plain_body(&chain, &route.upstream),
+            plain_body: wants_plain_body(&chain, &route.upstream)
+                || admitted.answer_filter.is_some(),
             rewrite: &rewrite,
             body: &body,
             calls: &calls,
+            permit: admitted.permit,
         };
         let outcome = self
-            .attempt_loop(session, &request, pinned, chain, record, turn)
+            .attempt_loop(
+                session,
+                &request,
+                pinned,
+                (chain, admitted.answer_filter),
+                record,
+                turn,
+            )
             .await;
         if let Some(expected) = expected {
             // A legacy POST the upstream did not accept gets no answer on the stream.
@@ -159,7 +185,7 @@ impl Forwarder<'_> {
         session: &mut ServerSession,
         request: &Request<'_>,
         pinned: Option<&UpstreamServer>,
-        mut chain: StreamChain,
+        (mut chain, mut answer_filter): (StreamChain, Option<crate::policy::AnswerFilter>),
         record: &mut RequestRecord,
         mut turn: Option<Turn>,
     ) -> Outcome {
@@ -188,7 +214,13 @@ impl Forwarder<'_> {
             record.server = Some(server.address.clone());
             let held = self.sent(request, record, turn.take());
             let finished = self
-                .run_exchange(session, request, server, (connection, chain), watch, held)
+                .run_exchange(
+                    session,
+                    request,
+                    server,
+                    (connection, chain, answer_filter.take()),
+                    (watch, held),
+                )
                 .await;
             match finished.end {
                 ExchangeEnd::NoResponse(ref error)
@@ -296,14 +328,18 @@ impl Forwarder<'_> {
         session: &mut ServerSession,
         request: &Request<'_>,
         server: &UpstreamServer,
-        (connection, chain): (UpstreamConnection, StreamChain),
-        watch: CallWatch,
-        held_until_head: Option<Box<dyn Send>>,
+        (connection, chain, answer_filter): (
+            UpstreamConnection,
+            StreamChain,
+            Option<crate::policy::AnswerFilter>,
+        ),
+        (watch, held_until_head): (CallWatch, Option<Box<dyn Send>>),
     ) -> Finished<UpstreamConnection> {
         let method = session.req_header().method.clone();
         let rewriter = self.response_rewriter(&request.route.upstream, server, session, &method);
         let mut env = self.exchange_env(request.route, server, &method, watch);
         env.held_until_head = held_until_head;
+        env.answer_filter = answer_filter;
         let mut client = PingoraClient::new(session);
         Exchange::new(&mut client, connection, chain, rewriter, env)
             .run()
@@ -402,66 +438,19 @@ impl Forwarder<'_> {
             StreamState::Parked,
         );
         let ended = self.metrics.parked_ended_total.clone();
+        // The call keeps its limit slots while it is parked.
+        let permit = request.permit.clone();
         crate::parking::park(
             upstream,
             ticket,
             server.health.parking(),
             listing,
             server.address.clone(),
-            move |end| ended.with_label_values(&[end.label()]).inc(),
-        );
-    }
-
-    /// The affinity rewriter of a response from `server`, when the group has affinity on.
-    fn response_rewriter(
-        &self,
-        group: &UpstreamGroup,
-        server: &UpstreamServer,
-        session: &ServerSession,
-        method: &http::Method,
-    ) -> Option<ResponseRewriter> {
-        let key = group.affinity.as_ref()?;
-        let created = self
-            .metrics
-            .upstream_sessions_created_total
-            .with_label_values(&[&group.name, &server.address]);
-        Some(ResponseRewriter::new(
-            key,
-            &server.address,
-            session
-                .req_header()
-                .headers
-                .get(SESSION_HEADER)
-                .and_then(|v| v.to_str().ok()),
-            method == http::Method::GET,
-            created,
-        ))
-    }
-
-    /// What an exchange with `server` runs in.
-    fn exchange_env<'e>(
-        &'e self,
-        route: &'e Route,
-        server: &'e UpstreamServer,
-        method: &'e http::Method,
-        calls: CallWatch,
-    ) -> ExchangeEnv<'e> {
-        ExchangeEnv {
-            metrics: self.metrics,
-            tracking: StreamTracking {
-                registry: self.streams,
-                active: &self.metrics.sse_streams_active,
-                route: &route.prefix,
-                upstream: &route.upstream.name,
-                server: &server.health,
+            move |end| {
+                drop(permit);
+                ended.with_label_values(&[end.label()]).inc()
             },
-            method,
-            process_drain: self.drain.clone(),
-            server_retirement: server.health.retirement(),
-            sse_idle_timeout: route.upstream.timeouts.sse_idle,
-            calls,
-            held_until_head: None,
-        }
+        );
     }
 }
 

@@ -11,6 +11,7 @@
 //!   limits (failover on connect, one resend after a stale pooled connection);
 //! - `request_body`: the request body, read whole and bounded;
 //! - `client_leg`, `upstream`: the two legs of the [exchange](crate::exchange);
+//!   `exchange_env`: what the exchange runs in;
 //! - `calls`: the MCP calls a request carries and how its exchange watches them;
 //! - `record`: what a request did, for the metrics and the access log;
 //! - `request_checks`: the request head checks before routing;
@@ -18,6 +19,7 @@
 //! - `session_order`: the requests of one MCP session are sent upstream in arrival order;
 //!   `standing_stream`: the first call after `notifications/initialized` waits, briefly, for
 //!   the standing stream the client opens at the same moment;
+//! - `policy_checks`: the route's policy (origins, exposure, limits) before the upstream;
 //! - `headers`, `forwarded`, `responses`, `socket_tuning`, `idle_close`, `conn_limit`: what they say.
 
 mod accounting;
@@ -27,6 +29,7 @@ mod calls;
 mod client_leg;
 mod conn_limit;
 mod connection;
+mod exchange_env;
 mod forward;
 pub(crate) mod forwarded;
 mod head_limits;
@@ -34,6 +37,7 @@ pub(crate) mod headers;
 pub mod http_route;
 mod idle_close;
 mod outcome;
+mod policy_checks;
 mod record;
 mod request_body;
 mod request_checks;

@@ -118,6 +118,9 @@ pub struct Refusal {
     /// The request's JSON-RPC id when its body was JSON-RPC: the body is then a JSON-RPC
     /// error carrying it.
     pub jsonrpc_id: Option<serde_json::Value>,
+    /// Seconds the client should wait before it tries again (`Retry-After`), for a
+    /// refusal by a limit.
+    pub retry_after: Option<u64>,
 }
 
 impl Refusal {
@@ -127,12 +130,19 @@ impl Refusal {
             kind,
             reason: reason.into(),
             jsonrpc_id: None,
+            retry_after: None,
         }
     }
 
     /// The same refusal, answered as a JSON-RPC error with `id` when it is `Some`.
     pub fn with_jsonrpc_id(mut self, id: Option<serde_json::Value>) -> Self {
         self.jsonrpc_id = id;
+        self
+    }
+
+    /// The same refusal, telling the client to retry after `seconds` (`Retry-After`).
+    pub fn with_retry_after(mut self, seconds: u64) -> Self {
+        self.retry_after = Some(seconds);
         self
     }
 }

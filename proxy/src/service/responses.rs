@@ -11,6 +11,8 @@ use pingora_http::ResponseHeader;
 
 /// JSON-RPC error code used for proxy-side failures (implementation-defined server error).
 const JSONRPC_PROXY_ERROR: i64 = -32000;
+/// JSON-RPC error code "invalid params": what a server answers for an unknown tool.
+const JSONRPC_INVALID_PARAMS: i64 = -32602;
 
 /// The response header carrying the refusal id, also logged with the refusal's details.
 pub const REQUEST_ID_HEADER: &str = "x-mcp-edge-request-id";
@@ -42,6 +44,18 @@ pub enum ProxyRefusal {
     MethodNotAllowed,
     /// A header field or the whole request head is over its limit.
     HeaderFieldsTooLarge,
+    /// The request's `Origin` is not in the route's `allowed_origins` (DNS rebinding).
+    OriginNotAllowed,
+    /// The call uses a tool, prompt or resource the route hides (`expose`): answered as
+    /// the upstream answers an unknown one, a JSON-RPC error `-32602` in a `200`.
+    Hidden,
+    /// The call's tool (or its client) has too many calls in flight (`limits`).
+    TooManyInFlight,
+    /// The call's tool (or its client) is past its rate (`limits`).
+    RateLimited,
+    /// A JSON-RPC batch on a route with `expose` or `limits`: its calls cannot be judged
+    /// one by one.
+    BatchNotAllowed,
 }
 
 /// The methods mcp-edge forwards, for the `Allow` header of a 405.
@@ -60,6 +74,10 @@ impl ProxyRefusal {
             ProxyRefusal::UnsupportedTransferCoding => 501,
             ProxyRefusal::MethodNotAllowed => 405,
             ProxyRefusal::HeaderFieldsTooLarge => 431,
+            ProxyRefusal::OriginNotAllowed => 403,
+            ProxyRefusal::Hidden => 200,
+            ProxyRefusal::TooManyInFlight | ProxyRefusal::RateLimited => 429,
+            ProxyRefusal::BatchNotAllowed => 400,
         }
     }
 
@@ -78,6 +96,11 @@ impl ProxyRefusal {
             ProxyRefusal::UnsupportedTransferCoding => "unsupported_transfer_coding",
             ProxyRefusal::MethodNotAllowed => "method_not_allowed",
             ProxyRefusal::HeaderFieldsTooLarge => "header_fields_too_large",
+            ProxyRefusal::OriginNotAllowed => "origin_not_allowed",
+            ProxyRefusal::Hidden => "hidden",
+            ProxyRefusal::TooManyInFlight => "too_many_in_flight",
+            ProxyRefusal::RateLimited => "rate_limited",
+            ProxyRefusal::BatchNotAllowed => "batch_not_allowed",
         }
     }
 
@@ -111,6 +134,21 @@ impl ProxyRefusal {
             ProxyRefusal::UnsupportedTransferCoding => "the transfer coding is not supported",
             ProxyRefusal::MethodNotAllowed => "the method is not allowed",
             ProxyRefusal::HeaderFieldsTooLarge => "the request header fields are too large",
+            ProxyRefusal::OriginNotAllowed => "the request's Origin is not allowed",
+            ProxyRefusal::Hidden => "unknown tool, prompt or resource",
+            ProxyRefusal::TooManyInFlight => "too many calls in flight; retry later",
+            ProxyRefusal::RateLimited => "too many calls; retry later",
+            ProxyRefusal::BatchNotAllowed => "JSON-RPC batches are not accepted on this route",
+        }
+    }
+
+    /// The JSON-RPC error code of the body, when the request was JSON-RPC: `-32602`
+    /// (invalid params: an unknown tool, prompt or resource, as the specification's tools
+    /// page answers one) for a hidden item, `-32000` (a server error) otherwise.
+    pub fn jsonrpc_code(self) -> i64 {
+        match self {
+            ProxyRefusal::Hidden => JSONRPC_INVALID_PARAMS,
+            _ => JSONRPC_PROXY_ERROR,
         }
     }
 }
@@ -135,7 +173,7 @@ pub fn refusal(
             serde_json::json!({
                 "jsonrpc": "2.0",
                 "id": id,
-                "error": {"code": JSONRPC_PROXY_ERROR, "message": message,
+                "error": {"code": refusal.jsonrpc_code(), "message": message,
                           "data": {"status": refusal.status(), "reason": refusal.code(),
                                    "request_id": request_id}},
             })

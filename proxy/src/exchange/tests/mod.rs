@@ -62,6 +62,7 @@ impl Harness {
             sse_idle_timeout: None,
             calls,
             held_until_head: None,
+            answer_filter: None,
         }
     }
 
