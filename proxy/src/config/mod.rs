@@ -19,6 +19,7 @@ mod ip_range;
 mod limits;
 mod load;
 mod locate;
+mod mcp_headers;
 pub mod model;
 mod observability;
 mod protocols;

@@ -9,7 +9,8 @@ pub mod proxy_peer;
 
 use crate::affinity::AffinityKey;
 use crate::config::model::{
-    Balance, Config, HealthConfig, RecycleHookConfig, RouteKind, UpstreamConfig, UpstreamProtocol,
+    Balance, Config, HealthConfig, McpHeadersMode, RecycleHookConfig, RouteKind, UpstreamConfig,
+    UpstreamProtocol,
 };
 use crate::config::{parse_server, ServerAddress, UpstreamTlsSet};
 use crate::health::{HealthBook, ServerState};
@@ -195,6 +196,8 @@ pub struct Route {
     pub allow_trace: bool,
     /// Whether the MCP exchange or Pingora's proxy serves it.
     pub kind: RouteKind,
+    /// What it does with the mirrored MCP headers (`routes[].mcp_headers`).
+    pub mcp_headers: McpHeadersMode,
 }
 
 /// The routes of one generation, longest prefix first.
@@ -233,6 +236,7 @@ impl RouteTable {
                     upstream: group.clone(),
                     allow_trace: route.allow_trace,
                     kind: route.kind,
+                    mcp_headers: route.mcp_headers,
                 }),
                 None => errors.push(format!(
                     "routes[{index}].upstream: no upstream named `{}`",

@@ -12,6 +12,8 @@
 //! - `request_body`: the request body, read whole and bounded;
 //! - `client_leg`, `upstream`: the two legs of the [exchange](crate::exchange);
 //! - `calls`: the MCP calls a request carries and how its exchange watches them;
+//! - `mcp_headers`: the route's check of the mirrored MCP headers (2026-07-28) against the
+//!   body, before the upstream sees the request;
 //! - `record`: what a request did, for the metrics and the access log;
 //! - `request_checks`: the request head checks before routing;
 //! - `session_pin`: the server an MCP session is pinned to (affinity);
@@ -33,6 +35,7 @@ mod head_limits;
 pub(crate) mod headers;
 pub mod http_route;
 mod idle_close;
+mod mcp_headers;
 mod outcome;
 mod record;
 mod request_body;

@@ -42,6 +42,10 @@ pub enum ProxyRefusal {
     MethodNotAllowed,
     /// A header field or the whole request head is over its limit.
     HeaderFieldsTooLarge,
+    /// A mirrored MCP header (`MCP-Protocol-Version`, `Mcp-Method`, `Mcp-Name`) of a
+    /// version that requires them is missing, does not match the body, or is malformed
+    /// (`routes[].mcp_headers: enforce`).
+    McpHeaderMismatch,
 }
 
 /// The methods mcp-edge forwards, for the `Allow` header of a 405.
@@ -55,7 +59,9 @@ impl ProxyRefusal {
             ProxyRefusal::BodyTooLarge => 413,
             ProxyRefusal::UpstreamUnavailable | ProxyRefusal::UpstreamFailed => 502,
             ProxyRefusal::UpstreamTimeout => 504,
-            ProxyRefusal::MalformedRequest | ProxyRefusal::BadRequestHead => 400,
+            ProxyRefusal::MalformedRequest
+            | ProxyRefusal::BadRequestHead
+            | ProxyRefusal::McpHeaderMismatch => 400,
             ProxyRefusal::ExpectationFailed => 417,
             ProxyRefusal::UnsupportedTransferCoding => 501,
             ProxyRefusal::MethodNotAllowed => 405,
@@ -78,6 +84,7 @@ impl ProxyRefusal {
             ProxyRefusal::UnsupportedTransferCoding => "unsupported_transfer_coding",
             ProxyRefusal::MethodNotAllowed => "method_not_allowed",
             ProxyRefusal::HeaderFieldsTooLarge => "header_fields_too_large",
+            ProxyRefusal::McpHeaderMismatch => "mcp_header_mismatch",
         }
     }
 
@@ -111,6 +118,19 @@ impl ProxyRefusal {
             ProxyRefusal::UnsupportedTransferCoding => "the transfer coding is not supported",
             ProxyRefusal::MethodNotAllowed => "the method is not allowed",
             ProxyRefusal::HeaderFieldsTooLarge => "the request header fields are too large",
+            ProxyRefusal::McpHeaderMismatch => {
+                "Header mismatch: the MCP request headers are missing, malformed or do not \
+                 match the request body"
+            }
+        }
+    }
+
+    /// The JSON-RPC error code of this refusal's body: the specification's own where it
+    /// has one (HeaderMismatch), the implementation-defined server error otherwise.
+    pub fn jsonrpc_code(self) -> i64 {
+        match self {
+            ProxyRefusal::McpHeaderMismatch => crate::mcp::headers::HEADER_MISMATCH_CODE,
+            _ => JSONRPC_PROXY_ERROR,
         }
     }
 }
@@ -135,7 +155,7 @@ pub fn refusal(
             serde_json::json!({
                 "jsonrpc": "2.0",
                 "id": id,
-                "error": {"code": JSONRPC_PROXY_ERROR, "message": message,
+                "error": {"code": refusal.jsonrpc_code(), "message": message,
                           "data": {"status": refusal.status(), "reason": refusal.code(),
                                    "request_id": request_id}},
             })
@@ -196,6 +216,17 @@ mod tests {
         );
         assert_eq!(json["error"]["data"]["reason"], "upstream_unavailable");
         assert_eq!(json["error"]["data"]["request_id"], "00ab");
+    }
+
+    #[test]
+    fn a_header_mismatch_is_a_400_with_the_specifications_code() {
+        let id = jsonrpc_id(br#"{"jsonrpc":"2.0","id":"q","method":"tools/call"}"#);
+        let (head, body) = refusal(ProxyRefusal::McpHeaderMismatch, "00ab", id);
+        assert_eq!(head.status.as_u16(), 400);
+        let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(json["id"], "q");
+        assert_eq!(json["error"]["code"], -32020);
+        assert!(!ProxyRefusal::McpHeaderMismatch.closes_connection());
     }
 
     #[test]
