@@ -73,10 +73,11 @@ impl Drop for ActiveGauge {
     }
 }
 
-/// What an exchange's event stream is, from what the exchange watches: a GET's standing
-/// stream, a `subscriptions/listen` stream, or the answer to a request.
-pub fn stream_kind(calls: &CallWatch) -> StreamKind {
+/// What the event stream of a request with `method`, whose exchange watches `calls`, is:
+/// a GET's standing stream, a `subscriptions/listen` stream, or the answer to a request.
+pub fn stream_kind(method: &http::Method, calls: &CallWatch) -> StreamKind {
     match calls {
+        _ if method == http::Method::GET => StreamKind::Standing,
         CallWatch::Standing { .. } => StreamKind::Standing,
         CallWatch::Listen => StreamKind::Listen,
         CallWatch::Opaque { .. } | CallWatch::Calls { .. } => StreamKind::Response,

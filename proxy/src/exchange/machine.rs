@@ -230,7 +230,7 @@ impl<'a, C: ClientLeg, U: UpstreamLeg> Exchange<'a, C, U> {
         }
         let event_stream = is_event_stream.then(|| {
             self.upstream.set_read_timeout(self.env.sse_idle_timeout);
-            let kind = stream_kind(&self.env.calls);
+            let kind = stream_kind(self.env.method, &self.env.calls);
             EventStream::open(&self.env.tracking, self.env.method.as_str(), kind)
         });
         let ahead = match is_event_stream {
@@ -395,7 +395,7 @@ impl<'a, C: ClientLeg, U: UpstreamLeg> Exchange<'a, C, U> {
         if let Err(error) = self.client.write_body(hint).await {
             return Some(State::WindingDown(self.write_failed(error, &relay.plan)));
         }
-        if stream_kind(&self.env.calls).is_standing() {
+        if stream_kind(self.env.method, &self.env.calls).is_standing() {
             return Some(self.close_for_drain(DrainClose::StandingStreamClosed).await);
         }
         relay.pool_drain = match relay.plan.process_drain_deadline {
