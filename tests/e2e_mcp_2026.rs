@@ -196,6 +196,9 @@ fn listen_streams_left_by_their_clients_are_closed_at_once_never_parked_nor_aban
     );
 }
 
+/// Request headers, as names and values.
+type Headers = Vec<(&'static str, &'static str)>;
+
 /// A `tools/call` of `name` with every mirrored header right, as a list to spoil.
 fn call_headers(name: &'static str) -> Vec<(&'static str, &'static str)> {
     vec![
@@ -233,7 +236,7 @@ fn bad_mirrored_headers_are_refused_with_header_mismatch_and_never_reach_the_ups
             serde_json::json!({"name": name, "arguments": {}}),
         )
     };
-    let cases: Vec<(&str, Vec<(&str, &str)>, String)> = vec![
+    let cases: Vec<(&str, Headers, String)> = vec![
         (
             "version missing",
             without(call_headers("search"), "MCP-Protocol-Version"),

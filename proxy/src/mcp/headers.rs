@@ -18,7 +18,8 @@
 
 use super::message::McpRequest;
 use base64::Engine;
-use http::{HeaderMap, HeaderValue};
+use http::header::GetAll;
+use http::{HeaderMap, HeaderName, HeaderValue};
 use std::borrow::Cow;
 
 /// `MCP-Protocol-Version` (header names are case-insensitive).
@@ -56,11 +57,15 @@ impl MirroredHeader {
         }
     }
 
-    fn key(self) -> &'static str {
+    /// The header's name, made once: a `&str` lookup would parse and check it each time.
+    fn key(self) -> HeaderName {
+        const VERSION: HeaderName = HeaderName::from_static(PROTOCOL_VERSION_HEADER);
+        const METHOD: HeaderName = HeaderName::from_static(METHOD_HEADER);
+        const NAME: HeaderName = HeaderName::from_static(NAME_HEADER);
         match self {
-            MirroredHeader::ProtocolVersion => PROTOCOL_VERSION_HEADER,
-            MirroredHeader::Method => METHOD_HEADER,
-            MirroredHeader::Name => NAME_HEADER,
+            MirroredHeader::ProtocolVersion => VERSION,
+            MirroredHeader::Method => METHOD,
+            MirroredHeader::Name => NAME,
         }
     }
 }
@@ -205,8 +210,8 @@ pub fn names_its_target(method: &str) -> bool {
 /// JSON-RPC).
 pub fn validate(headers: &HeaderMap, body: Option<&McpRequest>) -> Validation {
     let declared = body.and_then(|body| body.version.as_deref());
-    let header_requires = headers
-        .get_all(PROTOCOL_VERSION_HEADER)
+    let versions = headers.get_all(MirroredHeader::ProtocolVersion.key());
+    let header_requires = versions
         .iter()
         .any(|value| value.to_str().is_ok_and(requires_validation));
     if !header_requires && !declared.is_some_and(requires_validation) {
@@ -215,18 +220,23 @@ pub fn validate(headers: &HeaderMap, body: Option<&McpRequest>) -> Validation {
     let Some(body) = body else {
         return Validation::Failed(HeaderMismatch::UnreadableBody);
     };
-    match check(headers, body) {
+    match check(headers, versions, body) {
         Ok(validation) => validation,
         Err(mismatch) => Validation::Failed(mismatch),
     }
 }
 
 /// The checks of a request whose version requires validation.
-fn check(headers: &HeaderMap, body: &McpRequest) -> Result<Validation, HeaderMismatch> {
+fn check(
+    headers: &HeaderMap,
+    versions: GetAll<'_, HeaderValue>,
+    body: &McpRequest,
+) -> Result<Validation, HeaderMismatch> {
     use MirroredHeader::{Method, Name, ProtocolVersion};
-    let version = single(headers, ProtocolVersion)?;
-    let method = single(headers, Method)?;
-    let name = single(headers, Name)?.map(decode_name).transpose()?;
+    let version = single(versions, ProtocolVersion)?;
+    let method = single(headers.get_all(Method.key()), Method)?;
+    let name = single(headers.get_all(Name.key()), Name)?;
+    let name = name.map(decode_name).transpose()?;
     let is_request = !body.call_ids.is_empty() && &*body.method != "batch";
     if !is_request && &*body.method != "batch" && &*body.method != "response" {
         // A notification: this revision defines no header requirement for it. Headers
@@ -267,9 +277,13 @@ fn check(headers: &HeaderMap, body: &McpRequest) -> Result<Validation, HeaderMis
     Ok(Validation::Validated)
 }
 
-/// The one value of `header`, when sent; malformed when repeated or not header-safe.
-fn single(headers: &HeaderMap, header: MirroredHeader) -> Result<Option<&str>, HeaderMismatch> {
-    let mut values = headers.get_all(header.key()).iter();
+/// The one value of `header` among `values`, when sent; malformed when repeated or not
+/// header-safe.
+fn single(
+    values: GetAll<'_, HeaderValue>,
+    header: MirroredHeader,
+) -> Result<Option<&str>, HeaderMismatch> {
+    let mut values = values.iter();
     let Some(value) = values.next() else {
         return Ok(None);
     };
