@@ -19,6 +19,8 @@ pub struct StreamStats {
     pub server: String,
     /// The request method (`GET` for a standing stream, `POST` for an answer).
     pub method: String,
+    /// What the stream is: an answer, or a standing stream (GET or listen).
+    pub kind: StreamKind,
     /// Whether it is relayed to its client, or parked.
     pub state: StreamState,
     opened: Instant,
@@ -49,6 +51,7 @@ impl StreamStats {
             "upstream": self.upstream,
             "server": self.server,
             "method": self.method,
+            "kind": self.kind.label(),
             "state": self.state.label(),
             "age_seconds": age.as_secs_f64(),
             "events": self.events.load(Ordering::Relaxed),
@@ -77,6 +80,35 @@ impl StreamState {
     }
 }
 
+/// What an event stream is, for `/streams` and for how it ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StreamKind {
+    /// The answer to a request (a POST's response stream), which ends with its answer.
+    Response,
+    /// A standing `GET` stream (streamable HTTP before 2026-07-28, legacy SSE).
+    Standing,
+    /// The response stream of a `subscriptions/listen` POST (2026-07-28): standing, never
+    /// answered while it lasts.
+    Listen,
+}
+
+impl StreamKind {
+    /// The `kind` field of `/streams`.
+    pub fn label(self) -> &'static str {
+        match self {
+            StreamKind::Response => "response",
+            StreamKind::Standing => "standing",
+            StreamKind::Listen => "listen",
+        }
+    }
+
+    /// True for a stream that carries no answer of its own: closed at once when its
+    /// client leaves or the process drains.
+    pub fn is_standing(self) -> bool {
+        matches!(self, StreamKind::Standing | StreamKind::Listen)
+    }
+}
+
 /// All open SSE streams of the process.
 #[derive(Default)]
 pub struct StreamRegistry {
@@ -92,6 +124,7 @@ impl StreamRegistry {
         upstream: &str,
         server: &str,
         method: &str,
+        kind: StreamKind,
         state: StreamState,
     ) -> StreamHandle {
         let stats = Arc::new(StreamStats {
@@ -99,6 +132,7 @@ impl StreamRegistry {
             upstream: upstream.to_string(),
             server: server.to_string(),
             method: method.to_string(),
+            kind,
             state,
             opened: Instant::now(),
             events: AtomicU64::new(0),
@@ -179,7 +213,8 @@ mod tests {
             Arc::from("/mcp"),
             "gateway",
             "127.0.0.1:4444",
-            "GET",
+            "POST",
+            StreamKind::Listen,
             StreamState::Open,
         );
         tokio::time::advance(std::time::Duration::from_secs(3)).await;
@@ -189,6 +224,7 @@ mod tests {
         assert_eq!(listed["count"], 1);
         let stream = &listed["streams"][0];
         assert_eq!(stream["route"], "/mcp");
+        assert_eq!(stream["kind"], "listen");
         assert_eq!(stream["events"], 2);
         assert_eq!(stream["bytes"], 100);
         assert_eq!(stream["age_seconds"], 4.0);

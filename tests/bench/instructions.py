@@ -16,6 +16,10 @@ log off and on, and an earlier build):
     cargo build --profile profiling -p mcp-edge
     tests/bench/instructions.py off=target/profiling/mcp-edge \
         on=target/profiling/mcp-edge:/tmp/access-log.yaml before=/tmp/old/mcp-edge
+
+MCP_EDGE_BENCH_PROTOCOL=2026-07-28 sends the same call as MCP 2026-07-28 does: its version
+in `params._meta` and the mirrored headers (`MCP-Protocol-Version`, `Mcp-Method`,
+`Mcp-Name`), which mcp-edge checks against the body.
 """
 
 import http.client
@@ -32,6 +36,14 @@ import time
 
 LOW, HIGH = 200, 1200
 BODY = b'{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"search","arguments":{"q":"x"}}}'
+PROTOCOL = os.environ.get("MCP_EDGE_BENCH_PROTOCOL")
+HEADERS = {"content-type": "application/json"}
+if PROTOCOL:
+    BODY = (b'{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"search",'
+            b'"arguments":{"q":"x"},"_meta":{"io.modelcontextprotocol/protocolVersion":"'
+            + PROTOCOL.encode() + b'","io.modelcontextprotocol/clientCapabilities":{}}}}')
+    HEADERS.update({"mcp-protocol-version": PROTOCOL, "mcp-method": "tools/call",
+                    "mcp-name": "search"})
 ANSWER = b'{"jsonrpc":"2.0","id":7,"result":{"content":[{"type":"text","text":"ok"}]}}'
 
 
@@ -98,7 +110,7 @@ def count(binary, extra, upstream, requests):
                 time.sleep(0.2)
         conn = http.client.HTTPConnection("127.0.0.1", listen, timeout=60)
         for _ in range(requests):
-            conn.request("POST", "/mcp", BODY, {"content-type": "application/json"})
+            conn.request("POST", "/mcp", BODY, HEADERS)
             response = conn.getresponse()
             response.read()
             assert response.status == 200, response.status

@@ -45,6 +45,13 @@ pub struct AccessLine<'a> {
     /// The JSON-RPC id of a single call, as JSON text.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub jsonrpc_id: Option<&'a str>,
+    /// The MCP protocol version the body declares (2026-07-28 and later).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mcp_version: Option<&'a str>,
+    /// Where the MCP fields come from: `headers` when the mirrored headers were validated
+    /// against the body, `body` otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mcp_labels: Option<&'a str>,
     /// A short keyed hash of the MCP session id.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub session: Option<&'a str>,
@@ -82,6 +89,8 @@ impl AccessLine<'_> {
             ("mcp_method", self.mcp_method),
             ("target", self.target),
             ("jsonrpc_id", self.jsonrpc_id),
+            ("mcp_version", self.mcp_version),
+            ("mcp_labels", self.mcp_labels),
             ("session", self.session),
         ];
         for (key, value) in optional {
@@ -129,6 +138,8 @@ mod tests {
             mcp_method: Some("tools/call"),
             target,
             jsonrpc_id: Some("7"),
+            mcp_version: None,
+            mcp_labels: None,
             session: Some("0123456789abcdef"),
         }
     }

@@ -20,6 +20,7 @@ mod ip_range;
 mod limits;
 mod load;
 mod locate;
+mod mcp_headers;
 pub mod model;
 mod observability;
 pub mod platform;

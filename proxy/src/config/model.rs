@@ -4,6 +4,7 @@
 //! schema is generated from these types (`mcp-edge schema`) and a test fails when the
 //! committed file drifts from them.
 
+pub use super::mcp_headers::McpHeadersMode;
 pub use super::observability::{AccessLogConfig, AccessLogFormat, ObservabilityConfig};
 pub use super::policy::RouteMatch;
 pub use super::protocols::{RouteKind, UpstreamProtocol};
@@ -437,6 +438,12 @@ pub struct RouteConfig {
     /// accept any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub allowed_origins: Option<Vec<String>>,
+    /// What the route does with the mirrored MCP headers (`MCP-Protocol-Version`,
+    /// `Mcp-Method`, `Mcp-Name`) of 2026-07-28 requests: `enforce` (the default; a missing,
+    /// mismatched or malformed header gets `400` with JSON-RPC error -32020), `log`
+    /// (forward, log and count) or `off`. Headers of older versions are never trusted.
+    #[serde(default, skip_serializing_if = "McpHeadersMode::is_default")]
+    pub mcp_headers: McpHeadersMode,
 }
 
 /// Size limits of a configuration, so `check` stays fast on any input. The schema states

@@ -2,7 +2,8 @@
 //! gauges, listed in `/streams`, and scanned once per chunk for event boundaries.
 
 use crate::health::{ServerState, StreamCount};
-use crate::streams::{StreamHandle, StreamRegistry, StreamState};
+use crate::mcp::CallWatch;
+use crate::streams::{StreamHandle, StreamKind, StreamRegistry, StreamState};
 use mcp_edge_filters::EventBoundaryScanner;
 use prometheus::IntGauge;
 use std::sync::Arc;
@@ -30,13 +31,14 @@ pub struct StreamTracking<'a> {
 }
 
 impl EventStream {
-    /// Registers a stream answering a request with `method`.
-    pub fn open(tracking: &StreamTracking<'_>, method: &str) -> Self {
+    /// Registers a stream of `kind` answering a request with `method`.
+    pub fn open(tracking: &StreamTracking<'_>, method: &str, kind: StreamKind) -> Self {
         let handle = tracking.registry.open(
             tracking.route.clone(),
             tracking.upstream,
             &tracking.server.address,
             method,
+            kind,
             StreamState::Open,
         );
         Self {
@@ -68,5 +70,16 @@ impl ActiveGauge {
 impl Drop for ActiveGauge {
     fn drop(&mut self) {
         self.0.dec();
+    }
+}
+
+/// What the event stream of a request with `method`, whose exchange watches `calls`, is:
+/// a GET's standing stream, a `subscriptions/listen` stream, or the answer to a request.
+pub fn stream_kind(method: &http::Method, calls: &CallWatch) -> StreamKind {
+    match calls {
+        _ if method == http::Method::GET => StreamKind::Standing,
+        CallWatch::Standing { .. } => StreamKind::Standing,
+        CallWatch::Listen => StreamKind::Listen,
+        CallWatch::Opaque { .. } | CallWatch::Calls { .. } => StreamKind::Response,
     }
 }

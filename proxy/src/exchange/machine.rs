@@ -18,7 +18,7 @@
 
 use super::encoded::opaque_event_stream;
 use super::end::{DrainClose, ExchangeEnd};
-use super::event_stream::{EventStream, StreamTracking};
+use super::event_stream::{stream_kind, EventStream, StreamTracking};
 use super::filtered_answer;
 use super::legs::{ClientLeg, ClientWriteError, Departure, Head, UpstreamLeg};
 use super::small_body::{read_ahead, ReadAhead};
@@ -238,7 +238,8 @@ impl<'a, C: ClientLeg, U: UpstreamLeg> Exchange<'a, C, U> {
         }
         let event_stream = is_event_stream.then(|| {
             self.upstream.set_read_timeout(self.env.sse_idle_timeout);
-            EventStream::open(&self.env.tracking, self.env.method.as_str())
+            let kind = stream_kind(self.env.method, &self.env.calls);
+            EventStream::open(&self.env.tracking, self.env.method.as_str(), kind)
         });
         let ahead = match (is_event_stream, self.env.answer_filter.as_ref()) {
             (true, _) => ReadAhead::default(),
@@ -405,14 +406,15 @@ impl<'a, C: ClientLeg, U: UpstreamLeg> Exchange<'a, C, U> {
     }
 
     /// The process (or the stream's server) started to drain: tells the client when to
-    /// reconnect, then closes a standing stream at once, or bounds one answering a request
-    /// by `session_pool_cleanup_timeout`. `Some(state)` ends the relay.
+    /// reconnect, then closes a standing stream (GET or `subscriptions/listen`) at once,
+    /// or bounds one answering a request by `session_pool_cleanup_timeout`. `Some(state)`
+    /// ends the relay.
     async fn begin_process_drain(&mut self, relay: &mut Relay) -> Option<State<U::Error>> {
         let hint = Bytes::from_static(RETRY_HINT);
         if let Err(error) = self.client.write_body(hint).await {
             return Some(State::WindingDown(self.write_failed(error, &relay.plan)));
         }
-        if self.env.method == http::Method::GET {
+        if stream_kind(self.env.method, &self.env.calls).is_standing() {
             return Some(self.close_for_drain(DrainClose::StandingStreamClosed).await);
         }
         relay.pool_drain = match relay.plan.process_drain_deadline {

@@ -5,6 +5,11 @@
 //!
 //! Only abandoned calls are wound down and counted as such; a client closing with nothing
 //! in flight has its upstream leg closed at once, as a direct connection would.
+//!
+//! A 2026-07-28 `subscriptions/listen` POST is a call that is never answered: its response
+//! stream is a standing stream ([`CallWatch::Listen`]), and its client leaving ends a
+//! subscription, not a handler's work. An `input_required` result (multi round-trip
+//! requests) is an answer like any other: the client's retry is a new call.
 
 use super::answers::AnswerScanner;
 use super::sessions::{LegacySessions, PendingCall, SessionRegistration};
@@ -40,6 +45,10 @@ pub enum CallWatch {
         /// Set when the response is an event stream, whose events carry the answers.
         scanner: Option<AnswerScanner>,
     },
+    /// The response stream of a `subscriptions/listen` POST (2026-07-28): a standing
+    /// stream opened by a POST. It carries change notifications and is never answered
+    /// while it lasts, so nothing is ever in flight on it.
+    Listen,
     /// A standing GET stream. It carries no call of its own; a legacy SSE session's
     /// calls are answered on it, and are in flight until their answer passes.
     Standing {
@@ -77,7 +86,7 @@ impl CallWatch {
     /// True when [`CallWatch::on_relayed`] needs to see the relayed bytes.
     pub fn wants_bytes(&self) -> bool {
         match self {
-            CallWatch::Opaque { .. } => false,
+            CallWatch::Opaque { .. } | CallWatch::Listen => false,
             CallWatch::Calls { pending, scanner } => scanner.is_some() && !pending.is_empty(),
             CallWatch::Standing { .. } => true,
         }
@@ -86,7 +95,7 @@ impl CallWatch {
     /// Bytes that reached the client.
     pub fn on_relayed(&mut self, chunk: &[u8]) {
         match self {
-            CallWatch::Opaque { .. } => {}
+            CallWatch::Opaque { .. } | CallWatch::Listen => {}
             CallWatch::Calls { pending, scanner } => {
                 if let Some(scanner) = scanner.as_mut() {
                     scanner.feed(chunk, |id| pending.retain(|call| &*call.id != id));
@@ -122,6 +131,7 @@ impl CallWatch {
     pub fn in_flight(&self) -> bool {
         match self {
             CallWatch::Opaque { .. } => true,
+            CallWatch::Listen => false,
             CallWatch::Calls { pending, .. } => !pending.is_empty(),
             CallWatch::Standing { registration, .. } => registration
                 .as_ref()
@@ -143,6 +153,7 @@ impl CallWatch {
             CallWatch::Calls { pending, .. } => {
                 std::mem::take(pending).into_iter().map(label).collect()
             }
+            CallWatch::Listen => Vec::new(),
             CallWatch::Standing { registration, .. } => registration
                 .as_ref()
                 .map(|registration| registration.calls().take_pending())
@@ -214,6 +225,28 @@ mod tests {
                 tool: Arc::from("slow")
             }]
         );
+    }
+
+    #[test]
+    fn an_input_required_result_answers_its_call() {
+        let mut watch = CallWatch::Calls {
+            pending: vec![call("4")],
+            scanner: None,
+        };
+        watch.on_head(true);
+        watch.on_relayed(b"event: message\ndata: {\"jsonrpc\":\"2.0\",\"id\":4,\"result\":{\"resultType\":\"input_required\",\"inputRequests\":{\"login\":{\"method\":\"elicitation/create\",\"params\":{}}}}}\n\n");
+        assert!(!watch.in_flight());
+        assert!(watch.abandoned().is_empty());
+    }
+
+    #[test]
+    fn a_listen_stream_never_has_a_call_in_flight() {
+        let mut watch = CallWatch::Listen;
+        watch.on_head(true);
+        assert!(!watch.wants_bytes());
+        watch.on_relayed(b"event: message\ndata: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/tools/list_changed\"}\n\n");
+        assert!(!watch.in_flight());
+        assert!(watch.abandoned().is_empty());
     }
 
     #[test]

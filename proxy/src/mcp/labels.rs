@@ -15,7 +15,8 @@ pub const OTHER: &str = "other";
 /// Longest tool name given a label of its own.
 const MAX_TOOL_NAME: usize = 64;
 
-/// The methods of the MCP specification (2025-06-18), plus `batch` and `response`.
+/// The methods of the MCP specification (2025-06-18 and 2026-07-28), plus `batch` and
+/// `response`.
 const KNOWN_METHODS: &[&str] = &[
     "initialize",
     "ping",
@@ -34,6 +35,8 @@ const KNOWN_METHODS: &[&str] = &[
     "notifications/cancelled",
     "notifications/progress",
     "notifications/roots/list_changed",
+    "server/discover",
+    "subscriptions/listen",
     "batch",
     "response",
 ];

@@ -20,6 +20,10 @@ pub struct McpRequest {
     /// The ids (as compact JSON text) of the calls that expect an answer; empty for
     /// notifications and responses.
     pub call_ids: Vec<Box<str>>,
+    /// The protocol version the body declares in
+    /// `params._meta["io.modelcontextprotocol/protocolVersion"]` (2026-07-28 and later
+    /// carry it on every request); `None` when absent or not a string.
+    pub version: Option<Box<str>>,
 }
 
 impl McpRequest {
@@ -46,6 +50,7 @@ impl McpRequest {
                     method: "batch".into(),
                     target: None,
                     call_ids,
+                    version: None,
                 })
             }
             _ => None,
@@ -74,13 +79,24 @@ struct Message<'a> {
     params: Option<Params<'a>>,
 }
 
-/// The parameters that name what a call acts on.
+/// The parameters that name what a call acts on, and the request's metadata.
 #[derive(Deserialize)]
 struct Params<'a> {
     #[serde(borrow)]
     name: Option<Cow<'a, str>>,
     #[serde(borrow)]
     uri: Option<Cow<'a, str>>,
+    #[serde(borrow, rename = "_meta")]
+    meta: Option<Meta<'a>>,
+}
+
+/// The metadata of a request (`params._meta`), as far as its protocol version goes.
+#[derive(Deserialize)]
+struct Meta<'a> {
+    /// Any JSON value: a version that is not a string is not a version, and must not make
+    /// the whole body unreadable.
+    #[serde(borrow, rename = "io.modelcontextprotocol/protocolVersion")]
+    version: Option<&'a RawValue>,
 }
 
 impl Message<'_> {
@@ -91,17 +107,32 @@ impl Message<'_> {
                 method: "response".into(),
                 target: None,
                 call_ids: Vec::new(),
+                version: None,
             };
         };
-        let target = self.params.and_then(|params| match method.as_ref() {
-            "tools/call" | "prompts/get" => params.name,
-            "resources/read" | "resources/subscribe" | "resources/unsubscribe" => params.uri,
-            _ => None,
-        });
+        let (target, version) = match self.params {
+            None => (None, None),
+            Some(params) => {
+                let version = params
+                    .meta
+                    .and_then(|meta| meta.version)
+                    .and_then(|raw| serde_json::from_str::<Cow<'_, str>>(raw.get()).ok())
+                    .map(Into::into);
+                let target = match method.as_ref() {
+                    "tools/call" | "prompts/get" => params.name,
+                    "resources/read" | "resources/subscribe" | "resources/unsubscribe" => {
+                        params.uri
+                    }
+                    _ => None,
+                };
+                (target, version)
+            }
+        };
         McpRequest {
             method: method.into(),
             target: target.map(Into::into),
             call_ids: self.id.map(compact_id).into_iter().collect(),
+            version,
         }
     }
 }
@@ -140,6 +171,19 @@ mod tests {
         let answer = McpRequest::parse(br#"{"jsonrpc":"2.0","id":3,"result":{}}"#).unwrap();
         assert_eq!(&*answer.method, "response");
         assert!(answer.call_ids.is_empty());
+    }
+
+    #[test]
+    fn a_2026_request_declares_its_version_in_meta() {
+        let body = br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"t","_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}}}"#;
+        let request = McpRequest::parse(body).unwrap();
+        assert_eq!(request.version.as_deref(), Some("2026-07-28"));
+        assert_eq!(request.target.as_deref(), Some("t"));
+        // A version that is not a string is no version, and the body stays readable.
+        let odd = br#"{"jsonrpc":"2.0","id":1,"method":"tools/list","params":{"_meta":{"io.modelcontextprotocol/protocolVersion":7}}}"#;
+        assert_eq!(McpRequest::parse(odd).unwrap().version, None);
+        let legacy = br#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#;
+        assert_eq!(McpRequest::parse(legacy).unwrap().version, None);
     }
 
     #[test]

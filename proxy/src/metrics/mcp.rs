@@ -1,5 +1,6 @@
 //! MCP-aware metrics: requests by JSON-RPC method, `tools/call` by tool, and the calls
-//! clients abandoned mid-flight, by tool and how their wind-down ended.
+//! clients abandoned mid-flight, by tool and how their wind-down ended, and the requests
+//! whose mirrored MCP headers did not match their body.
 //!
 //! Labels are bounded: methods come from the MCP specification's fixed set and tool names
 //! from [`crate::mcp::ToolLabels`] (the first N distinct names, the rest `other`).
@@ -25,6 +26,9 @@ pub struct McpMetrics {
     /// Calls whose client left while they were in flight, by MCP method, tool and the
     /// wind-down outcome.
     pub abandoned_calls_total: IntCounterVec,
+    /// Requests whose mirrored MCP headers were missing, mismatched or malformed, by what
+    /// was wrong and what the route did (`refused` or `logged`).
+    pub header_mismatches_total: IntCounterVec,
 }
 
 impl McpMetrics {
@@ -73,13 +77,22 @@ impl McpMetrics {
                 &["mcp_method", "tool", "outcome"],
             )
             .expect("valid metric"),
+            header_mismatches_total: IntCounterVec::new(
+                Opts::new(
+                    "mcp_edge_mcp_header_mismatches_total",
+                    "Requests whose mirrored MCP headers (MCP-Protocol-Version, Mcp-Method, Mcp-Name) were missing, mismatched or malformed, by problem and action (refused: routes[].mcp_headers enforce; logged: log).",
+                ),
+                &["problem", "action"],
+            )
+            .expect("valid metric"),
         };
-        let collectors: [Box<dyn Collector>; 5] = [
+        let collectors: [Box<dyn Collector>; 6] = [
             Box::new(metrics.requests_total.clone()),
             Box::new(metrics.request_duration_seconds.clone()),
             Box::new(metrics.tool_calls_total.clone()),
             Box::new(metrics.tool_call_duration_seconds.clone()),
             Box::new(metrics.abandoned_calls_total.clone()),
+            Box::new(metrics.header_mismatches_total.clone()),
         ];
         for collector in collectors {
             registry
@@ -91,13 +104,14 @@ impl McpMetrics {
 
     /// Every family, each a labelled vector (absent from the registry's output until its
     /// first series exists).
-    pub fn families(&self) -> [&dyn Collector; 5] {
+    pub fn families(&self) -> [&dyn Collector; 6] {
         [
             &self.requests_total,
             &self.request_duration_seconds,
             &self.tool_calls_total,
             &self.tool_call_duration_seconds,
             &self.abandoned_calls_total,
+            &self.header_mismatches_total,
         ]
     }
 }

@@ -180,6 +180,7 @@ mod tests {
             method: "tools/list".into(),
             target: None,
             call_ids: vec!["3".into()],
+            version: None,
         };
         let hide = |_: ItemKind, name: &str| name != "admin_x";
         AnswerFilter::for_request(&mcp, Arc::new(hide)).unwrap()

@@ -143,6 +143,7 @@ mod tests {
             method: method.into(),
             target: Some(target.into()),
             call_ids: vec!["1".into()],
+            version: None,
         }
     }
 

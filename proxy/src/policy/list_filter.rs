@@ -154,6 +154,7 @@ mod tests {
             method: method.into(),
             target: None,
             call_ids: vec!["7".into()],
+            version: None,
         };
         let hide = |_: ItemKind, name: &str| !name.starts_with("admin_");
         AnswerFilter::for_request(&mcp, Arc::new(hide)).unwrap()
@@ -203,6 +204,7 @@ mod tests {
             method: "resources/templates/list".into(),
             target: None,
             call_ids: vec!["\"a\"".into()],
+            version: None,
         };
         let hide = |_: ItemKind, uri: &str| !uri.starts_with("secret://");
         let f = AnswerFilter::for_request(&mcp, Arc::new(hide)).unwrap();
@@ -221,12 +223,14 @@ mod tests {
             method: "tools/call".into(),
             target: Some("x".into()),
             call_ids: vec!["1".into()],
+            version: None,
         };
         assert!(AnswerFilter::for_request(&call, visible.clone()).is_none());
         let note = McpRequest {
             method: "tools/list".into(),
             target: None,
             call_ids: vec![],
+            version: None,
         };
         assert!(AnswerFilter::for_request(&note, visible).is_none());
     }

@@ -86,6 +86,7 @@ mod tests {
             method: method.into(),
             target: target.map(Into::into),
             call_ids: vec!["1".into()],
+            version: None,
         }
     }
 

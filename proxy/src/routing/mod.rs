@@ -14,7 +14,8 @@ pub use error::{GroupBuildError, RouteTableError, ServerProblem};
 
 use crate::affinity::AffinityKey;
 use crate::config::model::{
-    Balance, Config, HealthConfig, RecycleHookConfig, RouteKind, UpstreamConfig, UpstreamProtocol,
+    Balance, Config, HealthConfig, McpHeadersMode, RecycleHookConfig, RouteKind, UpstreamConfig,
+    UpstreamProtocol,
 };
 use crate::config::{parse_server, ServerAddress, UpstreamTlsSet};
 use crate::health::{HealthBook, ServerState};
@@ -231,6 +232,8 @@ pub struct Route {
     pub kind: RouteKind,
     /// The policy of the route: its MCP keys, filters, exposure, limits and origins.
     pub policy: Arc<RoutePolicy>,
+    /// What it does with the mirrored MCP headers (`routes[].mcp_headers`).
+    pub mcp_headers: McpHeadersMode,
 }
 
 /// The routes of one generation, longest prefix first.
@@ -288,6 +291,7 @@ impl RouteTable {
                     allow_trace: route.allow_trace,
                     kind: route.kind,
                     policy,
+                    mcp_headers: route.mcp_headers,
                 }),
                 None => errors.push(RouteTableError::UnknownUpstream {
                     index,

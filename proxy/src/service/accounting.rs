@@ -8,7 +8,7 @@ use super::record::RequestRecord;
 use crate::access_log::{AccessLine, AccessLog};
 use crate::affinity::SESSION_HEADER;
 use crate::generation::Generation;
-use crate::mcp::{method_label, McpRequest, NOT_MCP};
+use crate::mcp::{method_label, NOT_MCP};
 use crate::metrics::Metrics;
 use crate::routing::Route;
 use http::StatusCode;
@@ -194,7 +194,7 @@ fn write_access_line(
         .unwrap_or(SystemTime::UNIX_EPOCH);
     let time = humantime::format_rfc3339_millis(received_at).to_string();
     let session_hash = session_id(session).map(|id| log.sessions.hash(id));
-    let mcp = record.mcp.as_ref();
+    let labels = record.labels();
     log.write(&AccessLine {
         time: &time,
         client: &client,
@@ -208,9 +208,11 @@ fn write_access_line(
         duration,
         end: done.outcome.label(),
         wind_down: done.outcome.wind_down().map(|outcome| outcome.label()),
-        mcp_method: mcp.map(|mcp| &*mcp.method),
-        target: mcp.and_then(|mcp| mcp.target.as_deref()),
-        jsonrpc_id: mcp.and_then(McpRequest::id),
+        mcp_method: labels.map(|labels| labels.method),
+        target: labels.and_then(|labels| labels.name),
+        jsonrpc_id: labels.and_then(|labels| labels.id),
+        mcp_version: labels.and_then(|labels| labels.version),
+        mcp_labels: labels.map(|labels| labels.source.label()),
         session: session_hash.as_deref(),
     })
 }

@@ -8,6 +8,9 @@ use crate::mcp::{method_label, CallWatch, LegacySessions, McpRequest, PendingCal
 use pingora_http::RequestHeader;
 use std::sync::Arc;
 
+/// The 2026-07-28 request whose response stream is a standing stream.
+const LISTEN_METHOD: &str = "subscriptions/listen";
+
 /// The process-wide MCP state requests are served with.
 pub struct McpParts {
     /// The bounded set of tool labels.
@@ -73,6 +76,9 @@ impl McpParts {
     ) -> CallWatch {
         if request.method == http::Method::GET {
             return CallWatch::standing(self.sessions.clone());
+        }
+        if mcp.is_some_and(|mcp| &*mcp.method == LISTEN_METHOD) {
+            return CallWatch::Listen;
         }
         if calls.is_empty() {
             let method = mcp.map_or(crate::mcp::NOT_MCP, |mcp| method_label(&mcp.method));

@@ -17,6 +17,7 @@ use super::calls::McpParts;
 use super::client_leg::PingoraClient;
 use super::forwarded::ClientPeer;
 use super::headers::{wants_plain_body, RequestRewrite, UpstreamRequest};
+use super::mcp_headers::check_mcp_headers;
 use super::outcome::{AttemptPhase, Departure, Outcome, Refusal};
 use super::record::RequestRecord;
 use super::request_body::{read_request_body, RequestBody};
@@ -32,7 +33,7 @@ use crate::mcp::{CallWatch, McpRequest, PendingCall};
 use crate::metrics::Metrics;
 use crate::policy::{ClientIdentity, LimitPermit};
 use crate::routing::{Route, RouteTable, UpstreamGroup, UpstreamServer};
-use crate::streams::{StreamRegistry, StreamState};
+use crate::streams::{StreamKind, StreamRegistry, StreamState};
 use crate::upstream_leg::{ConnectionPool, UpstreamConnection, UpstreamError};
 use bytes::Bytes;
 use mcp_edge_filters::{ChainFactory, StreamChain};
@@ -123,6 +124,18 @@ impl Forwarder<'_> {
         record.bytes_in = body.len();
         if session.req_header().method == http::Method::POST {
             record.mcp = McpRequest::parse(&body);
+            let headers = &session.req_header().headers;
+            match check_mcp_headers(
+                route.mcp_headers,
+                headers,
+                record.mcp.as_ref(),
+                self.metrics,
+            ) {
+                Ok(source) => record.label_source = source,
+                Err(refusal) => {
+                    return Outcome::Refused(refusal.with_jsonrpc_id(jsonrpc_id(&body)));
+                }
+            }
         }
         record.tool_label = record.mcp.as_ref().and_then(|mcp| self.mcp.tool_label(mcp));
         let admitted =
@@ -435,6 +448,7 @@ impl Forwarder<'_> {
             &route.upstream.name,
             &server.address,
             request.method.as_str(),
+            StreamKind::Response,
             StreamState::Parked,
         );
         let ended = self.metrics.parked_ended_total.clone();

@@ -13,6 +13,8 @@
 //! - `client_leg`, `upstream`: the two legs of the [exchange](crate::exchange);
 //!   `exchange_env`: what the exchange runs in;
 //! - `calls`: the MCP calls a request carries and how its exchange watches them;
+//! - `mcp_headers`: the route's check of the mirrored MCP headers (2026-07-28) against the
+//!   body, before the upstream sees the request;
 //! - `record`: what a request did, for the metrics and the access log;
 //! - `request_checks`: the request head checks before routing;
 //! - `session_pin`: the server an MCP session is pinned to (affinity);
@@ -36,6 +38,7 @@ mod head_limits;
 pub(crate) mod headers;
 pub mod http_route;
 mod idle_close;
+mod mcp_headers;
 mod outcome;
 mod policy_checks;
 mod record;

@@ -1,7 +1,7 @@
 //! What one request did, gathered while it is served, for the metrics and the access log.
 
 use super::outcome::AttemptRecord;
-use crate::mcp::McpRequest;
+use crate::mcp::{LabelSource, McpRequest, RequestLabels};
 use std::sync::Arc;
 
 /// The record of one request, filled in as it is served.
@@ -9,6 +9,8 @@ use std::sync::Arc;
 pub struct RequestRecord {
     /// The request body in MCP terms, when it was JSON-RPC.
     pub mcp: Option<McpRequest>,
+    /// Whether its labels were validated against the mirrored headers (2026-07-28).
+    pub label_source: LabelSource,
     /// The `tool` label of a `tools/call`.
     pub tool_label: Option<Arc<str>>,
     /// The upstream server that took the request.
@@ -17,4 +19,13 @@ pub struct RequestRecord {
     pub attempts: Vec<AttemptRecord>,
     /// Request body bytes read from the client.
     pub bytes_in: usize,
+}
+
+impl RequestRecord {
+    /// The request's MCP labels (method, name, version, id) and where they come from, for
+    /// routing, policy, metrics and the access log; `None` when the body is not JSON-RPC.
+    pub fn labels(&self) -> Option<RequestLabels<'_>> {
+        let mcp = self.mcp.as_ref()?;
+        Some(RequestLabels::new(mcp, self.label_source))
+    }
 }

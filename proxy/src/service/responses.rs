@@ -56,6 +56,10 @@ pub enum ProxyRefusal {
     /// A JSON-RPC batch on a route with `expose` or `limits`: its calls cannot be judged
     /// one by one.
     BatchNotAllowed,
+    /// A mirrored MCP header (`MCP-Protocol-Version`, `Mcp-Method`, `Mcp-Name`) of a
+    /// version that requires them is missing, does not match the body, or is malformed
+    /// (`routes[].mcp_headers: enforce`).
+    McpHeaderMismatch,
 }
 
 /// The methods mcp-edge forwards, for the `Allow` header of a 405.
@@ -69,7 +73,9 @@ impl ProxyRefusal {
             ProxyRefusal::BodyTooLarge => 413,
             ProxyRefusal::UpstreamUnavailable | ProxyRefusal::UpstreamFailed => 502,
             ProxyRefusal::UpstreamTimeout => 504,
-            ProxyRefusal::MalformedRequest | ProxyRefusal::BadRequestHead => 400,
+            ProxyRefusal::MalformedRequest
+            | ProxyRefusal::BadRequestHead
+            | ProxyRefusal::McpHeaderMismatch => 400,
             ProxyRefusal::ExpectationFailed => 417,
             ProxyRefusal::UnsupportedTransferCoding => 501,
             ProxyRefusal::MethodNotAllowed => 405,
@@ -101,6 +107,7 @@ impl ProxyRefusal {
             ProxyRefusal::TooManyInFlight => "too_many_in_flight",
             ProxyRefusal::RateLimited => "rate_limited",
             ProxyRefusal::BatchNotAllowed => "batch_not_allowed",
+            ProxyRefusal::McpHeaderMismatch => "mcp_header_mismatch",
         }
     }
 
@@ -139,14 +146,20 @@ impl ProxyRefusal {
             ProxyRefusal::TooManyInFlight => "too many calls in flight; retry later",
             ProxyRefusal::RateLimited => "too many calls; retry later",
             ProxyRefusal::BatchNotAllowed => "JSON-RPC batches are not accepted on this route",
+            ProxyRefusal::McpHeaderMismatch => {
+                "Header mismatch: the MCP request headers are missing, malformed or do not \
+                 match the request body"
+            }
         }
     }
 
-    /// The JSON-RPC error code of the body, when the request was JSON-RPC: `-32602`
-    /// (invalid params: an unknown tool, prompt or resource, as the specification's tools
-    /// page answers one) for a hidden item, `-32000` (a server error) otherwise.
+    /// The JSON-RPC error code of the body, when the request was JSON-RPC: the
+    /// specification's own where it has one (`-32020` HeaderMismatch; `-32602`, invalid
+    /// params, for a hidden tool, prompt or resource, as the tools page answers an unknown
+    /// one), `-32000` (a server error) otherwise.
     pub fn jsonrpc_code(self) -> i64 {
         match self {
+            ProxyRefusal::McpHeaderMismatch => crate::mcp::headers::HEADER_MISMATCH_CODE,
             ProxyRefusal::Hidden => JSONRPC_INVALID_PARAMS,
             _ => JSONRPC_PROXY_ERROR,
         }
@@ -234,6 +247,17 @@ mod tests {
         );
         assert_eq!(json["error"]["data"]["reason"], "upstream_unavailable");
         assert_eq!(json["error"]["data"]["request_id"], "00ab");
+    }
+
+    #[test]
+    fn a_header_mismatch_is_a_400_with_the_specifications_code() {
+        let id = jsonrpc_id(br#"{"jsonrpc":"2.0","id":"q","method":"tools/call"}"#);
+        let (head, body) = refusal(ProxyRefusal::McpHeaderMismatch, "00ab", id);
+        assert_eq!(head.status.as_u16(), 400);
+        let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(json["id"], "q");
+        assert_eq!(json["error"]["code"], -32020);
+        assert!(!ProxyRefusal::McpHeaderMismatch.closes_connection());
     }
 
     #[test]

@@ -4,6 +4,7 @@
 mod calls_in_flight;
 mod client_timeouts;
 pub(crate) mod fakes;
+mod listen;
 mod relaying;
 mod winding_down;
 

@@ -119,6 +119,8 @@ fn write_line(
         mcp_method: None,
         target: None,
         jsonrpc_id: None,
+        mcp_version: None,
+        mcp_labels: None,
         session: None,
     })
 }
