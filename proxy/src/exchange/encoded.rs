@@ -29,11 +29,7 @@ pub fn opaque_event_stream<U: UpstreamLeg>(
         return false;
     }
     let server = env.tracking.server;
-    env.metrics
-        .streams
-        .encoded_event_streams_total
-        .with_label_values(&[env.tracking.upstream])
-        .inc();
+    env.events.encoded_event_stream(env.tracking.upstream);
     if server.note_encoded_stream() {
         let coding = head
             .headers

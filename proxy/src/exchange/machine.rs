@@ -19,6 +19,7 @@
 use super::encoded::opaque_event_stream;
 use super::end::{DrainClose, ExchangeEnd};
 use super::event_stream::{stream_kind, EventStream, StreamTracking};
+use super::events::ExchangeEvents;
 use super::filtered_answer;
 use super::legs::{ClientLeg, ClientWriteError, Departure, Head, UpstreamLeg};
 use super::small_body::{read_ahead, ReadAhead};
@@ -26,7 +27,6 @@ use crate::affinity::ResponseRewriter;
 use crate::drain::DrainSignal;
 use crate::hop_by_hop::strip_hop_by_hop;
 use crate::mcp::CallWatch;
-use crate::metrics::Metrics;
 use crate::parking::ParkTicket;
 use crate::policy::event_filter::EventFilter;
 use crate::policy::AnswerFilter;
@@ -45,8 +45,8 @@ const RETRY_HINT: &[u8] = b"retry: 1000\n\n";
 
 /// What an exchange needs besides its two legs and its chain.
 pub struct ExchangeEnv<'a> {
-    /// Where outcomes are counted.
-    pub metrics: &'a Metrics,
+    /// Where the exchange reports what happens (the layer around counts it).
+    pub events: &'a dyn ExchangeEvents,
     /// Where an event stream is registered.
     pub tracking: StreamTracking<'a>,
     /// The request method: a GET answered with an event stream is a standing stream.
@@ -433,11 +433,7 @@ impl<'a, C: ClientLeg, U: UpstreamLeg> Exchange<'a, C, U> {
             outcome = close.label(),
             "closed an event stream for the drain"
         );
-        self.env
-            .metrics
-            .cleanup_total
-            .with_label_values(&[close.label()])
-            .inc();
+        self.env.events.drain_closed(close);
         let _ = self.client.finish().await;
         State::Done(ExchangeEnd::Drained(close))
     }

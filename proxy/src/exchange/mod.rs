@@ -7,7 +7,8 @@
 //! - [`end`]: how an exchange ended, as a type;
 //! - [`event_stream`]: the registration and counters of an open event stream;
 //! - [`encoded`]: event streams an upstream compressed anyway, relayed untouched;
-//! - [`filtered_answer`]: list answers filtered by the route's exposure.
+//! - [`filtered_answer`]: list answers filtered by the route's exposure;
+//! - [`events`]: what an exchange reports as it happens, for the layer around to count.
 //!
 //! Nothing here knows Pingora: the proxy plugs its legs in (`service::client_leg`,
 //! `upstream_leg`), the unit tests plug in fakes and run under paused tokio time.
@@ -15,6 +16,7 @@
 pub mod encoded;
 pub mod end;
 pub mod event_stream;
+pub mod events;
 pub mod filtered_answer;
 pub(crate) use crate::legs;
 pub mod machine;
@@ -27,5 +29,6 @@ pub(crate) mod tests;
 pub use crate::parking::ParkTicket;
 pub use end::{DrainClose, ExchangeEnd};
 pub use event_stream::StreamTracking;
+pub use events::ExchangeEvents;
 pub use legs::{ClientLeg, ClientWriteError, Departure, Head, UpstreamLeg};
 pub use machine::{Exchange, ExchangeEnv, Finished};

@@ -7,19 +7,20 @@
 //! filters (`cancel_cap` counts them); the first filter that says close ends the wind-down.
 //! The caller decides what happens to the upstream connection afterwards.
 
+use crate::exchange::events::ExchangeEvents;
 use crate::legs::UpstreamLeg;
-use crate::metrics::Metrics;
 use crate::parking::ParkTicket;
 use mcp_edge_filters::{CloseReason, StreamChain, Verdict, WindDownOutcome};
 use tokio::time::{timeout_at, Instant};
 
-/// Runs the chain's drain plan on `upstream`, logs and counts the outcome. `head_read`:
+/// Runs the chain's wind-down plan on `upstream`, logs the outcome and reports it to
+/// `events`. `head_read`:
 /// whether the upstream's response head was already read. Returns the outcome, and the
 /// ticket to park the exchange with when the deadline passed and the plan parks.
 pub async fn wind_down<U: UpstreamLeg>(
     upstream: &mut U,
     chain: &mut StreamChain,
-    metrics: &Metrics,
+    events: &dyn ExchangeEvents,
     mut head_read: bool,
 ) -> (WindDownOutcome, Option<ParkTicket>) {
     let plan = chain.on_client_gone();
@@ -41,14 +42,10 @@ pub async fn wind_down<U: UpstreamLeg>(
         elapsed_ms = started.elapsed().as_millis() as u64,
         "wound down an exchange whose client left"
     );
-    metrics
-        .cleanup_total
-        .with_label_values(&[outcome.label()])
-        .inc();
     if outcome == WindDownOutcome::CapExceeded {
         tracing::warn!(reads, "cancel_cap terminated an upstream still producing");
-        metrics.cancel_cap_terminated_total.inc();
     }
+    events.wound_down(outcome);
     (outcome, ticket)
 }
 

@@ -44,7 +44,7 @@ impl Forwarder<'_> {
         calls: CallWatch,
     ) -> ExchangeEnv<'e> {
         ExchangeEnv {
-            metrics: self.metrics,
+            events: &**self.metrics,
             tracking: StreamTracking {
                 registry: self.streams,
                 active: &self.metrics.sse_streams_active,

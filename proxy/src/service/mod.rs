@@ -32,6 +32,7 @@ mod client_leg;
 mod conn_limit;
 mod connection;
 mod exchange_env;
+mod exchange_events;
 mod forward;
 pub(crate) mod forwarded;
 mod head_limits;

@@ -16,7 +16,7 @@ impl<C: ClientLeg, U: UpstreamLeg> Exchange<'_, C, U> {
         let guarded = timed_out && plan.send_timeout.is_some();
         if timed_out && !guarded {
             tracing::info!("closed a client that took no response bytes within send_timeout");
-            self.env.metrics.client_closed("send_timeout");
+            self.env.events.client_send_timed_out();
         }
         Abandoned {
             upstream_head_read: true,
@@ -32,11 +32,7 @@ impl<C: ClientLeg, U: UpstreamLeg> Exchange<'_, C, U> {
     pub(super) async fn wind_down(&mut self, abandoned: Abandoned) -> State<U::Error> {
         if let Some(reason) = abandoned.reason {
             tracing::info!(reason = reason.label(), "sse_guard closed the stream");
-            self.env
-                .metrics
-                .sse_guard_closed_total
-                .with_label_values(&[reason.label()])
-                .inc();
+            self.env.events.guard_closed(reason);
             // The client must not wait for the wind-down.
             self.client.abort().await;
         }
@@ -48,7 +44,7 @@ impl<C: ClientLeg, U: UpstreamLeg> Exchange<'_, C, U> {
             let (outcome, park) = wind_down(
                 &mut self.upstream,
                 &mut self.chain,
-                self.env.metrics,
+                self.env.events,
                 abandoned.upstream_head_read,
             )
             .await;
@@ -74,11 +70,8 @@ impl<C: ClientLeg, U: UpstreamLeg> Exchange<'_, C, U> {
     fn count_abandoned_calls(&mut self, outcome: WindDownOutcome) {
         for call in self.env.calls.abandoned() {
             self.env
-                .metrics
-                .mcp
-                .abandoned_calls_total
-                .with_label_values(&[call.method, &call.tool, outcome.label()])
-                .inc();
+                .events
+                .call_abandoned(call.method, &call.tool, outcome);
         }
     }
 }

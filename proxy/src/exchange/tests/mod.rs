@@ -49,7 +49,7 @@ impl Harness {
 
     fn env_watching<'a>(&'a self, method: &'a http::Method, calls: CallWatch) -> ExchangeEnv<'a> {
         ExchangeEnv {
-            metrics: &self.metrics,
+            events: &self.metrics,
             tracking: StreamTracking {
                 registry: &self.registry,
                 active: &self.metrics.sse_streams_active,
