@@ -17,6 +17,7 @@
 
 mod access_log;
 mod admin;
+mod auth;
 pub mod affinity;
 pub mod cli;
 pub mod config;

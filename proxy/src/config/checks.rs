@@ -18,6 +18,7 @@ pub(crate) fn check(config: &Config) -> Vec<Problem> {
     check_tls(config, &mut out);
     super::hook::check(config, &mut out);
     super::protocols::check(config, &mut out);
+    super::auth::check(config, &mut out);
     out
 }
 

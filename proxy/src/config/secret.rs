@@ -17,6 +17,8 @@ pub(crate) const REDACTED: &str = "<redacted>";
 enum Pattern {
     Key(&'static str),
     Any,
+    /// Any index of a list.
+    Index,
 }
 
 /// The secret fields.
@@ -34,6 +36,19 @@ const SECRET_FIELDS: &[&[Pattern]] = &[
         Pattern::Key("http"),
         Pattern::Key("url"),
     ],
+    &[
+        Pattern::Key("auth"),
+        Pattern::Key("issuers"),
+        Pattern::Index,
+        Pattern::Key("hmac_secret"),
+    ],
+    &[
+        Pattern::Key("auth"),
+        Pattern::Key("issuers"),
+        Pattern::Index,
+        Pattern::Key("introspection"),
+        Pattern::Key("client_secret"),
+    ],
 ];
 
 /// Scrubbed values shorter than this are left alone (they would garble every message);
@@ -46,6 +61,7 @@ pub(crate) fn is_secret(path: &[Seg]) -> bool {
         path.len() >= field.len()
             && field.iter().zip(path).all(|(pattern, seg)| match pattern {
                 Pattern::Any => matches!(seg, Seg::Key(_)),
+                Pattern::Index => matches!(seg, Seg::Index(_)),
                 Pattern::Key(k) => matches!(seg, Seg::Key(s) if s == k),
             })
     })
@@ -86,6 +102,19 @@ impl Redactor {
                 .and_then(|h| h.get("http"))
                 .and_then(|h| h.get("url"));
             for node in [key, url].into_iter().flatten() {
+                strings(node, &mut values);
+            }
+        }
+        let issuers = document
+            .get("auth")
+            .and_then(|auth| auth.get("issuers"))
+            .and_then(Value::as_array);
+        for issuer in issuers.into_iter().flatten() {
+            let hmac = issuer.get("hmac_secret");
+            let client = issuer
+                .get("introspection")
+                .and_then(|i| i.get("client_secret"));
+            for node in [hmac, client].into_iter().flatten() {
                 strings(node, &mut values);
             }
         }

@@ -5,11 +5,13 @@
 //! prefixes, upstream names) or from fixed sets (reasons, outcomes), so cardinality stays
 //! bounded.
 
+mod auth;
 mod declare;
 mod mcp;
 mod process;
 mod streams;
 
+pub use auth::{AuthMetrics, JwksBoard, AUTH_RESULTS};
 pub use mcp::McpMetrics;
 pub use streams::StreamMetrics;
 
@@ -21,6 +23,10 @@ use prometheus::{
     Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
     IntGaugeVec, Opts, Registry, TextEncoder,
 };
+
+/// Distinct subjects given a `client` label of their own (`auth.client_labels`' default;
+/// the metrics outlive reloads, so the bound is the process's).
+const DEFAULT_CLIENT_LABELS: usize = 100;
 
 /// Every metric mcp-edge exports.
 pub struct Metrics {
@@ -71,6 +77,8 @@ pub struct Metrics {
     pub access_log_dropped_total: IntCounter,
     /// The MCP-aware metrics (by method, by tool, abandoned calls).
     pub mcp: McpMetrics,
+    /// The resource server's metrics (token checks, key sets, introspection, clients).
+    pub auth: AuthMetrics,
     /// Event streams relayed without being read.
     pub streams: StreamMetrics,
     /// Client connections the proxy closed or refused on a deadline or the connection cap,
@@ -258,6 +266,7 @@ impl Metrics {
             )
             .expect("valid metric"),
             mcp: McpMetrics::register(&registry),
+            auth: AuthMetrics::register(&registry, DEFAULT_CLIENT_LABELS),
             streams: StreamMetrics::register(&registry),
             client_connections_closed_total: IntCounterVec::new(
                 Opts::new(
@@ -387,6 +396,7 @@ impl Metrics {
         let owned = self.collectors();
         let mut declared: Vec<&dyn Collector> = owned.iter().map(AsRef::as_ref).collect();
         declared.extend(self.mcp.families());
+        declared.extend(self.auth.families());
         declared.extend(self.streams.families());
         declare::declare_missing(&families, &declared, &mut out);
         out
