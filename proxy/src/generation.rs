@@ -2,6 +2,7 @@
 //! whole on start-up and on reload.
 
 use crate::access_log::AccessLog;
+use crate::auth::Auth;
 use crate::config::LoadedConfig;
 use crate::health::HealthBook;
 use crate::routing::RouteTable;
@@ -22,12 +23,25 @@ pub struct Generation {
     pub recycle: Option<WorkerRecycleSettings>,
     /// The access log, when it is on.
     pub access_log: Option<AccessLog>,
+    /// The resource server, when the config has an `auth` section.
+    pub auth: Option<Auth>,
 }
 
 impl Generation {
     /// Builds generation `id` from a validated config. Fails when an upstream server does
     /// not resolve, or the access log cannot be opened.
     pub fn build(id: u64, loaded: LoadedConfig, health: &HealthBook) -> Result<Self, Vec<String>> {
+        Self::build_after(id, loaded, health, None)
+    }
+
+    /// [`Generation::build`], taking over from `previous` what outlives a reload: the
+    /// issuers' cached keys.
+    pub fn build_after(
+        id: u64,
+        loaded: LoadedConfig,
+        health: &HealthBook,
+        previous: Option<&Generation>,
+    ) -> Result<Self, Vec<String>> {
         let routes = RouteTable::build(&loaded.config, &loaded.upstream_tls, health)?;
         let access_log = match &loaded.config.observability.access_log {
             Some(config) => Some(AccessLog::open(config).map_err(|error| vec![error])?),
@@ -37,12 +51,16 @@ impl Generation {
             FilterSpec::WorkerRecycle(settings) => Some(settings.clone()),
             _ => None,
         });
+        let auth = loaded.config.auth.as_ref().map(|config| {
+            Auth::build(config, previous.and_then(|previous| previous.auth.as_ref()))
+        });
         Ok(Self {
             id,
             loaded,
             routes,
             recycle,
             access_log,
+            auth,
         })
     }
 

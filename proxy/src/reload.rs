@@ -113,7 +113,7 @@ impl Reloader {
                 })
                 .collect());
         }
-        let next = Generation::build(current.id + 1, loaded, &self.health)?;
+        let next = Generation::build_after(current.id + 1, loaded, &self.health, Some(&current))?;
         let id = next.id;
         let kept = server_addresses(&next);
         for address in &kept {

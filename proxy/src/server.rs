@@ -53,6 +53,11 @@ pub fn run(loaded: LoadedConfig, options: RunOptions) -> Result<std::convert::In
     let health = Arc::new(HealthBook::default());
     let first = Generation::build(1, loaded, &health).map_err(|errors| errors.join("\n"))?;
     let metrics = Arc::new(Metrics::new());
+    if let Some(auth) = &config.auth {
+        metrics
+            .auth
+            .set_client_label_limit(auth.client_labels.get_usize());
+    }
     metrics.config_generation.set(1);
     let live = Arc::new(LiveConfig::new(first));
 

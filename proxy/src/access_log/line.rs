@@ -48,6 +48,12 @@ pub struct AccessLine<'a> {
     /// A short keyed hash of the MCP session id.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub session: Option<&'a str>,
+    /// The access token's subject, on a protected route.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sub: Option<&'a str>,
+    /// The access token's client id, on a protected route.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<&'a str>,
 }
 
 impl AccessLine<'_> {
@@ -83,6 +89,8 @@ impl AccessLine<'_> {
             ("target", self.target),
             ("jsonrpc_id", self.jsonrpc_id),
             ("session", self.session),
+            ("sub", self.sub),
+            ("client_id", self.client_id),
         ];
         for (key, value) in optional {
             if let Some(value) = value {
@@ -130,6 +138,8 @@ mod tests {
             target,
             jsonrpc_id: Some("7"),
             session: Some("0123456789abcdef"),
+            sub: None,
+            client_id: None,
         }
     }
 

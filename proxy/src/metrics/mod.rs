@@ -11,7 +11,7 @@ mod mcp;
 mod process;
 mod streams;
 
-pub use auth::{AuthMetrics, JwksBoard, AUTH_RESULTS};
+pub use auth::AuthMetrics;
 pub use mcp::McpMetrics;
 pub use streams::StreamMetrics;
 

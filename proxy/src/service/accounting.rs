@@ -153,6 +153,12 @@ pub(super) fn count_before_answer(
             .with_label_values(&[refusal.kind.code()])
             .inc();
     }
+    if let Some(result) = record.auth {
+        metrics.auth.auth_total.with_label_values(&[result.label()]).inc();
+    }
+    if let Some(client) = record.identity.as_ref().and_then(|id| id.client_key()) {
+        metrics.auth.count_client(client);
+    }
     let Some(route) = route else { return };
     let group = route.upstream.name.as_str();
     for attempt in &record.attempts {
@@ -212,6 +218,8 @@ fn write_access_line(
         target: mcp.and_then(|mcp| mcp.target.as_deref()),
         jsonrpc_id: mcp.and_then(McpRequest::id),
         session: session_hash.as_deref(),
+        sub: record.identity.as_ref().and_then(|id| id.subject.as_deref()),
+        client_id: record.identity.as_ref().and_then(|id| id.client_id.as_deref()),
     })
 }
 

@@ -13,6 +13,7 @@
 //! [`Outcome`], and [`EdgeApp::handle`](super::app::EdgeApp) answers and accounts.
 
 use super::attempts::{Attempts, Target};
+use super::auth_gate::AuthGate;
 use super::calls::McpParts;
 use super::client_leg::PingoraClient;
 use super::forwarded::ClientPeer;
@@ -53,6 +54,8 @@ pub struct Forwarder<'a> {
     pub mcp: &'a McpParts,
     /// The client connection, as the forwarding headers describe it.
     pub peer: ClientPeer,
+    /// The auth check, when the route is protected.
+    pub auth: Option<AuthGate<'a>>,
 }
 
 /// A request written (or not) on a connection to a server.
@@ -114,17 +117,27 @@ impl Forwarder<'_> {
         if session.req_header().method == http::Method::POST {
             record.mcp = McpRequest::parse(&body);
         }
+        let auth_headers = match &self.auth {
+            Some(gate) => match gate.check(session.req_header(), &body, record).await {
+                Ok(headers) => Some(headers),
+                Err(refusal) => {
+                    return Outcome::Refused(refusal.with_jsonrpc_id(jsonrpc_id(&body)))
+                }
+            },
+            None => None,
+        };
         record.tool_label = record.mcp.as_ref().and_then(|mcp| self.mcp.tool_label(mcp));
         let calls = record.mcp.as_ref().map_or_else(Vec::new, |mcp| {
             self.mcp.pending_calls(mcp, record.tool_label.as_ref())
         });
-        let (pinned, rewrite) = match pin_session(&route.upstream, session.req_header()) {
+        let (pinned, mut rewrite) = match pin_session(&route.upstream, session.req_header()) {
             Ok(pinned) => pinned,
             Err(reason) => {
                 let refusal = Refusal::new(ProxyRefusal::UnknownSession, reason);
                 return Outcome::Refused(refusal.with_jsonrpc_id(jsonrpc_id(&body)));
             }
         };
+        rewrite.auth = auth_headers;
         let expected = self.mcp.expect_on_session(session.req_header(), &calls);
         let request = Request {
             route,

@@ -10,6 +10,7 @@
 //! - `forward`: one request's exchange with an upstream; `attempts`: its attempt loop's
 //!   limits (failover on connect, one resend after a stale pooled connection);
 //! - `request_body`: the request body, read whole and bounded;
+//! - `auth_gate`: the token and per-item checks of a protected route (`crate::auth`);
 //! - `client_leg`, `upstream`: the two legs of the [exchange](crate::exchange);
 //! - `calls`: the MCP calls a request carries and how its exchange watches them;
 //! - `record`: what a request did, for the metrics and the access log;
@@ -23,6 +24,7 @@
 mod accounting;
 mod app;
 mod attempts;
+mod auth_gate;
 mod calls;
 mod client_leg;
 mod conn_limit;

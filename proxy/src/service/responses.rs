@@ -42,6 +42,17 @@ pub enum ProxyRefusal {
     MethodNotAllowed,
     /// A header field or the whole request head is over its limit.
     HeaderFieldsTooLarge,
+    /// A protected route without a valid access token (missing, invalid, expired, for
+    /// another resource): 401 with a `WWW-Authenticate` challenge.
+    Unauthorized,
+    /// An access token in the query string: 400 (`invalid_request`).
+    TokenInQuery,
+    /// A valid token without a scope the route needs: 403 `insufficient_scope`.
+    InsufficientScope,
+    /// A valid token that may not use the tool, prompt or resource called: 403.
+    ItemForbidden,
+    /// The token could not be checked (no keys yet, introspection down): 503.
+    AuthUnavailable,
 }
 
 /// The methods mcp-edge forwards, for the `Allow` header of a 405.
@@ -60,6 +71,10 @@ impl ProxyRefusal {
             ProxyRefusal::UnsupportedTransferCoding => 501,
             ProxyRefusal::MethodNotAllowed => 405,
             ProxyRefusal::HeaderFieldsTooLarge => 431,
+            ProxyRefusal::Unauthorized => 401,
+            ProxyRefusal::TokenInQuery => 400,
+            ProxyRefusal::InsufficientScope | ProxyRefusal::ItemForbidden => 403,
+            ProxyRefusal::AuthUnavailable => 503,
         }
     }
 
@@ -78,6 +93,11 @@ impl ProxyRefusal {
             ProxyRefusal::UnsupportedTransferCoding => "unsupported_transfer_coding",
             ProxyRefusal::MethodNotAllowed => "method_not_allowed",
             ProxyRefusal::HeaderFieldsTooLarge => "header_fields_too_large",
+            ProxyRefusal::Unauthorized => "unauthorized",
+            ProxyRefusal::TokenInQuery => "token_in_query",
+            ProxyRefusal::InsufficientScope => "insufficient_scope",
+            ProxyRefusal::ItemForbidden => "forbidden",
+            ProxyRefusal::AuthUnavailable => "auth_unavailable",
         }
     }
 
@@ -111,6 +131,15 @@ impl ProxyRefusal {
             ProxyRefusal::UnsupportedTransferCoding => "the transfer coding is not supported",
             ProxyRefusal::MethodNotAllowed => "the method is not allowed",
             ProxyRefusal::HeaderFieldsTooLarge => "the request header fields are too large",
+            ProxyRefusal::Unauthorized => "a valid access token is required",
+            ProxyRefusal::TokenInQuery => {
+                "access tokens go in the Authorization header, never in the query string"
+            }
+            ProxyRefusal::InsufficientScope => "the access token lacks a required scope",
+            ProxyRefusal::ItemForbidden => {
+                "the access token may not use this tool, prompt or resource"
+            }
+            ProxyRefusal::AuthUnavailable => "the access token cannot be checked now",
         }
     }
 }

@@ -120,6 +120,8 @@ fn write_line(
         target: None,
         jsonrpc_id: None,
         session: None,
+        sub: None,
+        client_id: None,
     })
 }
 
