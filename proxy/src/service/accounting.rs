@@ -153,12 +153,6 @@ pub(super) fn count_before_answer(
             .with_label_values(&[refusal.kind.code()])
             .inc();
     }
-    if let Some(result) = record.auth {
-        metrics.auth.auth_total.with_label_values(&[result.label()]).inc();
-    }
-    if let Some(client) = record.identity.as_ref().and_then(|id| id.client_key()) {
-        metrics.auth.count_client(client);
-    }
     let Some(route) = route else { return };
     let group = route.upstream.name.as_str();
     for attempt in &record.attempts {

@@ -47,19 +47,23 @@ impl<'a> AuthGate<'a> {
             }
             Err(failure) => Err(failure),
         };
+        let result = checked.as_ref().map_or_else(AuthFailure::result, |_| AuthResult::Ok);
+        // Counted at the decision, before the upstream or the client hears of it.
+        let auth = &self.metrics.auth;
+        auth.auth_total.with_label_values(&[result.label()]).inc();
+        record.auth = Some(result);
         match checked {
             Ok(identity) => {
-                record.auth = Some(AuthResult::Ok);
+                if let Some(client) = identity.client_key() {
+                    auth.count_client(client);
+                }
                 let forward = &self.route.forward;
                 Ok(AuthHeaders {
                     stripped: forward.stripped().clone(),
                     added: forward.identity_headers(&identity),
                 })
             }
-            Err(failure) => {
-                record.auth = Some(failure.result());
-                Err(self.refusal(&failure))
-            }
+            Err(failure) => Err(self.refusal(&failure)),
         }
     }
 
