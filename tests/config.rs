@@ -81,7 +81,7 @@ fn files(dir: &str, ext: &str) -> Vec<String> {
 }
 
 /// The deployment-specific variables that the examples under `conf/examples/` read
-/// without a default (`conf/examples/gunicorn-recycle.yaml`).
+/// without a default (`conf/examples/gunicorn-recycle.yaml`, `conf/examples/oauth.yaml`).
 const EXAMPLE_ENV: &[(&str, &str)] = &[
     ("MCP_EDGE_LISTEN", "127.0.0.1:8080"),
     ("MCP_EDGE_ADMIN", "127.0.0.1:9901"),
@@ -91,6 +91,10 @@ const EXAMPLE_ENV: &[(&str, &str)] = &[
     ("MCP_EDGE_AFFINITY_KEY", "an-affinity-key-of-32-characters"),
     ("GUNICORN_PID_A", "/run/gunicorn-a.pid"),
     ("GUNICORN_PID_B", "/run/gunicorn-b.pid"),
+    ("MCP_SERVER", "127.0.0.1:8000"),
+    ("MCP_EDGE_RESOURCE", "https://mcp.example.com/mcp"),
+    ("MCP_EDGE_ISSUER", "https://auth.example.com"),
+    ("MCP_EDGE_JWKS_URI", "https://auth.example.com/jwks"),
 ];
 
 #[test]
