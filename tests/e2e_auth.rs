@@ -79,7 +79,11 @@ impl Fixture {
             ];
             let server_extra =
                 "  max_request_header_field_bytes: 131072\n  max_request_headers_bytes: 262144\n";
-            format!("{}{}\n", ports.preamble_with(server_extra), lines.join("\n"))
+            format!(
+                "{}{}\n",
+                ports.preamble_with(server_extra),
+                lines.join("\n")
+            )
         });
         Fixture {
             edge,
@@ -147,13 +151,19 @@ impl Fixture {
         assert_eq!(body["id"], 7, "a JSON-RPC error with the call's id: {body}");
         assert_eq!(self.upstream_saw(), 0, "the upstream saw a refused request");
         let after = labelled(&self.edge, "mcp_edge_auth_total", &[("result", result)]);
-        assert_eq!(after, before + 1.0, "mcp_edge_auth_total{{result={result}}}");
+        assert_eq!(
+            after,
+            before + 1.0,
+            "mcp_edge_auth_total{{result={result}}}"
+        );
         head
     }
 }
 
 fn challenge(head: &Head) -> String {
-    head.header("www-authenticate").unwrap_or_default().to_string()
+    head.header("www-authenticate")
+        .unwrap_or_default()
+        .to_string()
 }
 
 #[test]
@@ -164,22 +174,37 @@ fn a_valid_token_passes_without_its_token_and_with_the_identity() {
     assert_eq!(head.status, 200, "{}", f.edge.log());
     let seen = f.seen.lock().unwrap().clone();
     assert_eq!(seen.len(), 1);
-    assert_eq!(seen[0].header("authorization"), None, "the token reached the upstream");
+    assert_eq!(
+        seen[0].header("authorization"),
+        None,
+        "the token reached the upstream"
+    );
     let subjects: Vec<&str> = seen[0]
         .headers
         .iter()
         .filter(|(name, _)| name == "x-auth-subject")
         .map(|(_, value)| value.as_str())
         .collect();
-    assert_eq!(subjects, ["alice"], "the client's copy is stripped, the edge's added");
+    assert_eq!(
+        subjects,
+        ["alice"],
+        "the client's copy is stripped, the edge's added"
+    );
     // The second call is answered from the cache of verified tokens: no second fetch.
     let fetches = f.keys.fetches();
     let (head, _) = f.call("/mcp", &token, "echo", &[]);
     assert_eq!(head.status, 200);
     assert_eq!(f.keys.fetches(), fetches);
-    assert_eq!(labelled(&f.edge, "mcp_edge_auth_total", &[("result", "ok")]), 2.0);
     assert_eq!(
-        labelled(&f.edge, "mcp_edge_auth_client_requests_total", &[("client", "alice")]),
+        labelled(&f.edge, "mcp_edge_auth_total", &[("result", "ok")]),
+        2.0
+    );
+    assert_eq!(
+        labelled(
+            &f.edge,
+            "mcp_edge_auth_client_requests_total",
+            &[("client", "alice")]
+        ),
         2.0
     );
 }
@@ -201,10 +226,18 @@ fn the_protected_resource_metadata_is_served_at_both_paths() {
         assert_eq!(document["bearer_methods_supported"], json!(["header"]));
     }
     let mut client = Client::connect(f.edge.listen);
-    let (head, body) = client.exchange("GET", "/.well-known/oauth-protected-resource/other", &[], b"");
+    let (head, body) = client.exchange(
+        "GET",
+        "/.well-known/oauth-protected-resource/other",
+        &[],
+        b"",
+    );
     assert_eq!(head.status, 200);
     let document: Value = serde_json::from_slice(&body).unwrap();
-    assert_eq!(document["resource"], format!("http://{}/other", f.edge.listen));
+    assert_eq!(
+        document["resource"],
+        format!("http://{}/other", f.edge.listen)
+    );
 }
 
 #[test]
@@ -223,7 +256,9 @@ fn no_token_gets_401_with_the_metadata_and_the_scope() {
 #[test]
 fn an_expired_token_is_refused() {
     let f = Fixture::start();
-    let token = f.key.sign(&f.claims_with(json!({"exp": now() - 120, "iat": now() - 600})));
+    let token = f
+        .key
+        .sign(&f.claims_with(json!({"exp": now() - 120, "iat": now() - 600})));
     let head = f.assert_refused(&token, 401, "expired");
     assert!(challenge(&head).contains("error=\"invalid_token\""));
 }
@@ -245,7 +280,9 @@ fn a_token_issued_in_the_future_is_refused() {
 #[test]
 fn a_token_of_another_issuer_is_refused() {
     let f = Fixture::start();
-    let token = f.key.sign(&f.claims_with(json!({"iss": "https://evil.example.com"})));
+    let token = f
+        .key
+        .sign(&f.claims_with(json!({"iss": "https://evil.example.com"})));
     f.assert_refused(&token, 401, "invalid");
 }
 
@@ -295,20 +332,30 @@ fn an_unknown_kid_is_refused_after_one_refresh() {
     let ghost = TestKey::new("ghost");
     let fetches = f.keys.fetches();
     f.assert_refused(&ghost.sign(&f.claims()), 401, "invalid");
-    assert_eq!(f.keys.fetches(), fetches + 1, "one refresh for the unknown kid");
+    assert_eq!(
+        f.keys.fetches(),
+        fetches + 1,
+        "one refresh for the unknown kid"
+    );
     // A burst of them does not become a burst of fetches (rate-limited).
     for _ in 0..5 {
         let (head, _) = f.call("/mcp", &ghost.sign(&f.claims()), "echo", &[]);
         assert_eq!(head.status, 401);
     }
-    assert!(f.keys.fetches() <= fetches + 2, "fetches: {}", f.keys.fetches());
+    assert!(
+        f.keys.fetches() <= fetches + 2,
+        "fetches: {}",
+        f.keys.fetches()
+    );
 }
 
 #[test]
 fn a_64_kib_token_is_refused_unread() {
     let f = Fixture::start();
     // A validly signed token, only too large: without the cap it would pass.
-    let token = f.key.sign(&f.claims_with(json!({"pad": "x".repeat(48 * 1024)})));
+    let token = f
+        .key
+        .sign(&f.claims_with(json!({"pad": "x".repeat(48 * 1024)})));
     assert!(token.len() >= 64 * 1024, "{}", token.len());
     f.assert_refused(&token, 401, "invalid");
 }
@@ -334,8 +381,14 @@ fn a_token_without_the_route_scope_gets_403_with_the_scope() {
     let token = f.key.sign(&f.claims_with(json!({"scope": "profile"})));
     let head = f.assert_refused(&token, 403, "insufficient_scope");
     let challenge = challenge(&head);
-    assert!(challenge.contains("error=\"insufficient_scope\""), "{challenge}");
-    assert!(challenge.contains(&format!("scope=\"{TOOLS}\"")), "{challenge}");
+    assert!(
+        challenge.contains("error=\"insufficient_scope\""),
+        "{challenge}"
+    );
+    assert!(
+        challenge.contains(&format!("scope=\"{TOOLS}\"")),
+        "{challenge}"
+    );
 }
 
 #[test]
@@ -345,9 +398,15 @@ fn a_disallowed_tool_gets_403_and_an_allowed_caller_gets_through() {
     let (head, body) = f.call("/mcp", &token, "admin_reset", &[]);
     assert_eq!(head.status, 403, "{body}");
     assert_eq!(body["id"], 7);
-    assert!(challenge(&head).contains("scope=\"mcp:tools mcp:admin\""), "{}", challenge(&head));
+    assert!(
+        challenge(&head).contains("scope=\"mcp:tools mcp:admin\""),
+        "{}",
+        challenge(&head)
+    );
     assert_eq!(f.upstream_saw(), 0);
-    let admin = f.key.sign(&f.claims_with(json!({"scope": "mcp:tools mcp:admin"})));
+    let admin = f
+        .key
+        .sign(&f.claims_with(json!({"scope": "mcp:tools mcp:admin"})));
     let (head, _) = f.call("/mcp", &admin, "admin_reset", &[]);
     assert_eq!(head.status, 200);
     assert_eq!(f.upstream_saw(), 1);
@@ -370,7 +429,10 @@ fn a_rotated_key_validates_after_one_refresh_and_cached_keys_outlive_the_key_ser
         assert_eq!(head.status, 200, "{body}");
     }
     assert_eq!(f.keys.fetches(), fetches + 1, "one refresh, then the cache");
-    assert_eq!(labelled(&f.edge, "mcp_edge_auth_total", &[("result", "invalid")]), 0.0);
+    assert_eq!(
+        labelled(&f.edge, "mcp_edge_auth_total", &[("result", "invalid")]),
+        0.0
+    );
     // The key server goes down: tokens of known keys keep working.
     f.keys.set_down(true);
     for _ in 0..3 {
@@ -386,7 +448,10 @@ fn a_rotated_key_validates_after_one_refresh_and_cached_keys_outlive_the_key_ser
     let (status, metrics) = f.edge.admin_get("/metrics");
     assert_eq!(status, 200);
     assert!(
-        metrics.contains(&format!("mcp_edge_auth_jwks_last_refresh_failed{{issuer=\"{}\"}} 1", f.keys.issuer())),
+        metrics.contains(&format!(
+            "mcp_edge_auth_jwks_last_refresh_failed{{issuer=\"{}\"}} 1",
+            f.keys.issuer()
+        )),
         "{metrics}"
     );
     assert!(metrics.contains("mcp_edge_auth_jwks_age_seconds{"));

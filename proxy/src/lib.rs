@@ -17,8 +17,8 @@
 
 mod access_log;
 mod admin;
-mod auth;
 pub mod affinity;
+mod auth;
 pub mod cli;
 pub mod config;
 pub mod control;

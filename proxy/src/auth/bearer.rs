@@ -19,7 +19,9 @@ pub fn token(head: &RequestHeader, max_bytes: usize) -> Result<&str, AuthFailure
         return Err(AuthFailure::Missing);
     };
     if values.next().is_some() {
-        return Err(AuthFailure::Invalid("more than one Authorization header".into()));
+        return Err(AuthFailure::Invalid(
+            "more than one Authorization header".into(),
+        ));
     }
     let bytes = value.as_bytes();
     if bytes.len() > max_bytes + "Bearer ".len() {
@@ -40,9 +42,9 @@ pub fn token(head: &RequestHeader, max_bytes: usize) -> Result<&str, AuthFailure
     let token = token.trim_start_matches(' ');
     let body = token.trim_end_matches('=');
     let b64token = !body.is_empty()
-        && body
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/'));
+        && body.bytes().all(|b| {
+            b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/')
+        });
     if !b64token {
         return Err(AuthFailure::Invalid("not a b64token".into()));
     }
@@ -63,10 +65,16 @@ mod tests {
 
     #[test]
     fn tokens_come_only_from_one_bearer_header_within_the_size() {
-        assert_eq!(token(&head("/mcp", &["Bearer abc.def-_~+/="]), 64), Ok("abc.def-_~+/="));
+        assert_eq!(
+            token(&head("/mcp", &["Bearer abc.def-_~+/="]), 64),
+            Ok("abc.def-_~+/=")
+        );
         assert_eq!(token(&head("/mcp", &["bearer abc"]), 64), Ok("abc"));
         assert_eq!(token(&head("/mcp", &[]), 64), Err(AuthFailure::Missing));
-        assert_eq!(token(&head("/mcp", &["Basic dTpw"]), 64), Err(AuthFailure::Missing));
+        assert_eq!(
+            token(&head("/mcp", &["Basic dTpw"]), 64),
+            Err(AuthFailure::Missing)
+        );
         assert!(matches!(
             token(&head("/mcp", &["Bearer a", "Bearer b"]), 64),
             Err(AuthFailure::Invalid(_))
@@ -76,7 +84,10 @@ mod tests {
             Err(AuthFailure::Invalid(_))
         ));
         let long = format!("Bearer {}", "a".repeat(65));
-        assert!(matches!(token(&head("/mcp", &[&long]), 64), Err(AuthFailure::Invalid(_))));
+        assert!(matches!(
+            token(&head("/mcp", &[&long]), 64),
+            Err(AuthFailure::Invalid(_))
+        ));
         assert_eq!(
             token(&head("/mcp?access_token=abc", &["Bearer abc"]), 64),
             Err(AuthFailure::InQuery)

@@ -63,7 +63,8 @@ impl TokenCache {
             entries.retain(|_, (_, until)| *until > now);
             if entries.len() >= self.limit {
                 // Still full of live tokens: drop an eighth, whichever the map yields.
-                let drop: Vec<TokenKey> = entries.keys().take(self.limit / 8 + 1).copied().collect();
+                let drop: Vec<TokenKey> =
+                    entries.keys().take(self.limit / 8 + 1).copied().collect();
                 for key in drop {
                     entries.remove(&key);
                 }

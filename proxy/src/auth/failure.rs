@@ -108,7 +108,11 @@ impl AuthFailure {
                 "access tokens go in the Authorization header",
                 String::new(),
             ),
-            AuthFailure::Invalid(_) => ("invalid_token", "the access token is invalid", String::new()),
+            AuthFailure::Invalid(_) => (
+                "invalid_token",
+                "the access token is invalid",
+                String::new(),
+            ),
             AuthFailure::Expired => ("invalid_token", "the access token expired", String::new()),
             AuthFailure::WrongAudience => (
                 "invalid_token",
@@ -126,7 +130,11 @@ impl AuthFailure {
                 (
                     "insufficient_scope",
                     "the access token may not use this item",
-                    if scopes.is_empty() { String::new() } else { scope_of(&all) },
+                    if scopes.is_empty() {
+                        String::new()
+                    } else {
+                        scope_of(&all)
+                    },
                 )
             }
             AuthFailure::Unavailable(_) => return None,

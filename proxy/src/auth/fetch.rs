@@ -45,7 +45,10 @@ impl Fetcher {
     }
 
     /// GETs `url` and parses its JSON body.
-    pub async fn get_json<T: serde::de::DeserializeOwned>(&self, url: &str) -> Result<T, FetchError> {
+    pub async fn get_json<T: serde::de::DeserializeOwned>(
+        &self,
+        url: &str,
+    ) -> Result<T, FetchError> {
         let body = self.request(&Method::GET, url, Payload::default()).await?;
         Ok(serde_json::from_slice(&body)?)
     }

@@ -86,7 +86,9 @@ mod tests {
         };
         let plan = ForwardPlan::new(&config);
         assert!(!plan.stripped.contains(&AUTHORIZATION));
-        assert!(plan.stripped.contains(&HeaderName::from_static("x-auth-subject")));
+        assert!(plan
+            .stripped
+            .contains(&HeaderName::from_static("x-auth-subject")));
         let claims = serde_json::json!({"sub": "alice", "scope": "a b"});
         let identity = Identity::from_claims(claims.as_object().unwrap().clone());
         let headers = plan.identity_headers(&identity);

@@ -58,7 +58,9 @@ impl Identity {
     /// holding it.
     pub fn claim_matches(&self, name: &str, value: &str) -> bool {
         match self.claims.get(name) {
-            Some(Value::String(text)) => text == value || text.split_whitespace().any(|v| v == value),
+            Some(Value::String(text)) => {
+                text == value || text.split_whitespace().any(|v| v == value)
+            }
             Some(Value::Array(items)) => items.iter().any(|item| match item {
                 Value::String(text) => text == value,
                 other => other.to_string() == value,

@@ -27,7 +27,8 @@ impl Introspector {
     /// The introspector of `issuer` per `config`.
     pub fn new(issuer: &str, config: &IntrospectionConfig, fetcher: Fetcher) -> Self {
         // RFC 6749 §2.3.1: the id and secret are form-encoded, then joined and base64'd.
-        let encode = |text: &str| form_urlencoded::byte_serialize(text.as_bytes()).collect::<String>();
+        let encode =
+            |text: &str| form_urlencoded::byte_serialize(text.as_bytes()).collect::<String>();
         let basic = base64::engine::general_purpose::STANDARD.encode(format!(
             "{}:{}",
             encode(&config.client_id),
@@ -92,7 +93,11 @@ impl Introspector {
 }
 
 /// An introspection answer judged: active, this issuer's, for this resource, unexpired.
-fn judge(claims: Map<String, Value>, issuer: &str, resource: &str) -> Result<Identity, AuthFailure> {
+fn judge(
+    claims: Map<String, Value>,
+    issuer: &str,
+    resource: &str,
+) -> Result<Identity, AuthFailure> {
     if claims.get("active").and_then(Value::as_bool) != Some(true) {
         return Err(AuthFailure::Invalid("inactive token".into()));
     }
@@ -135,7 +140,11 @@ mod tests {
             r,
         );
         assert_eq!(ok.unwrap().subject.as_deref(), Some("u"));
-        let inactive = judge(claims(serde_json::json!({"active": false})), "https://as", r);
+        let inactive = judge(
+            claims(serde_json::json!({"active": false})),
+            "https://as",
+            r,
+        );
         assert!(matches!(inactive, Err(AuthFailure::Invalid(_))));
         let other = judge(
             claims(serde_json::json!({"active": true, "aud": "https://other"})),

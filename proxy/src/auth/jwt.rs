@@ -30,7 +30,11 @@ impl IssuerVerifier {
     pub fn new(config: &IssuerConfig, keys: Arc<KeySet>) -> Self {
         Self {
             issuer: config.issuer.clone(),
-            algorithms: config.algorithms.iter().map(|alg| algorithm(*alg)).collect(),
+            algorithms: config
+                .algorithms
+                .iter()
+                .map(|alg| algorithm(*alg))
+                .collect(),
             hmac: config
                 .hmac_secret
                 .as_ref()
@@ -93,13 +97,17 @@ pub async fn verify(
         .ok_or_else(|| AuthFailure::Invalid(format!("untrusted issuer `{issuer}`")))?;
     let alg = header.alg;
     if !verifier.algorithms.contains(&alg) {
-        return Err(AuthFailure::Invalid(format!("algorithm {alg:?} is not allowed")));
+        return Err(AuthFailure::Invalid(format!(
+            "algorithm {alg:?} is not allowed"
+        )));
     }
     let keys: Vec<Arc<Key>> = if is_hmac(alg) {
         // Only a configured secret: never a key of the key set, so a public key cannot
         // be used as an HMAC secret.
         let Some(secret) = &verifier.hmac else {
-            return Err(AuthFailure::Invalid("HMAC without a configured secret".into()));
+            return Err(AuthFailure::Invalid(
+                "HMAC without a configured secret".into(),
+            ));
         };
         vec![Arc::new(Key {
             kid: None,

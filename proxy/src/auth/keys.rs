@@ -150,7 +150,10 @@ impl KeySet {
         if state.loaded {
             Err(KeyError::Unknown(kid.map(str::to_owned)))
         } else {
-            let error = state.last_error.clone().unwrap_or_else(|| "not fetched yet".into());
+            let error = state
+                .last_error
+                .clone()
+                .unwrap_or_else(|| "not fetched yet".into());
             Err(KeyError::Unavailable(error))
         }
     }
@@ -169,7 +172,10 @@ impl KeySet {
 
     fn is_stale(&self) -> bool {
         let state = self.read();
-        state.source_changed || state.fetched_at.is_none_or(|at| at.elapsed() >= self.max_age)
+        state.source_changed
+            || state
+                .fetched_at
+                .is_none_or(|at| at.elapsed() >= self.max_age)
     }
 
     fn may_refresh(&self) -> bool {

@@ -9,7 +9,9 @@ pub const WELL_KNOWN: &str = "/.well-known/oauth-protected-resource";
 /// The path of `resource` (`/mcp` for `https://mcp.example.com/mcp`), without a trailing
 /// `/`; empty for the root.
 pub fn resource_path(resource: &str) -> &str {
-    let rest = resource.split_once("://").map_or(resource, |(_, rest)| rest);
+    let rest = resource
+        .split_once("://")
+        .map_or(resource, |(_, rest)| rest);
     let path = rest.find('/').map_or("", |slash| &rest[slash..]);
     let path = path.split(['?', '#']).next().unwrap_or("");
     path.trim_end_matches('/')
@@ -19,9 +21,9 @@ pub fn resource_path(resource: &str) -> &str {
 /// its host and its path.
 pub fn metadata_url(resource: &str) -> String {
     let path = resource_path(resource);
-    let origin_end = resource
-        .split_once("://")
-        .map_or(0, |(scheme, rest)| scheme.len() + 3 + rest.find('/').unwrap_or(rest.len()));
+    let origin_end = resource.split_once("://").map_or(0, |(scheme, rest)| {
+        scheme.len() + 3 + rest.find('/').unwrap_or(rest.len())
+    });
     format!("{}{WELL_KNOWN}{path}", &resource[..origin_end])
 }
 

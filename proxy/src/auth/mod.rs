@@ -121,7 +121,10 @@ impl Auth {
                         .find(|verifier| verifier.issuer == issuer.issuer)
                 });
                 let keys = match old {
-                    Some(old) if *old.keys.source() == source && !matches!(source, KeySource::File(_)) => {
+                    Some(old)
+                        if *old.keys.source() == source
+                            && !matches!(source, KeySource::File(_)) =>
+                    {
                         old.keys.clone()
                     }
                     old => {
@@ -143,7 +146,11 @@ impl Auth {
             .collect();
         let introspector = config.issuers.iter().find_map(|issuer| {
             let introspection = issuer.introspection.as_ref()?;
-            Some(Introspector::new(&issuer.issuer, introspection, fetcher.clone()))
+            Some(Introspector::new(
+                &issuer.issuer,
+                introspection,
+                fetcher.clone(),
+            ))
         });
         let issuers: Vec<&str> = config.issuers.iter().map(|i| i.issuer.as_str()).collect();
         let routes = config

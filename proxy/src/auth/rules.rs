@@ -167,7 +167,10 @@ mod tests {
         assert!(rules.may_use(&plain, ItemKind::Tool, "echo"));
         assert!(!rules.may_use(&plain, ItemKind::Tool, "admin_reset"));
         assert_eq!(
-            rules.lacking(&plain, ItemKind::Tool, "admin_reset").unwrap().scopes,
+            rules
+                .lacking(&plain, ItemKind::Tool, "admin_reset")
+                .unwrap()
+                .scopes,
             ["mcp:admin"]
         );
         assert!(rules.may_use(&admin, ItemKind::Tool, "admin_reset"));

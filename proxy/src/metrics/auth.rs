@@ -82,7 +82,9 @@ impl AuthMetrics {
             metrics.auth_total.with_label_values(&[result]);
         }
         for collector in metrics.families_owned() {
-            registry.register(collector).expect("metric names are unique");
+            registry
+                .register(collector)
+                .expect("metric names are unique");
         }
         metrics
     }
@@ -137,7 +139,12 @@ impl ClientLabels {
         if client.len() > 128 || client.chars().any(char::is_control) {
             return Arc::from(OTHER);
         }
-        if let Some(known) = self.admitted.read().ok().and_then(|set| set.get(client).cloned()) {
+        if let Some(known) = self
+            .admitted
+            .read()
+            .ok()
+            .and_then(|set| set.get(client).cloned())
+        {
             return known;
         }
         let mut set = self
@@ -250,8 +257,12 @@ mod tests {
         metrics.jwks.fetched("https://as.example.com");
         let text = {
             let mut out = Vec::new();
-            prometheus::Encoder::encode(&prometheus::TextEncoder::new(), &registry.gather(), &mut out)
-                .unwrap();
+            prometheus::Encoder::encode(
+                &prometheus::TextEncoder::new(),
+                &registry.gather(),
+                &mut out,
+            )
+            .unwrap();
             String::from_utf8(out).unwrap()
         };
         assert!(text.contains("mcp_edge_auth_client_requests_total{client=\"alice\"} 1"));

@@ -212,8 +212,14 @@ fn write_access_line(
         target: mcp.and_then(|mcp| mcp.target.as_deref()),
         jsonrpc_id: mcp.and_then(McpRequest::id),
         session: session_hash.as_deref(),
-        sub: record.identity.as_ref().and_then(|id| id.subject.as_deref()),
-        client_id: record.identity.as_ref().and_then(|id| id.client_id.as_deref()),
+        sub: record
+            .identity
+            .as_ref()
+            .and_then(|id| id.subject.as_deref()),
+        client_id: record
+            .identity
+            .as_ref()
+            .and_then(|id| id.client_id.as_deref()),
     })
 }
 

@@ -249,7 +249,11 @@ impl EdgeApp {
             );
         }
         let path = session.req_header().uri.path();
-        if let Some(found) = generation.auth.as_ref().and_then(|auth| auth.well_known(path)) {
+        if let Some(found) = generation
+            .auth
+            .as_ref()
+            .and_then(|auth| auth.well_known(path))
+        {
             let outcome = match found {
                 Some(document) => Outcome::Answered(document),
                 None => Outcome::refused(

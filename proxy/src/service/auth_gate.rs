@@ -40,14 +40,20 @@ impl<'a> AuthGate<'a> {
         body: &[u8],
         record: &mut RequestRecord,
     ) -> Result<AuthHeaders, Refusal> {
-        let checked = match self.auth.authenticate(&self.route, head, self.metrics).await {
+        let checked = match self
+            .auth
+            .authenticate(&self.route, head, self.metrics)
+            .await
+        {
             Ok(identity) => {
                 record.identity = Some(identity.clone());
                 self.route.authorize(&identity, body).map(|()| identity)
             }
             Err(failure) => Err(failure),
         };
-        let result = checked.as_ref().map_or_else(AuthFailure::result, |_| AuthResult::Ok);
+        let result = checked
+            .as_ref()
+            .map_or_else(AuthFailure::result, |_| AuthResult::Ok);
         // Counted at the decision, before the upstream or the client hears of it.
         let auth = &self.metrics.auth;
         auth.auth_total.with_label_values(&[result.label()]).inc();
