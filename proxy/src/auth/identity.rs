@@ -63,7 +63,9 @@ impl Identity {
             }
             Some(Value::Array(items)) => items.iter().any(|item| match item {
                 Value::String(text) => text == value,
-                other => other.to_string() == value,
+                Value::Number(number) => number.to_string() == value,
+                Value::Bool(flag) => flag.to_string() == value,
+                _ => false,
             }),
             Some(Value::Bool(flag)) => flag.to_string() == value,
             Some(Value::Number(number)) => number.to_string() == value,
