@@ -94,7 +94,7 @@ pub async fn verify(
         .issuers
         .iter()
         .find(|verifier| verifier.issuer == issuer)
-        .ok_or_else(|| AuthFailure::Invalid(format!("untrusted issuer `{issuer}`")))?;
+        .ok_or_else(|| AuthFailure::Invalid(format!("untrusted issuer {issuer:?}")))?;
     let alg = header.alg;
     if !verifier.algorithms.contains(&alg) {
         return Err(AuthFailure::Invalid(format!(

@@ -246,7 +246,14 @@ impl KeySet {
                         continue;
                     }
                     match metadata.get("jwks_uri").and_then(Value::as_str) {
-                        Some(jwks) => return Ok(jwks.to_owned()),
+                        Some(jwks) => {
+                            // The same rule as a configured URL: https, except on loopback.
+                            if let Some(problem) = crate::config::auth::url_problem(jwks, false) {
+                                errors.push(format!("{url}: jwks_uri: {problem}"));
+                                continue;
+                            }
+                            return Ok(jwks.to_owned());
+                        }
                         None => errors.push(format!("{url}: no jwks_uri")),
                     }
                 }

@@ -207,13 +207,33 @@ impl Auth {
         let key = token_key(&route.resource, token);
         let identity = match self.cache.get(&key) {
             Some(identity) => identity,
-            None => {
-                let identity = self.verify(token, &route.resource, metrics).await?;
+            None if jwt::looks_like_jwt(token) => {
+                let expected = jwt::Expected {
+                    issuers: &self.verifiers,
+                    resource: &route.resource,
+                    skew: self.skew,
+                };
+                let identity = Arc::new(jwt::verify(token, &expected, metrics).await?);
+                // `exp` is a required claim: every verified JWT has one.
                 if let Some(until) = identity.expires_at {
                     self.cache.insert(key, identity.clone(), until);
                 }
                 identity
             }
+            // Introspected tokens are cached by the introspector, within its own
+            // lifetime, so that a revocation is seen after `cache_seconds` at most.
+            None => match &self.introspector {
+                Some(introspector) => {
+                    introspector
+                        .introspect(token, &route.resource, metrics)
+                        .await?
+                }
+                None => {
+                    return Err(AuthFailure::Invalid(
+                        "not a JWT, and no issuer has introspection".into(),
+                    ))
+                }
+            },
         };
         let missing = identity.missing_scopes(&route.scopes);
         if !missing.is_empty() {
@@ -222,28 +242,6 @@ impl Auth {
             ));
         }
         Ok(identity)
-    }
-
-    async fn verify(
-        &self,
-        token: &str,
-        resource: &str,
-        metrics: &Arc<Metrics>,
-    ) -> Result<Arc<Identity>, AuthFailure> {
-        if jwt::looks_like_jwt(token) {
-            let expected = jwt::Expected {
-                issuers: &self.verifiers,
-                resource,
-                skew: self.skew,
-            };
-            return jwt::verify(token, &expected, metrics).await.map(Arc::new);
-        }
-        match &self.introspector {
-            Some(introspector) => introspector.introspect(token, resource, metrics).await,
-            None => Err(AuthFailure::Invalid(
-                "not a JWT, and no issuer has introspection".into(),
-            )),
-        }
     }
 }
 
