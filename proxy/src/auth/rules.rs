@@ -197,6 +197,19 @@ impl ItemKind {
 /// call whose name (or URI) is not a string names the empty item, which only a rule
 /// matching everything covers; the upstream refuses such a call anyway.
 pub fn body_items(body: &[u8]) -> Vec<(ItemKind, String)> {
+    // The common case, a single message, read without building a tree. A message with a
+    // duplicate field fails here (serde refuses duplicates) and is read as values below.
+    if let Ok(message) = serde_json::from_slice::<Message<'_>>(body) {
+        let Some(kind) = message.method.as_deref().and_then(ItemKind::of_method) else {
+            return Vec::new();
+        };
+        let params = message.params.unwrap_or_default();
+        let name = match kind {
+            ItemKind::Resource => params.uri,
+            _ => params.name,
+        };
+        return vec![(kind, name.map(String::from).unwrap_or_default())];
+    }
     let Ok(value) = serde_json::from_slice::<serde_json::Value>(body) else {
         return Vec::new();
     };
@@ -220,6 +233,24 @@ pub fn body_items(body: &[u8]) -> Vec<(ItemKind, String)> {
             Some((kind, name.to_owned()))
         })
         .collect()
+}
+
+/// One JSON-RPC message, as far as the rules read it.
+#[derive(serde::Deserialize)]
+struct Message<'a> {
+    #[serde(borrow)]
+    method: Option<std::borrow::Cow<'a, str>>,
+    #[serde(borrow)]
+    params: Option<Params<'a>>,
+}
+
+/// The fields of `params` that name an item.
+#[derive(serde::Deserialize, Default)]
+struct Params<'a> {
+    #[serde(borrow)]
+    name: Option<std::borrow::Cow<'a, str>>,
+    #[serde(borrow)]
+    uri: Option<std::borrow::Cow<'a, str>>,
 }
 
 #[cfg(test)]

@@ -3,8 +3,10 @@
 
 use prometheus::core::{Collector, Desc};
 use prometheus::proto::MetricFamily;
-use prometheus::{GaugeVec, Histogram, HistogramOpts, IntCounterVec, IntGaugeVec, Opts, Registry};
-use std::collections::{BTreeMap, HashSet};
+use prometheus::{
+    GaugeVec, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry,
+};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::SystemTime;
@@ -36,6 +38,8 @@ pub struct AuthMetrics {
     /// The key sets' age and last refresh state.
     pub jwks: Arc<JwksBoard>,
     clients: ClientLabels,
+    /// `auth_total`'s series, in [`AUTH_RESULTS`]' order, resolved once.
+    results: Vec<IntCounter>,
 }
 
 impl AuthMetrics {
@@ -77,10 +81,13 @@ impl AuthMetrics {
             .expect("valid metric"),
             jwks: Arc::new(JwksBoard::new()),
             clients: ClientLabels::new(client_labels),
+            results: Vec::new(),
         };
-        for result in AUTH_RESULTS {
-            metrics.auth_total.with_label_values(&[result]);
-        }
+        let mut metrics = metrics;
+        metrics.results = AUTH_RESULTS
+            .iter()
+            .map(|result| metrics.auth_total.with_label_values(&[result]))
+            .collect();
         for collector in metrics.families_owned() {
             registry
                 .register(collector)
@@ -112,54 +119,61 @@ impl AuthMetrics {
 
     /// Counts a request of an authenticated `client` (its subject).
     pub fn count_client(&self, client: &str) {
-        let label = self.clients.label(client);
-        self.client_requests_total
-            .with_label_values(&[&label])
+        self.clients
+            .counter(client, &self.client_requests_total)
             .inc();
+    }
+
+    /// Counts one token check with `result` (one of [`AUTH_RESULTS`]).
+    pub fn count_result(&self, result: &str) {
+        if let Some(at) = AUTH_RESULTS.iter().position(|known| *known == result) {
+            self.results[at].inc();
+        }
     }
 }
 
-/// The first `limit` distinct clients have a label of their own; later ones are `other`.
+/// The first `limit` distinct clients have a counter of their own; later ones share
+/// `other`'s. The counters are resolved once per client, not per request.
 struct ClientLabels {
     limit: AtomicUsize,
-    admitted: RwLock<HashSet<Arc<str>>>,
+    admitted: RwLock<HashMap<Arc<str>, IntCounter>>,
 }
 
 impl ClientLabels {
     fn new(limit: usize) -> Self {
         Self {
             limit: AtomicUsize::new(limit),
-            admitted: RwLock::new(HashSet::new()),
+            admitted: RwLock::new(HashMap::new()),
         }
     }
 
-    fn label(&self, client: &str) -> Arc<str> {
-        // A subject is the client's to choose only within its authorization server's
-        // rules: still, no control characters and a bounded length in a label.
-        if client.len() > 128 || client.chars().any(char::is_control) {
-            return Arc::from(OTHER);
-        }
-        if let Some(known) = self
+    fn counter(&self, client: &str, family: &IntCounterVec) -> IntCounter {
+        let known = self
             .admitted
             .read()
             .ok()
-            .and_then(|set| set.get(client).cloned())
-        {
-            return known;
+            .and_then(|map| map.get(client).cloned());
+        if let Some(counter) = known {
+            return counter;
         }
-        let mut set = self
+        // A subject is the authorization server's to choose: still, no control characters
+        // and a bounded length in a label.
+        if client.len() > 128 || client.chars().any(char::is_control) {
+            return family.with_label_values(&[OTHER]);
+        }
+        let mut map = self
             .admitted
             .write()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if let Some(known) = set.get(client) {
-            return known.clone();
+        if let Some(counter) = map.get(client) {
+            return counter.clone();
         }
-        if set.len() >= self.limit.load(Ordering::Relaxed) {
-            return Arc::from(OTHER);
+        if map.len() >= self.limit.load(Ordering::Relaxed) {
+            return family.with_label_values(&[OTHER]);
         }
-        let label: Arc<str> = Arc::from(client);
-        set.insert(label.clone());
-        label
+        let counter = family.with_label_values(&[client]);
+        map.insert(Arc::from(client), counter.clone());
+        counter
     }
 }
 

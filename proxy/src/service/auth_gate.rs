@@ -56,7 +56,7 @@ impl<'a> AuthGate<'a> {
             .map_or_else(AuthFailure::result, |_| AuthResult::Ok);
         // Counted at the decision, before the upstream or the client hears of it.
         let auth = &self.metrics.auth;
-        auth.auth_total.with_label_values(&[result.label()]).inc();
+        auth.count_result(result.label());
         record.auth = Some(result);
         match checked {
             Ok(identity) => {
