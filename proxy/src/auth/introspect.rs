@@ -1,7 +1,7 @@
 //! RFC 7662 introspection of opaque access tokens, with a cache bounded in entries and
 //! lifetime (never past the token's `exp`).
 
-use super::cache::{now_unix, token_key, TokenCache};
+use super::cache::{now_unix, TokenCache};
 use super::failure::AuthFailure;
 use super::fetch::Fetcher;
 use super::identity::Identity;
@@ -62,8 +62,7 @@ impl Introspector {
         resource: &str,
         metrics: &Arc<Metrics>,
     ) -> Result<Arc<Identity>, AuthFailure> {
-        let key = token_key(resource, token);
-        if let Some(identity) = self.cache.get(&key) {
+        if let Some(identity) = self.cache.get(resource, token) {
             return Ok(identity);
         }
         let form = form_urlencoded::Serializer::new(String::new())
@@ -87,7 +86,7 @@ impl Introspector {
         let limit = now_unix() + self.cache_for.as_secs();
         let until = identity.expires_at.map_or(limit, |exp| exp.min(limit));
         let identity = Arc::new(identity);
-        self.cache.insert(key, identity.clone(), until);
+        self.cache.insert(resource, token, identity.clone(), until);
         Ok(identity)
     }
 }

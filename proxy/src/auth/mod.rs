@@ -31,7 +31,7 @@ use crate::config::auth::{AuthConfig, ProtectedRouteConfig};
 use crate::metrics::Metrics;
 use crate::upstream_leg::{TlsClient, TlsClientSettings};
 use bytes::Bytes;
-use cache::{token_key, TokenCache};
+use cache::TokenCache;
 use fetch::Fetcher;
 use introspect::Introspector;
 use jwt::IssuerVerifier;
@@ -204,8 +204,7 @@ impl Auth {
         metrics: &Arc<Metrics>,
     ) -> Result<Arc<Identity>, AuthFailure> {
         let token = bearer::token(head, self.max_token_bytes)?;
-        let key = token_key(&route.resource, token);
-        let identity = match self.cache.get(&key) {
+        let identity = match self.cache.get(&route.resource, token) {
             Some(identity) => identity,
             None if jwt::looks_like_jwt(token) => {
                 let expected = jwt::Expected {
@@ -216,7 +215,8 @@ impl Auth {
                 let identity = Arc::new(jwt::verify(token, &expected, metrics).await?);
                 // `exp` is a required claim: every verified JWT has one.
                 if let Some(until) = identity.expires_at {
-                    self.cache.insert(key, identity.clone(), until);
+                    self.cache
+                        .insert(&route.resource, token, identity.clone(), until);
                 }
                 identity
             }

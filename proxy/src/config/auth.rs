@@ -31,7 +31,7 @@ pub struct AuthConfig {
     /// Longest accepted access token, in bytes; a longer one is refused unread.
     #[serde(default = "defaults::max_token_bytes")]
     pub max_token_bytes: Count<256, 65_536>,
-    /// Verified tokens kept (by their SHA-256), each never past its `exp`. 0 turns the
+    /// Verified tokens kept (in a hash map keyed by the token), each never past its `exp`. 0 turns the
     /// cache off (a signature check per request).
     #[serde(default = "defaults::token_cache_entries")]
     pub token_cache_entries: Count<0, 1_000_000>,
