@@ -585,3 +585,32 @@ fn opaque_tokens_are_introspected_once_and_inactive_ones_refused() {
     );
     assert!(labelled(&edge, "mcp_edge_auth_introspection_seconds_count", &[]) >= 2.0);
 }
+
+#[test]
+fn a_reload_that_moves_the_key_set_keeps_serving_the_old_keys_until_the_new_source_loads() {
+    let f = Fixture::start();
+    let (head, _) = f.call("/mcp", &f.key.sign(&f.claims()), "echo", &[]);
+    assert_eq!(head.status, 200);
+    // The new key source cannot be reached (nothing listens there).
+    let unreachable = format!("http://{}/jwks", support::upstream::refusing_addr());
+    let path = f.edge.config_path();
+    let config = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(&path, config.replace(&f.keys.jwks_uri(), &unreachable)).unwrap();
+    f.edge.signal(libc::SIGHUP);
+    assert_eq!(
+        f.edge.wait_metric("mcp_edge_config_generation", 2.0),
+        2.0,
+        "{}",
+        f.edge.log()
+    );
+    // A token the edge has not seen yet: verified with the keys of the old source.
+    let fresh = f.key.sign(&f.claims_with(json!({"sub": "bob"})));
+    let (head, body) = f.call("/mcp", &fresh, "echo", &[]);
+    assert_eq!(head.status, 200, "{body}\n{}", f.edge.log());
+    // The new source was tried (in the background) and its failure shows.
+    let failed = format!(
+        "mcp_edge_auth_jwks_last_refresh_failed{{issuer=\"{}\"}}",
+        f.keys.issuer()
+    );
+    assert_eq!(f.edge.wait_metric(&failed, 1.0), 1.0, "{}", f.edge.log());
+}
