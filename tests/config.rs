@@ -81,7 +81,8 @@ fn files(dir: &str, ext: &str) -> Vec<String> {
 }
 
 /// The deployment-specific variables that the examples under `conf/examples/` read
-/// without a default (`conf/examples/gunicorn-recycle.yaml`, `conf/examples/mcp-policy.yaml`).
+/// without a default (`conf/examples/gunicorn-recycle.yaml`, `conf/examples/mcp-policy.yaml`,
+/// `conf/examples/oauth.yaml`).
 const EXAMPLE_ENV: &[(&str, &str)] = &[
     ("MCP_EDGE_LISTEN", "127.0.0.1:8080"),
     ("MCP_EDGE_ADMIN", "127.0.0.1:9901"),
@@ -94,6 +95,9 @@ const EXAMPLE_ENV: &[(&str, &str)] = &[
     ("MCP_SERVER", "127.0.0.1:8001"),
     ("MCP_SLOW_SERVER", "127.0.0.1:8002"),
     ("MCP_EDGE_ALLOWED_ORIGIN", "https://app.example.com"),
+    ("MCP_EDGE_RESOURCE", "https://mcp.example.com/mcp"),
+    ("MCP_EDGE_ISSUER", "https://auth.example.com"),
+    ("MCP_EDGE_JWKS_URI", "https://auth.example.com/jwks"),
 ];
 
 #[test]

@@ -2,6 +2,7 @@
 //! whole on start-up and on reload.
 
 use crate::access_log::{AccessLog, AccessLogError};
+use crate::auth::Auth;
 use crate::config::LoadedConfig;
 use crate::health::HealthBook;
 use crate::routing::names::ResolvedNames;
@@ -23,6 +24,8 @@ pub struct Generation {
     pub recycle: Option<WorkerRecycleSettings>,
     /// The access log, when it is on.
     pub access_log: Option<AccessLog>,
+    /// The resource server, when the config has an `auth` section.
+    pub auth: Option<Auth>,
 }
 
 /// Why a generation could not be built from a validated config.
@@ -44,15 +47,17 @@ impl Generation {
         loaded: LoadedConfig,
         health: &HealthBook,
     ) -> Result<Self, Vec<BuildError>> {
-        Self::build_with_names(id, loaded, health, &ResolvedNames::default())
+        Self::build_from(id, loaded, health, &ResolvedNames::default(), None)
     }
 
-    /// Like [`Generation::build`], the followed upstream names expanded to `names`.
-    pub fn build_with_names(
+    /// [`Generation::build`], the followed upstream names expanded to `names`, taking over
+    /// from `previous` what outlives a reload: the issuers' cached keys.
+    pub fn build_from(
         id: u64,
         loaded: LoadedConfig,
         health: &HealthBook,
         names: &ResolvedNames,
+        previous: Option<&Generation>,
     ) -> Result<Self, Vec<BuildError>> {
         let routes =
             RouteTable::build_with_names(&loaded.config, &loaded.upstream_tls, health, names)
@@ -72,12 +77,16 @@ impl Generation {
             FilterSpec::WorkerRecycle(settings) => Some(settings.clone()),
             _ => None,
         });
+        let auth = loaded.config.auth.as_ref().map(|config| {
+            Auth::build(config, previous.and_then(|previous| previous.auth.as_ref()))
+        });
         Ok(Self {
             id,
             loaded,
             routes,
             recycle,
             access_log,
+            auth,
         })
     }
 

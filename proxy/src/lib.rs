@@ -19,6 +19,7 @@
 mod access_log;
 mod admin;
 pub mod affinity;
+mod auth;
 pub mod cli;
 pub mod config;
 mod config_watch;

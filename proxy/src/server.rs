@@ -81,9 +81,14 @@ pub fn run(
     let health = Arc::new(HealthBook::default());
     let names = Arc::new(NameTable::default());
     names.store(crate::resolve::initial_names(&config)?);
-    let first = Generation::build_with_names(1, loaded, &health, &names.load())
+    let first = Generation::build_from(1, loaded, &health, &names.load(), None)
         .map_err(RunError::Generation)?;
     let metrics = Arc::new(Metrics::new());
+    if let Some(auth) = &config.auth {
+        metrics
+            .auth
+            .set_client_label_limit(auth.client_labels.get_usize());
+    }
     metrics.config_generation.set(1);
     let live = Arc::new(LiveConfig::new(first));
 

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod alerts;
+pub mod auth;
 pub mod dns;
 pub mod edge;
 pub mod gunicorn;

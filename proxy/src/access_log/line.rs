@@ -55,6 +55,12 @@ pub struct AccessLine<'a> {
     /// A short keyed hash of the MCP session id.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub session: Option<&'a str>,
+    /// The access token's subject, on a protected route.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sub: Option<&'a str>,
+    /// The access token's client id, on a protected route.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<&'a str>,
 }
 
 impl AccessLine<'_> {
@@ -92,6 +98,8 @@ impl AccessLine<'_> {
             ("mcp_version", self.mcp_version),
             ("mcp_labels", self.mcp_labels),
             ("session", self.session),
+            ("sub", self.sub),
+            ("client_id", self.client_id),
         ];
         for (key, value) in optional {
             if let Some(value) = value {
@@ -141,6 +149,8 @@ mod tests {
             mcp_version: None,
             mcp_labels: None,
             session: Some("0123456789abcdef"),
+            sub: None,
+            client_id: None,
         }
     }
 

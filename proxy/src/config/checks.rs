@@ -21,6 +21,7 @@ pub(crate) fn check(config: &Config) -> Vec<Problem> {
     super::platform::check(config, &mut out);
     super::deployment::check(config, &mut out);
     super::policy::check(config, &mut out);
+    super::auth::check(config, &mut out);
     out
 }
 

@@ -9,6 +9,7 @@
 //! Errors come all at once, one per line, nginx style:
 //! `conf/bad.yaml:12: filters[0].sse_guard.send_timeout: -1 is less than the minimum of 0`.
 
+pub mod auth;
 mod checks;
 mod convert;
 pub mod deployment;
@@ -46,4 +47,6 @@ pub use ip_range::IpRange;
 pub use load::{load_file, load_str, LoadedConfig};
 pub use schema::{generated_schema, COMMITTED_SCHEMA};
 pub use upstream_tls::UpstreamTlsSet;
-pub(crate) use upstream_tls::{parse_server, read_chain, read_key, ServerAddress};
+pub(crate) use upstream_tls::{
+    load_system_roots, parse_server, read_chain, read_key, read_roots, ServerAddress,
+};

@@ -45,6 +45,9 @@ pub struct Config {
     /// The access log and the bounds of MCP metric labels.
     #[serde(default)]
     pub observability: ObservabilityConfig,
+    /// OAuth 2.1 resource server: the routes that need an access token (docs/auth.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth: Option<super::auth::AuthConfig>,
 }
 
 /// Pingora process settings.

@@ -51,6 +51,19 @@ const SECRET_FIELDS: &[&[Pattern]] = &[
         Pattern::Key("redis"),
         Pattern::Key("url"),
     ],
+    &[
+        Pattern::Key("auth"),
+        Pattern::Key("issuers"),
+        Pattern::Index,
+        Pattern::Key("hmac_secret"),
+    ],
+    &[
+        Pattern::Key("auth"),
+        Pattern::Key("issuers"),
+        Pattern::Index,
+        Pattern::Key("introspection"),
+        Pattern::Key("client_secret"),
+    ],
 ];
 
 /// Scrubbed values shorter than this are left alone (they would garble every message);
@@ -117,6 +130,19 @@ impl Redactor {
                 .and_then(|r| r.get("url"));
             if let Some(url) = url {
                 strings(url, &mut values);
+            }
+        }
+        let issuers = document
+            .get("auth")
+            .and_then(|auth| auth.get("issuers"))
+            .and_then(Value::as_array);
+        for issuer in issuers.into_iter().flatten() {
+            let hmac = issuer.get("hmac_secret");
+            let client = issuer
+                .get("introspection")
+                .and_then(|i| i.get("client_secret"));
+            for node in [hmac, client].into_iter().flatten() {
+                strings(node, &mut values);
             }
         }
         let mut needles = Vec::new();

@@ -244,7 +244,7 @@ pub(crate) fn read_chain(file: &Path) -> Result<Vec<CertificateDer<'static>>, St
 }
 
 /// The CA certificates of a PEM file, as trust anchors.
-fn read_roots(file: &Path) -> Result<RootCertStore, String> {
+pub(crate) fn read_roots(file: &Path) -> Result<RootCertStore, String> {
     let mut roots = RootCertStore::empty();
     for (index, cert) in read_chain(file)?.into_iter().enumerate() {
         roots.add(cert).map_err(|error| {
@@ -273,7 +273,7 @@ pub(crate) fn read_key(file: &Path) -> Result<PrivateKeyDer<'static>, String> {
 /// The system's root certificates (`SSL_CERT_FILE` and `SSL_CERT_DIR` override where
 /// they are read from). None found is not a config error, only a warning: every
 /// handshake will then fail verification, counted as `tls_error`.
-fn load_system_roots() -> RootCertStore {
+pub(crate) fn load_system_roots() -> RootCertStore {
     let mut roots = RootCertStore::empty();
     match rustls_native_certs::load_native_certs() {
         Ok(certs) => {

@@ -5,12 +5,14 @@
 //! prefixes, upstream names) or from fixed sets (reasons, outcomes), so cardinality stays
 //! bounded.
 
+mod auth;
 mod coordination;
 mod declare;
 mod mcp;
 mod process;
 mod streams;
 
+pub use auth::AuthMetrics;
 pub use coordination::CoordinationMetrics;
 pub use mcp::McpMetrics;
 pub use streams::StreamMetrics;
@@ -23,6 +25,10 @@ use prometheus::{
     Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
     IntGaugeVec, Opts, Registry, TextEncoder,
 };
+
+/// Distinct subjects given a `client` label of their own (`auth.client_labels`' default;
+/// the metrics outlive reloads, so the bound is the process's).
+const DEFAULT_CLIENT_LABELS: usize = 100;
 
 /// Every metric mcp-edge exports.
 pub struct Metrics {
@@ -73,6 +79,8 @@ pub struct Metrics {
     pub access_log_dropped_total: IntCounter,
     /// The MCP-aware metrics (by method, by tool, abandoned calls).
     pub mcp: McpMetrics,
+    /// The resource server's metrics (token checks, key sets, introspection, clients).
+    pub auth: AuthMetrics,
     /// Event streams relayed without being read.
     pub streams: StreamMetrics,
     /// Upstream recycling coordinated across replicas (the Redis store).
@@ -262,6 +270,7 @@ impl Metrics {
             )
             .expect("valid metric"),
             mcp: McpMetrics::register(&registry),
+            auth: AuthMetrics::register(&registry, DEFAULT_CLIENT_LABELS),
             streams: StreamMetrics::register(&registry),
             recycle_coordination: CoordinationMetrics::register(&registry),
             client_connections_closed_total: IntCounterVec::new(
@@ -392,6 +401,7 @@ impl Metrics {
         let owned = self.collectors();
         let mut declared: Vec<&dyn Collector> = owned.iter().map(AsRef::as_ref).collect();
         declared.extend(self.mcp.families());
+        declared.extend(self.auth.families());
         declared.extend(self.streams.families());
         declared.extend(self.recycle_coordination.labelled());
         declare::declare_missing(&families, &declared, &mut out);

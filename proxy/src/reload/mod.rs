@@ -81,11 +81,12 @@ impl Reloader {
     pub fn refresh_names(&self) -> Result<u64, Vec<BuildError>> {
         let _updating = self.updating.lock().unwrap_or_else(|e| e.into_inner());
         let current = self.live.current();
-        let next = Generation::build_with_names(
+        let next = Generation::build_from(
             current.id + 1,
             current.loaded.clone(),
             &self.health,
             &self.names.load(),
+            Some(&current),
         )?;
         let id = next.id;
         self.install(&current, next);
@@ -156,9 +157,14 @@ impl Reloader {
                 })
                 .collect());
         }
-        let next =
-            Generation::build_with_names(current.id + 1, loaded, &self.health, &self.names.load())
-                .map_err(|errors| errors.iter().map(ToString::to_string).collect::<Vec<_>>())?;
+        let next = Generation::build_from(
+            current.id + 1,
+            loaded,
+            &self.health,
+            &self.names.load(),
+            Some(&current),
+        )
+        .map_err(|errors| errors.iter().map(ToString::to_string).collect::<Vec<_>>())?;
         let id = next.id;
         self.install(&current, next);
         Ok(id)

@@ -214,6 +214,14 @@ fn write_access_line(
         mcp_version: labels.and_then(|labels| labels.version),
         mcp_labels: labels.map(|labels| labels.source.label()),
         session: session_hash.as_deref(),
+        sub: record
+            .identity
+            .as_ref()
+            .and_then(|id| id.subject.as_deref()),
+        client_id: record
+            .identity
+            .as_ref()
+            .and_then(|id| id.client_id.as_deref()),
     })
 }
 

@@ -13,6 +13,7 @@
 //! does not need.
 
 use super::accounting::{account, count_before_answer, Done, InFlight};
+use super::auth_gate::AuthGate;
 use super::calls::McpParts;
 use super::forward::Forwarder;
 use super::forwarded::ClientPeer;
@@ -209,6 +210,7 @@ impl EdgeApp {
         // The one place a refusal is written.
         let delivered = match &outcome {
             Outcome::Refused(refusal) => write_refusal(session, refusal).await,
+            Outcome::Answered(document) => write_answer(session, document.clone()).await,
             _ => true,
         };
         let done = Done {
@@ -222,6 +224,7 @@ impl EdgeApp {
         account(&self.parts.metrics, session, done);
         drop(in_flight);
         let answered = outcome.relayed_whole() || matches!(outcome, Outcome::Refused(_));
+        // (`Answered` is relayed whole: the proxy's own document.)
         if answered && delivered {
             Handled::Reusable
         } else {
@@ -246,6 +249,20 @@ impl EdgeApp {
             );
         }
         let path = session.req_header().uri.path();
+        if let Some(found) = generation
+            .auth
+            .as_ref()
+            .and_then(|auth| auth.well_known(path))
+        {
+            let outcome = match found {
+                Some(document) => Outcome::Answered(document),
+                None => Outcome::refused(
+                    ProxyRefusal::NoRoute,
+                    format!("no protected resource has its metadata at `{path}`"),
+                ),
+            };
+            return (None, outcome);
+        }
         let Some(mut route) = generation.routes.route(path).cloned() else {
             let reason = format!("no route matches path `{path}`");
             return (None, Outcome::refused(ProxyRefusal::NoRoute, reason));
@@ -265,8 +282,7 @@ impl EdgeApp {
             mcp: &self.parts.mcp,
             peer: ClientPeer::of(session, &server.trusted_proxies),
             trusted_proxies: &server.trusted_proxies,
-            // Authorization fills it when it authenticates the caller.
-            identity: None,
+            auth: AuthGate::of(generation.auth.as_ref(), &route, &self.parts.metrics),
         };
         let outcome = forwarder
             .forward(
@@ -351,6 +367,30 @@ async fn write_refusal(session: &mut ServerSession, refused: &Refusal) -> bool {
         // Digits: a valid header value.
         let _ = head.insert_header("retry-after", seconds.to_string());
     }
+    if let Some(challenge) = &refused.challenge {
+        // The challenge's values are the config's URLs and scopes, checked at load.
+        let _ = head.insert_header("www-authenticate", challenge.as_str());
+    }
+    session.write_response_header(Box::new(head)).await.is_ok()
+        && session.write_response_body(body, true).await.is_ok()
+}
+
+/// Writes a document the proxy serves itself (the protected resource metadata) as
+/// `200 application/json`; `false` when the client left first. Any origin may read it:
+/// browser-based MCP clients fetch it before they have a token.
+async fn write_answer(session: &mut ServerSession, document: bytes::Bytes) -> bool {
+    let Ok(mut head) = pingora_http::ResponseHeader::build(200, Some(5)) else {
+        return false;
+    };
+    let _ = head.insert_header("content-type", "application/json");
+    let _ = head.insert_header("content-length", document.len().to_string());
+    let _ = head.insert_header("cache-control", "max-age=300");
+    let _ = head.insert_header("access-control-allow-origin", "*");
+    let body = if session.req_header().method == http::Method::HEAD {
+        bytes::Bytes::new()
+    } else {
+        document
+    };
     session.write_response_header(Box::new(head)).await.is_ok()
         && session.write_response_body(body, true).await.is_ok()
 }

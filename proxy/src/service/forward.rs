@@ -13,6 +13,7 @@
 //! [`Outcome`], and [`EdgeApp::handle`](super::app::EdgeApp) answers and accounts.
 
 use super::attempts::{Attempts, Target};
+use super::auth_gate::AuthGate;
 use super::calls::McpParts;
 use super::client_leg::PingoraClient;
 use super::forwarded::ClientPeer;
@@ -31,7 +32,7 @@ use crate::drain::DrainSignal;
 use crate::exchange::{Exchange, ExchangeEnd, Finished, ParkTicket};
 use crate::mcp::{CallWatch, McpRequest, PendingCall};
 use crate::metrics::Metrics;
-use crate::policy::{ClientIdentity, LimitPermit};
+use crate::policy::LimitPermit;
 use crate::routing::{Route, RouteTable, UpstreamGroup, UpstreamServer};
 use crate::streams::{StreamKind, StreamRegistry, StreamState};
 use crate::upstream_leg::{ConnectionPool, UpstreamConnection, UpstreamError};
@@ -58,8 +59,9 @@ pub struct Forwarder<'a> {
     pub peer: ClientPeer,
     /// `server.trusted_proxies`, to find the client behind a trusted proxy.
     pub trusted_proxies: &'a [IpRange],
-    /// The authenticated caller, when authorization found one: the client of the limits.
-    pub identity: Option<ClientIdentity>,
+    /// The auth check, when the route is protected: its identity is the client of the
+    /// limits, and its per-item rules hide items from list answers.
+    pub auth: Option<AuthGate<'a>>,
 }
 
 /// A request written (or not) on a connection to a server.
@@ -137,6 +139,15 @@ impl Forwarder<'_> {
                 }
             }
         }
+        let auth_headers = match &self.auth {
+            Some(gate) => match gate.check(session.req_header(), &body, record).await {
+                Ok(headers) => Some(headers),
+                Err(refusal) => {
+                    return Outcome::Refused(refusal.with_jsonrpc_id(jsonrpc_id(&body)))
+                }
+            },
+            None => None,
+        };
         record.tool_label = record.mcp.as_ref().and_then(|mcp| self.mcp.tool_label(mcp));
         let admitted =
             match self.route_and_admit(session.req_header(), (routes, route), record, &body) {
@@ -148,13 +159,14 @@ impl Forwarder<'_> {
         let calls = record.mcp.as_ref().map_or_else(Vec::new, |mcp| {
             self.mcp.pending_calls(mcp, record.tool_label.as_ref())
         });
-        let (pinned, rewrite) = match pin_session(&route.upstream, session.req_header()) {
+        let (pinned, mut rewrite) = match pin_session(&route.upstream, session.req_header()) {
             Ok(pinned) => pinned,
             Err(lost) => {
                 let refusal = Refusal::new(ProxyRefusal::UnknownSession, lost.to_string());
                 return Outcome::Refused(refusal.with_jsonrpc_id(jsonrpc_id(&body)));
             }
         };
+        rewrite.auth = auth_headers;
         let expected = self.mcp.expect_on_session(session.req_header(), &calls);
         let request = Request {
             route,

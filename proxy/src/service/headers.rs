@@ -24,6 +24,18 @@ pub struct RequestRewrite {
     pub session_header: Option<HeaderValue>,
     /// The request target with the upstream's own `session_id` query parameter.
     pub target: Option<String>,
+    /// On a protected route: the client headers that never reach the upstream (the token,
+    /// copies of the identity headers) and the identity headers the proxy adds.
+    pub auth: Option<AuthHeaders>,
+}
+
+/// The headers a protected route strips from the client's request and adds to it.
+#[derive(Debug, Clone, Default)]
+pub struct AuthHeaders {
+    /// Left out of the client's headers.
+    pub stripped: std::sync::Arc<[HeaderName]>,
+    /// Added by the proxy.
+    pub added: Vec<(HeaderName, HeaderValue)>,
 }
 
 /// The request as the upstream will see it: a view of the client's request head, with
@@ -66,6 +78,9 @@ impl<'a> UpstreamRequest<'a> {
                 .map(|value| (SESSION_HEADER_NAME.clone(), value)),
         );
         added.extend(forwarding);
+        if let Some(auth) = &rewrite.auth {
+            added.extend(auth.added.iter().cloned());
+        }
         Self {
             client,
             rewrite,
@@ -120,7 +135,12 @@ impl<'a> UpstreamRequest<'a> {
             || name == header::EXPECT
             || (self.identity && name == header::ACCEPT_ENCODING)
             || self.connection_named.contains(name)
-            || (self.rewrite.session_header.is_some() && name.as_str() == SESSION_HEADER))
+            || (self.rewrite.session_header.is_some() && name.as_str() == SESSION_HEADER)
+            || self
+                .rewrite
+                .auth
+                .as_ref()
+                .is_some_and(|auth| auth.stripped.contains(name)))
             && self.peer.passes(name)
     }
 }
@@ -363,6 +383,7 @@ mod tests {
         let rewrite = RequestRewrite {
             session_header: Some(HeaderValue::from_static("upstream-id")),
             target: Some("/messages/?session_id=upstream-id".to_string()),
+            auth: None,
         };
         let upstream = UpstreamRequest::new(&client, &rewrite, direct_peer());
         assert_eq!(upstream.target(), "/messages/?session_id=upstream-id");

@@ -10,6 +10,7 @@
 //! - `forward`: one request's exchange with an upstream; `attempts`: its attempt loop's
 //!   limits (failover on connect, one resend after a stale pooled connection);
 //! - `request_body`: the request body, read whole and bounded;
+//! - `auth_gate`: the token and per-item checks of a protected route (`crate::auth`);
 //! - `client_leg`, `upstream`: the two legs of the [exchange](crate::exchange);
 //!   `exchange_env`: what the exchange runs in;
 //! - `calls`: the MCP calls a request carries and how its exchange watches them;
@@ -27,6 +28,7 @@
 mod accounting;
 mod app;
 mod attempts;
+mod auth_gate;
 mod calls;
 mod client_leg;
 mod conn_limit;

@@ -31,6 +31,9 @@ pub enum Outcome {
     ClientGone(Departure),
     /// The upstream failed mid-response: the client got a truncated response.
     UpstreamBroken(UpstreamError),
+    /// The proxy answered the request itself, as asked (the protected resource metadata
+    /// of RFC 9728): a `200` with this JSON body.
+    Answered(bytes::Bytes),
 }
 
 impl Outcome {
@@ -47,6 +50,7 @@ impl Outcome {
             Outcome::Refused(refusal) => refusal.kind.code(),
             Outcome::ClientGone(departure) => departure.label(),
             Outcome::UpstreamBroken(_) => "upstream_broken",
+            Outcome::Answered(_) => "answered",
         }
     }
 
@@ -61,7 +65,10 @@ impl Outcome {
 
     /// Whether the upstream's response was relayed to its end (a clean drain included).
     pub fn relayed_whole(&self) -> bool {
-        matches!(self, Outcome::Completed | Outcome::Drained(_))
+        matches!(
+            self,
+            Outcome::Completed | Outcome::Drained(_) | Outcome::Answered(_)
+        )
     }
 
     /// Whether the client is known to have left: a request that got no response head is
@@ -121,6 +128,8 @@ pub struct Refusal {
     /// Seconds the client should wait before it tries again (`Retry-After`), for a
     /// refusal by a limit.
     pub retry_after: Option<u64>,
+    /// The `WWW-Authenticate` challenge of an auth refusal (RFC 6750, RFC 9728).
+    pub challenge: Option<String>,
 }
 
 impl Refusal {
@@ -131,7 +140,14 @@ impl Refusal {
             reason: reason.into(),
             jsonrpc_id: None,
             retry_after: None,
+            challenge: None,
         }
+    }
+
+    /// The same refusal with a `WWW-Authenticate` challenge.
+    pub fn with_challenge(mut self, challenge: Option<String>) -> Self {
+        self.challenge = challenge;
+        self
     }
 
     /// The same refusal, answered as a JSON-RPC error with `id` when it is `Some`.

@@ -12,7 +12,7 @@ use crate::mcp::McpRequest;
 use crate::policy::client::client_address;
 use crate::policy::exposure::hidden_target;
 use crate::policy::limits::{retry_after_seconds, LimitDenied};
-use crate::policy::{AnswerFilter, ClientKey, LimitPermit, Visibility};
+use crate::policy::{AnswerFilter, ClientIdentity, ClientKey, LimitPermit, Visibility};
 use crate::routing::{Route, RouteTable};
 use pingora_http::RequestHeader;
 use std::sync::Arc;
@@ -53,20 +53,37 @@ impl Forwarder<'_> {
                 &request.headers,
                 self.trusted_proxies,
             );
-            ClientKey::of(self.identity.as_ref(), address)
+            let identity = record
+                .identity
+                .as_ref()
+                .and_then(|identity| identity.client_key())
+                .map(|key| ClientIdentity {
+                    subject: Arc::from(key),
+                });
+            ClientKey::of(identity.as_ref(), address)
         };
-        admit(route, &request.headers, record.mcp.as_ref(), body, client)
+        let authorized = self
+            .auth
+            .as_ref()
+            .zip(record.identity.as_ref())
+            .and_then(|(gate, identity)| gate.visibility(identity));
+        admit(
+            route,
+            (&request.headers, record.mcp.as_ref(), body),
+            client,
+            authorized,
+        )
     }
 }
 
 /// Decides the policy of `route` for a request with `headers` and body `body` (MCP view
-/// `mcp`) from `client`.
+/// `mcp`) from `client`. `authorized`: what the caller's token may use (auth's per-item
+/// rules), hidden from list answers like the route's own `expose`.
 pub(super) fn admit(
     route: &Route,
-    headers: &http::HeaderMap,
-    mcp: Option<&McpRequest>,
-    body: &[u8],
+    (headers, mcp, body): (&http::HeaderMap, Option<&McpRequest>, &[u8]),
     client: impl FnOnce() -> ClientKey,
+    authorized: Option<Arc<dyn Visibility>>,
 ) -> Result<Admitted, Refusal> {
     let policy = &route.policy;
     let refuse = |kind: ProxyRefusal, reason: String| {
@@ -89,10 +106,16 @@ pub(super) fn admit(
         );
         return Err(refuse(ProxyRefusal::BatchNotAllowed, reason));
     }
-    let visibility: Option<Arc<dyn Visibility>> = policy
+    let exposed = policy
         .exposure
         .clone()
         .map(|exposure| exposure as Arc<dyn Visibility>);
+    let visibility: Option<Arc<dyn Visibility>> = match (exposed, authorized) {
+        (Some(exposed), Some(authorized)) => Some(Arc::new(move |kind, name: &str| {
+            exposed.visible(kind, name) && authorized.visible(kind, name)
+        })),
+        (exposed, authorized) => exposed.or(authorized),
+    };
     if let Some(visibility) = &visibility {
         if let Some((kind, name)) = hidden_target(mcp, visibility.as_ref()) {
             let reason = format!(

@@ -1,6 +1,7 @@
 //! What one request did, gathered while it is served, for the metrics and the access log.
 
 use super::outcome::AttemptRecord;
+use crate::auth::{AuthResult, Identity};
 use crate::mcp::{LabelSource, McpRequest, RequestLabels};
 use std::sync::Arc;
 
@@ -19,6 +20,10 @@ pub struct RequestRecord {
     pub attempts: Vec<AttemptRecord>,
     /// Request body bytes read from the client.
     pub bytes_in: usize,
+    /// The caller, when the route is protected and its token verified.
+    pub identity: Option<Arc<Identity>>,
+    /// The result of the token check, when the route is protected.
+    pub auth: Option<AuthResult>,
 }
 
 impl RequestRecord {

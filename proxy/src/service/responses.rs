@@ -60,6 +60,17 @@ pub enum ProxyRefusal {
     /// version that requires them is missing, does not match the body, or is malformed
     /// (`routes[].mcp_headers: enforce`).
     McpHeaderMismatch,
+    /// A protected route without a valid access token (missing, invalid, expired, for
+    /// another resource): 401 with a `WWW-Authenticate` challenge.
+    Unauthorized,
+    /// An access token in the query string: 400 (`invalid_request`).
+    TokenInQuery,
+    /// A valid token without a scope the route needs: 403 `insufficient_scope`.
+    InsufficientScope,
+    /// A valid token that may not use the tool, prompt or resource called: 403.
+    ItemForbidden,
+    /// The token could not be checked (no keys yet, introspection down): 503.
+    AuthUnavailable,
 }
 
 /// The methods mcp-edge forwards, for the `Allow` header of a 405.
@@ -84,6 +95,10 @@ impl ProxyRefusal {
             ProxyRefusal::Hidden => 200,
             ProxyRefusal::TooManyInFlight | ProxyRefusal::RateLimited => 429,
             ProxyRefusal::BatchNotAllowed => 400,
+            ProxyRefusal::Unauthorized => 401,
+            ProxyRefusal::TokenInQuery => 400,
+            ProxyRefusal::InsufficientScope | ProxyRefusal::ItemForbidden => 403,
+            ProxyRefusal::AuthUnavailable => 503,
         }
     }
 
@@ -108,6 +123,11 @@ impl ProxyRefusal {
             ProxyRefusal::RateLimited => "rate_limited",
             ProxyRefusal::BatchNotAllowed => "batch_not_allowed",
             ProxyRefusal::McpHeaderMismatch => "mcp_header_mismatch",
+            ProxyRefusal::Unauthorized => "unauthorized",
+            ProxyRefusal::TokenInQuery => "token_in_query",
+            ProxyRefusal::InsufficientScope => "insufficient_scope",
+            ProxyRefusal::ItemForbidden => "forbidden",
+            ProxyRefusal::AuthUnavailable => "auth_unavailable",
         }
     }
 
@@ -146,6 +166,15 @@ impl ProxyRefusal {
             ProxyRefusal::TooManyInFlight => "too many calls in flight; retry later",
             ProxyRefusal::RateLimited => "too many calls; retry later",
             ProxyRefusal::BatchNotAllowed => "JSON-RPC batches are not accepted on this route",
+            ProxyRefusal::Unauthorized => "a valid access token is required",
+            ProxyRefusal::TokenInQuery => {
+                "access tokens go in the Authorization header, never in the query string"
+            }
+            ProxyRefusal::InsufficientScope => "the access token lacks a required scope",
+            ProxyRefusal::ItemForbidden => {
+                "the access token may not use this tool, prompt or resource"
+            }
+            ProxyRefusal::AuthUnavailable => "the access token cannot be checked now",
             ProxyRefusal::McpHeaderMismatch => {
                 "Header mismatch: the MCP request headers are missing, malformed or do not \
                  match the request body"

@@ -35,6 +35,7 @@ pub(super) fn pin_session<'g>(
                 http::HeaderValue::from_str(upstream_id).map_err(LostSession::NotAHeaderValue)?,
             ),
             target: None,
+            auth: None,
         },
         affinity::SessionCarrier::Query(token) => {
             let target = client.uri.path_and_query().map_or("/", |pq| pq.as_str());
@@ -45,6 +46,7 @@ pub(super) fn pin_session<'g>(
                     &format!("session_id={upstream_id}"),
                     1,
                 )),
+                auth: None,
             }
         }
     };

@@ -82,7 +82,28 @@ pub async fn send(
     body: ReadBody,
     deadline: Duration,
 ) -> Result<Reply, OneShotError> {
-    tokio::time::timeout(deadline, exchange(endpoint, request, body))
+    send_with(endpoint, request, Payload::default(), body, deadline).await
+}
+
+/// What a one-shot request carries besides its fixed headers: more header fields and a
+/// body (sent with `Content-Length`). The auth module's introspection posts a form.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Payload<'a> {
+    /// Header fields added after `Host`, `User-Agent` and `Connection`.
+    pub headers: &'a [(HeaderName, HeaderValue)],
+    /// The request body; empty for none.
+    pub body: &'a [u8],
+}
+
+/// [`send`], with `payload`'s header fields and body.
+pub async fn send_with(
+    endpoint: &Endpoint,
+    request: OneShot<'_>,
+    payload: Payload<'_>,
+    body: ReadBody,
+    deadline: Duration,
+) -> Result<Reply, OneShotError> {
+    tokio::time::timeout(deadline, exchange(endpoint, request, payload, body))
         .await
         .map_err(|_| OneShotError::Timeout(deadline))?
 }
@@ -90,6 +111,7 @@ pub async fn send(
 async fn exchange(
     endpoint: &Endpoint,
     request: OneShot<'_>,
+    payload: Payload<'_>,
     read: ReadBody,
 ) -> Result<Reply, OneShotError> {
     let headers: [(HeaderName, HeaderValue); 3] = [
@@ -101,9 +123,12 @@ async fn exchange(
         (header::CONNECTION, HeaderValue::from_static("close")),
     ];
     let mut connection = UpstreamConnection::open(endpoint, None).await?;
-    let headers = headers.iter().map(|(name, value)| (name, value));
+    let headers = headers
+        .iter()
+        .chain(payload.headers)
+        .map(|(name, value)| (name, value));
     connection
-        .send_request(request.method, request.target, headers, b"")
+        .send_request(request.method, request.target, headers, payload.body)
         .await?;
     let head = connection.read_response_head().await?;
     let ReadBody::UpTo(limit) = read else {

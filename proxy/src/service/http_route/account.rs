@@ -122,6 +122,8 @@ fn write_line(
         mcp_version: None,
         mcp_labels: None,
         session: None,
+        sub: None,
+        client_id: None,
     })
 }
 
