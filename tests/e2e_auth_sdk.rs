@@ -191,11 +191,8 @@ fn the_typescript_sdk_client_authorizes_through_the_edge_and_calls_tools() {
     );
     assert!(authorization_url.contains("resource="), "{context}");
     assert_eq!(summary["token_aud"], setup.resource(), "{context}");
-    assert_eq!(
-        summary["tools"],
-        json!(["admin_reset", "echo"]),
-        "{context}"
-    );
+    // `admin_reset` needs `mcp:admin`, which this token lacks: hidden from its list.
+    assert_eq!(summary["tools"], json!(["echo"]), "{context}");
     assert_eq!(summary["echo"], "hello", "{context}");
     assert!(
         summary["admin_error"].is_string(),
