@@ -93,7 +93,7 @@ impl KeySet {
             match std::fs::read(path) {
                 Ok(bytes) => match parse_jwks(&bytes) {
                     Ok(keys) => set.store(keys),
-                    Err(error) => set.write().last_error = Some(error),
+                    Err(error) => set.write().last_error = Some(error.to_string()),
                 },
                 Err(error) => set.write().last_error = Some(format!("{}: {error}", path.display())),
             }
@@ -194,7 +194,10 @@ impl KeySet {
         self.write().last_attempt = Some(Instant::now());
         let result = match &self.source {
             KeySource::File(path) => std::fs::read(path)
-                .map_err(|error| format!("{}: {error}", path.display()))
+                .map_err(|source| KeySetError::File {
+                    path: path.clone(),
+                    source,
+                })
                 .and_then(|bytes| parse_jwks(&bytes)),
             KeySource::Url(url) => self.fetch(url).await,
             KeySource::Discovery => match self.discover().await {
@@ -220,22 +223,25 @@ impl KeySet {
                     .jwks_refreshes_total
                     .with_label_values(&[&self.issuer, "error"])
                     .inc();
-                self.write().last_error = Some(error);
+                self.write().last_error = Some(error.to_string());
             }
         }
     }
 
-    async fn fetch(&self, url: &str) -> Result<Vec<Arc<Key>>, String> {
-        let document: Value = self
-            .fetcher
-            .get_json(url)
-            .await
-            .map_err(|error| format!("GET {url}: {error}"))?;
+    async fn fetch(&self, url: &str) -> Result<Vec<Arc<Key>>, KeySetError> {
+        let document: Value =
+            self.fetcher
+                .get_json(url)
+                .await
+                .map_err(|source| KeySetError::Fetch {
+                    url: url.to_owned(),
+                    source,
+                })?;
         parse_jwks(document.to_string().as_bytes())
     }
 
     /// The `jwks_uri` of the issuer's metadata, whose `issuer` must be this issuer.
-    async fn discover(&self) -> Result<String, String> {
+    async fn discover(&self) -> Result<String, KeySetError> {
         let mut errors = Vec::new();
         for url in metadata_urls(&self.issuer) {
             let metadata: Result<Value, FetchError> = self.fetcher.get_json(&url).await;
@@ -260,7 +266,7 @@ impl KeySet {
                 Err(error) => errors.push(format!("{url}: {error}")),
             }
         }
-        Err(format!("metadata discovery failed: {}", errors.join("; ")))
+        Err(KeySetError::Discovery(errors))
     }
 
     fn store(&self, keys: Vec<Arc<Key>>) {
@@ -281,13 +287,44 @@ impl KeySet {
     }
 }
 
+/// Why an issuer's key set could not be loaded (the cached keys keep serving).
+#[derive(Debug, thiserror::Error)]
+pub enum KeySetError {
+    /// `jwks_file` could not be read.
+    #[error("{}: {source}", path.display())]
+    File {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The key set's URL could not be fetched.
+    #[error("GET {url}: {source}")]
+    Fetch {
+        /// The URL.
+        url: String,
+        /// Why.
+        #[source]
+        source: FetchError,
+    },
+    /// No metadata URL of the issuer gave a usable `jwks_uri`: what each one said.
+    #[error("metadata discovery failed: {}", .0.join("; "))]
+    Discovery(Vec<String>),
+    /// The document is not JSON.
+    #[error("not a JWKS document: {0}")]
+    NotJson(#[source] serde_json::Error),
+    /// The document has no `keys` list.
+    #[error("not a JWKS document: no `keys` list")]
+    NoKeys,
+}
+
 /// The signature keys of a JWKS document. Symmetric (`oct`) keys, encryption keys and
 /// keys that do not parse are left out: a key set never supplies an HMAC secret.
-pub fn parse_jwks(bytes: &[u8]) -> Result<Vec<Arc<Key>>, String> {
-    let document: Value =
-        serde_json::from_slice(bytes).map_err(|error| format!("not a JWKS document: {error}"))?;
+pub fn parse_jwks(bytes: &[u8]) -> Result<Vec<Arc<Key>>, KeySetError> {
+    let document: Value = serde_json::from_slice(bytes).map_err(KeySetError::NotJson)?;
     let Some(entries) = document.get("keys").and_then(Value::as_array) else {
-        return Err("not a JWKS document: no `keys` list".into());
+        return Err(KeySetError::NoKeys);
     };
     let mut keys = Vec::new();
     for entry in entries.iter().take(MAX_KEYS) {

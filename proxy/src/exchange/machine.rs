@@ -276,41 +276,7 @@ impl<'a, C: ClientLeg, U: UpstreamLeg> Exchange<'a, C, U> {
             .keepalive_interval
             .filter(|_| relay.event_stream.is_some());
         loop {
-            let keepalive_at = keepalive.map(|interval| relay.last_activity + interval);
-            let watch_drain =
-                relay.event_stream.is_some() && matches!(relay.pool_drain, ProcessDrain::Watching);
-            let drain_deadline = match relay.pool_drain {
-                ProcessDrain::Until(at) => Some(at),
-                ProcessDrain::Watching | ProcessDrain::Unbounded => None,
-            };
-            // One timer for both deadlines: each pending timer is held by every idle stream.
-            let timer = match (drain_deadline, keepalive_at) {
-                (Some(drain), Some(keepalive)) => Some(drain.min(keepalive)),
-                (drain, keepalive) => drain.or(keepalive),
-            };
-            let read_ahead = match relay.ahead.pop_front() {
-                Some(chunk) => Some(Wake::Upstream(Ok(Some(chunk)))),
-                None if std::mem::take(&mut relay.ahead_ended) => Some(Wake::Upstream(Ok(None))),
-                None => None,
-            };
-            let wake = if let Some(wake) = read_ahead {
-                wake
-            } else {
-                tokio::select! {
-                biased;
-                read = self.upstream.read_body() => Wake::Upstream(read),
-                departure = self.client.departure(), if self.watch_client => Wake::Client(departure),
-                _ = self.env.process_drain.draining(), if watch_drain => Wake::Draining,
-                _ = self.env.server_retirement.draining(), if watch_drain => Wake::Draining,
-                _ = sleep_until_some(timer), if timer.is_some() => {
-                    if drain_deadline.is_some_and(|at| at <= Instant::now()) {
-                        Wake::DrainDeadline
-                    } else {
-                        Wake::Keepalive
-                    }
-                }
-                }
-            };
+            let wake = self.next_wake(&mut relay, keepalive).await;
             match wake {
                 Wake::Upstream(Ok(Some(chunk))) => {
                     relay.last_activity = Instant::now();
@@ -360,6 +326,49 @@ impl<'a, C: ClientLeg, U: UpstreamLeg> Exchange<'a, C, U> {
                 }
                 Wake::DrainDeadline => {
                     return self.close_for_drain(DrainClose::DeadlineExceeded).await;
+                }
+            }
+        }
+    }
+
+    /// Waits for what wakes the relay next: a chunk read ahead, then the upstream, the
+    /// client leaving, a drain, or the one timer (the drain's deadline or the keepalive).
+    async fn next_wake(
+        &mut self,
+        relay: &mut Relay,
+        keepalive: Option<Duration>,
+    ) -> Wake<U::Error> {
+        let keepalive_at = keepalive.map(|interval| relay.last_activity + interval);
+        let watch_drain =
+            relay.event_stream.is_some() && matches!(relay.pool_drain, ProcessDrain::Watching);
+        let drain_deadline = match relay.pool_drain {
+            ProcessDrain::Until(at) => Some(at),
+            ProcessDrain::Watching | ProcessDrain::Unbounded => None,
+        };
+        // One timer for both deadlines: each pending timer is held by every idle stream.
+        let timer = match (drain_deadline, keepalive_at) {
+            (Some(drain), Some(keepalive)) => Some(drain.min(keepalive)),
+            (drain, keepalive) => drain.or(keepalive),
+        };
+        let read_ahead = match relay.ahead.pop_front() {
+            Some(chunk) => Some(Wake::Upstream(Ok(Some(chunk)))),
+            None if std::mem::take(&mut relay.ahead_ended) => Some(Wake::Upstream(Ok(None))),
+            None => None,
+        };
+        if let Some(wake) = read_ahead {
+            return wake;
+        }
+        tokio::select! {
+            biased;
+            read = self.upstream.read_body() => Wake::Upstream(read),
+            departure = self.client.departure(), if self.watch_client => Wake::Client(departure),
+            _ = self.env.process_drain.draining(), if watch_drain => Wake::Draining,
+            _ = self.env.server_retirement.draining(), if watch_drain => Wake::Draining,
+            _ = sleep_until_some(timer), if timer.is_some() => {
+                if drain_deadline.is_some_and(|at| at <= Instant::now()) {
+                    Wake::DrainDeadline
+                } else {
+                    Wake::Keepalive
                 }
             }
         }

@@ -155,39 +155,8 @@ impl EdgeApp {
         // Requests a client pipelines behind this one are answered in order (RFC 9112
         // §9.3.2), not dropped with the connection.
         session.set_pipelining_enabled(true);
-        let read = tokio::select! {
-            biased;
-            read = within(head_deadline, session.read_request()) => read,
-            _ = self.idle_close.closed() => return Handled::Close,
-        };
-        match read {
-            Some(Ok(true)) => {}
-            // The client closed an idle connection.
-            Some(Ok(false)) => return Handled::Close,
-            Some(Err(error)) => {
-                // Malformed requests get a 400; a client's reset is no error of the proxy.
-                if error.etype() == &ErrorType::InvalidHTTPHeader {
-                    tracing::debug!(%error, "malformed request head");
-                    let _ = session.respond_error(400).await;
-                }
-                session.shutdown().await;
-                return Handled::Close;
-            }
-            None => {
-                self.parts.metrics.client_closed("header_timeout");
-                tracing::debug!(
-                    client = ?session.client_addr(),
-                    "closed a client that did not send its request head within client_header_timeout"
-                );
-                session.set_keepalive(None);
-                let answer = async {
-                    let _ = session.respond_error(408).await;
-                    session.shutdown().await;
-                };
-                let _ = tokio::time::timeout(TIMEOUT_ANSWER_LIMIT, answer).await;
-                super::socket_tuning::reset_session_on_close(session);
-                return Handled::Close;
-            }
+        if !self.read_head(session, head_deadline).await {
+            return Handled::Close;
         }
         let started = Instant::now();
         if *shutdown.borrow() || self.parts.drain.is_draining() {
@@ -229,6 +198,46 @@ impl EdgeApp {
             Handled::Reusable
         } else {
             Handled::Close
+        }
+    }
+
+    /// Reads the request head within `head_deadline`; `false` when the connection is to be
+    /// closed: the client closed it or sent a malformed head (400), the head did not come
+    /// in time (408, then a reset), or the process is closing idle connections.
+    async fn read_head(&self, session: &mut ServerSession, head_deadline: Option<Instant>) -> bool {
+        let read = tokio::select! {
+            biased;
+            read = within(head_deadline, session.read_request()) => read,
+            _ = self.idle_close.closed() => return false,
+        };
+        match read {
+            Some(Ok(true)) => true,
+            // The client closed an idle connection.
+            Some(Ok(false)) => false,
+            Some(Err(error)) => {
+                // Malformed requests get a 400; a client's reset is no error of the proxy.
+                if error.etype() == &ErrorType::InvalidHTTPHeader {
+                    tracing::debug!(%error, "malformed request head");
+                    let _ = session.respond_error(400).await;
+                }
+                session.shutdown().await;
+                false
+            }
+            None => {
+                self.parts.metrics.client_closed("header_timeout");
+                tracing::debug!(
+                    client = ?session.client_addr(),
+                    "closed a client that did not send its request head within client_header_timeout"
+                );
+                session.set_keepalive(None);
+                let answer = async {
+                    let _ = session.respond_error(408).await;
+                    session.shutdown().await;
+                };
+                let _ = tokio::time::timeout(TIMEOUT_ANSWER_LIMIT, answer).await;
+                super::socket_tuning::reset_session_on_close(session);
+                false
+            }
         }
     }
 

@@ -18,7 +18,6 @@ use super::calls::McpParts;
 use super::client_leg::PingoraClient;
 use super::forwarded::ClientPeer;
 use super::headers::{wants_plain_body, RequestRewrite, UpstreamRequest};
-use super::mcp_headers::check_mcp_headers;
 use super::outcome::{AttemptPhase, Departure, Outcome, Refusal};
 use super::record::RequestRecord;
 use super::request_body::{read_request_body, RequestBody};
@@ -30,7 +29,7 @@ use crate::affinity::SESSION_HEADER;
 use crate::config::IpRange;
 use crate::drain::DrainSignal;
 use crate::exchange::{Exchange, ExchangeEnd, Finished, ParkTicket};
-use crate::mcp::{CallWatch, McpRequest, PendingCall};
+use crate::mcp::{CallWatch, PendingCall};
 use crate::metrics::Metrics;
 use crate::policy::LimitPermit;
 use crate::routing::{Route, RouteTable, UpstreamGroup, UpstreamServer};
@@ -124,36 +123,13 @@ impl Forwarder<'_> {
             RequestBody::ClientGone => return Outcome::ClientGone(Departure::DuringRequest),
         };
         record.bytes_in = body.len();
-        if session.req_header().method == http::Method::POST {
-            record.mcp = McpRequest::parse(&body);
-            let headers = &session.req_header().headers;
-            match check_mcp_headers(
-                route.mcp_headers,
-                headers,
-                record.mcp.as_ref(),
-                self.metrics,
-            ) {
-                Ok(source) => record.label_source = source,
-                Err(refusal) => {
-                    return Outcome::Refused(refusal.with_jsonrpc_id(jsonrpc_id(&body)));
-                }
-            }
-        }
-        let auth_headers = match &self.auth {
-            Some(gate) => match gate.check(session.req_header(), &body, record).await {
-                Ok(headers) => Some(headers),
-                Err(refusal) => {
-                    return Outcome::Refused(refusal.with_jsonrpc_id(jsonrpc_id(&body)))
-                }
-            },
-            None => None,
+        let (auth_headers, admitted) = match self
+            .check_body(session.req_header(), (routes, route), record, &body)
+            .await
+        {
+            Ok(passed) => passed,
+            Err(refusal) => return Outcome::Refused(refusal),
         };
-        record.tool_label = record.mcp.as_ref().and_then(|mcp| self.mcp.tool_label(mcp));
-        let admitted =
-            match self.route_and_admit(session.req_header(), (routes, route), record, &body) {
-                Ok(admitted) => admitted,
-                Err(refusal) => return Outcome::Refused(refusal),
-            };
         let route = &*route;
         let chain = route.policy.chain.as_ref().unwrap_or(chain).new_stream();
         let calls = record.mcp.as_ref().map_or_else(Vec::new, |mcp| {

@@ -29,6 +29,7 @@ mod accounting;
 mod app;
 mod attempts;
 mod auth_gate;
+mod body_checks;
 mod calls;
 mod client_leg;
 mod conn_limit;
