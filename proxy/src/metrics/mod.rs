@@ -7,11 +7,13 @@
 
 mod coordination;
 mod declare;
+mod list_cache;
 mod mcp;
 mod process;
 mod streams;
 
 pub use coordination::CoordinationMetrics;
+pub use list_cache::ListCacheMetrics;
 pub use mcp::McpMetrics;
 pub use streams::StreamMetrics;
 
@@ -77,6 +79,8 @@ pub struct Metrics {
     pub streams: StreamMetrics,
     /// Upstream recycling coordinated across replicas (the Redis store).
     pub recycle_coordination: CoordinationMetrics,
+    /// The shared cache of list results (`routes[].list_cache`).
+    pub list_cache: ListCacheMetrics,
     /// Client connections the proxy closed or refused on a deadline or the connection cap,
     /// by reason (see [`CLIENT_CLOSE_REASONS`]).
     pub client_connections_closed_total: IntCounterVec,
@@ -264,6 +268,7 @@ impl Metrics {
             mcp: McpMetrics::register(&registry),
             streams: StreamMetrics::register(&registry),
             recycle_coordination: CoordinationMetrics::register(&registry),
+            list_cache: ListCacheMetrics::register(&registry),
             client_connections_closed_total: IntCounterVec::new(
                 Opts::new(
                     "mcp_edge_client_connections_closed_total",
@@ -394,6 +399,7 @@ impl Metrics {
         declared.extend(self.mcp.families());
         declared.extend(self.streams.families());
         declared.extend(self.recycle_coordination.labelled());
+        declared.extend(self.list_cache.families());
         declare::declare_missing(&families, &declared, &mut out);
         out
     }

@@ -64,6 +64,8 @@ impl Harness {
             calls,
             held_until_head: None,
             answer_filter: None,
+            answer_fill: None,
+            list_changes: None,
         }
     }
 
