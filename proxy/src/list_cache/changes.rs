@@ -71,6 +71,16 @@ impl ListChangeWatch {
         })
     }
 
+    /// The watch of a stream of the group whose epoch `swap` holds; `None` (no reference
+    /// taken) when no route of the group caches its lists: the common case costs a load.
+    pub fn of(swap: &arc_swap::ArcSwap<ListSignal>) -> Option<Self> {
+        let current = swap.load();
+        if !current.watched() {
+            return None;
+        }
+        Self::new(arc_swap::Guard::into_inner(current))
+    }
+
     /// Reads one chunk relayed from the upstream.
     pub fn scan(&mut self, chunk: &[u8]) {
         let found = CHANGES.iter().any(|name| {

@@ -61,7 +61,7 @@ impl Forwarder<'_> {
             held_until_head: None,
             answer_filter: None,
             answer_fill: None,
-            list_changes: ListChangeWatch::new(route.upstream.list_signal.load_full()),
+            list_changes: ListChangeWatch::of(&route.upstream.list_signal),
         }
     }
 }

@@ -1,6 +1,7 @@
 //! The exchange state machine, transition by transition, with fake legs under paused
 //! tokio time: every wait below is a timer or a fake's signal, never a real sleep.
 
+mod cached_answers;
 mod calls_in_flight;
 mod client_timeouts;
 pub(crate) mod fakes;
