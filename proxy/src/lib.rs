@@ -34,6 +34,7 @@ mod health_checks;
 mod hop_by_hop;
 mod legs;
 mod lifecycle;
+mod list_cache;
 pub mod logging;
 mod mcp;
 mod metrics;

@@ -3,6 +3,8 @@
 #   tests/bench/run.sh            full run (~15 min), prints the tables, writes docs/benchmarks.md
 #   tests/bench/run.sh --quick    short smoke run (no doc written)
 #   tests/bench/run.sh --only soak    10-minute soak of mixed MCP traffic (not in the full run)
+#   python3 tests/bench/list_cache.py  tools/list from the list cache against the SDK server
+#                                      (not in the full run; needs the release build)
 # Extra arguments go to bench.py (--only 1,4|burst|soak  --targets direct,nginx  --doc PATH
 #   --baseline-bin PATH (adds before-nofilters, before-balanced)  --idle-streams N
 #   --burst-conns N  --soak-minutes N  --strace). A run rewrites only the sections of

@@ -19,6 +19,7 @@ mod expand;
 pub mod hook;
 mod ip_range;
 mod limits;
+pub mod list_cache;
 mod load;
 mod locate;
 mod mcp_headers;

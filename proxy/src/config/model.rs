@@ -447,6 +447,12 @@ pub struct RouteConfig {
     /// (forward, log and count) or `off`. Headers of older versions are never trusted.
     #[serde(default, skip_serializing_if = "McpHeadersMode::is_default")]
     pub mcp_headers: McpHeadersMode,
+    /// A shared cache of the route's list results (`tools/list`, `prompts/list`,
+    /// `resources/list`, `resources/templates/list`, `resources/read`, `server/discover`)
+    /// that carry `ttlMs` and `cacheScope`: a fresh answer is served without asking the
+    /// upstream. Off when absent; `list_cache: {}` takes the defaults.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub list_cache: Option<super::list_cache::ListCacheConfig>,
 }
 
 /// Size limits of a configuration, so `check` stays fast on any input. The schema states

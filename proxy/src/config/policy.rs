@@ -199,13 +199,14 @@ pub(crate) fn check(config: &Config, out: &mut Vec<Problem>) {
             || route.expose.is_some()
             || route.limits.is_some()
             || route.allowed_origins.is_some()
+            || route.list_cache.is_some()
             || matcher.mcp_method.is_some()
             || matcher.tool.is_some()
             || matcher.resource.is_some();
         if route.kind == RouteKind::Http && has_policy {
             out.push(Problem::at(
                 base.clone(),
-                "a `kind: http` route has no MCP policy: `match.mcp_method`, `match.tool`, `match.resource`, `filters`, `expose`, `limits` and `allowed_origins` need `kind: mcp`",
+                "a `kind: http` route has no MCP policy: `match.mcp_method`, `match.tool`, `match.resource`, `filters`, `expose`, `limits`, `allowed_origins` and `list_cache` need `kind: mcp`",
             ));
         }
         if let Some(filters) = &route.filters {

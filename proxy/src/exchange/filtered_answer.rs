@@ -4,9 +4,11 @@
 //! so hidden items never pass unread. Answers in an event stream are filtered event by
 //! event in the relay ([`crate::policy::event_filter`]).
 
+use super::cached_answer;
 use super::encoded::is_encoded;
 use super::legs::{Head, UpstreamLeg};
 use super::small_body::ReadAhead;
+use crate::list_cache::AnswerFill;
 use crate::policy::list_filter::MAX_ANSWER_BYTES;
 use crate::policy::AnswerFilter;
 use bytes::{Bytes, BytesMut};
@@ -25,11 +27,13 @@ pub fn applies(head: &Head) -> bool {
     json || (events && is_encoded(head))
 }
 
-/// Reads the whole body, filters the answer, and re-frames `head` for the result.
+/// Reads the whole body, filters the answer, and re-frames `head` for the result. The
+/// answer as the upstream sent it is offered to `fill` first: the cache holds it unfiltered.
 pub async fn read_filtered<U: UpstreamLeg>(
     upstream: &mut U,
     head: &mut Head,
     filter: &AnswerFilter,
+    fill: Option<&AnswerFill>,
 ) -> ReadAhead<U::Error> {
     let mut ahead = ReadAhead::default();
     let mut body = BytesMut::new();
@@ -60,9 +64,13 @@ pub async fn read_filtered<U: UpstreamLeg>(
             .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         Bytes::from(filter.unreadable_answer())
     } else {
+        let body = body.freeze();
+        if let Some(fill) = fill.filter(|_| cached_answer::applies(head)) {
+            cached_answer::offer(fill, head, &body);
+        }
         match filter.filter(&body) {
             Some(filtered) => Bytes::from(filtered),
-            None => body.freeze(),
+            None => body,
         }
     };
     head.headers.remove(TRANSFER_ENCODING);

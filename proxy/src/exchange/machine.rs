@@ -16,6 +16,7 @@
 //! Parked is the one state run outside the request: [`Finished::park`] hands the upstream
 //! leg to [`crate::parking`], which keeps it open in a task of its own.
 
+use super::cached_answer;
 use super::encoded::opaque_event_stream;
 use super::end::{DrainClose, ExchangeEnd};
 use super::event_stream::{stream_kind, EventStream, StreamTracking};
@@ -26,6 +27,7 @@ use super::small_body::{read_ahead, ReadAhead};
 use crate::affinity::ResponseRewriter;
 use crate::drain::DrainSignal;
 use crate::hop_by_hop::strip_hop_by_hop;
+use crate::list_cache::{AnswerFill, ListChangeWatch};
 use crate::mcp::CallWatch;
 use crate::parking::ParkTicket;
 use crate::policy::event_filter::EventFilter;
@@ -66,6 +68,11 @@ pub struct ExchangeEnv<'a> {
     pub held_until_head: Option<Box<dyn Send>>,
     /// The filter of a list answer, when the route hides tools, prompts or resources.
     pub answer_filter: Option<AnswerFilter>,
+    /// Where a cacheable answer is stored, when the request missed the route's cache.
+    pub answer_fill: Option<AnswerFill>,
+    /// Finds the change notifications of an event stream, when its group's lists are
+    /// cached.
+    pub list_changes: Option<ListChangeWatch>,
 }
 
 /// An exchange that ended: how, and the upstream leg, for the caller to reuse, park or
@@ -241,12 +248,17 @@ impl<'a, C: ClientLeg, U: UpstreamLeg> Exchange<'a, C, U> {
             let kind = stream_kind(self.env.method, &self.env.calls);
             EventStream::open(&self.env.tracking, self.env.method.as_str(), kind)
         });
-        let ahead = match (is_event_stream, self.env.answer_filter.as_ref()) {
-            (true, _) => ReadAhead::default(),
-            (false, Some(filter)) if filtered_answer::applies(&head) => {
-                filtered_answer::read_filtered(&mut self.upstream, &mut head, filter).await
+        let fill = self.env.answer_fill.take();
+        let ahead = match (is_event_stream, self.env.answer_filter.as_ref(), &fill) {
+            (true, _, _) => ReadAhead::default(),
+            (false, Some(filter), _) if filtered_answer::applies(&head) => {
+                let (upstream, fill) = (&mut self.upstream, fill.as_ref());
+                filtered_answer::read_filtered(upstream, &mut head, filter, fill).await
             }
-            (false, _) => read_ahead(&mut self.upstream, &mut head),
+            (false, _, Some(fill)) if cached_answer::applies(&head) => {
+                cached_answer::read_and_store(&mut self.upstream, &mut head, fill).await
+            }
+            (false, _, _) => read_ahead(&mut self.upstream, &mut head),
         };
         self.client.apply_plan(&plan);
         if let Err(error) = self.client.write_head(head).await {
@@ -380,6 +392,9 @@ impl<'a, C: ClientLeg, U: UpstreamLeg> Exchange<'a, C, U> {
             .event_stream
             .as_mut()
             .map_or(0, |stream| stream.record(&chunk));
+        if let (Some(_), Some(changes)) = (&relay.event_stream, &mut self.env.list_changes) {
+            changes.scan(&chunk);
+        }
         let view = BodyChunk {
             bytes: &chunk,
             events,

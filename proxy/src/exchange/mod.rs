@@ -8,11 +8,13 @@
 //! - [`event_stream`]: the registration and counters of an open event stream;
 //! - [`encoded`]: event streams an upstream compressed anyway, relayed untouched;
 //! - [`filtered_answer`]: list answers filtered by the route's exposure;
+//! - [`cached_answer`]: list answers stored in the route's cache;
 //! - [`events`]: what an exchange reports as it happens, for the layer around to count.
 //!
 //! Nothing here knows Pingora: the proxy plugs its legs in (`service::client_leg`,
 //! `upstream_leg`), the unit tests plug in fakes and run under paused tokio time.
 
+pub mod cached_answer;
 pub mod encoded;
 pub mod end;
 pub mod event_stream;

@@ -8,12 +8,14 @@
 mod auth;
 mod coordination;
 mod declare;
+mod list_cache;
 mod mcp;
 mod process;
 mod streams;
 
 pub use auth::AuthMetrics;
 pub use coordination::CoordinationMetrics;
+pub use list_cache::ListCacheMetrics;
 pub use mcp::McpMetrics;
 pub use streams::StreamMetrics;
 
@@ -85,6 +87,8 @@ pub struct Metrics {
     pub streams: StreamMetrics,
     /// Upstream recycling coordinated across replicas (the Redis store).
     pub recycle_coordination: CoordinationMetrics,
+    /// The shared cache of list results (`routes[].list_cache`).
+    pub list_cache: ListCacheMetrics,
     /// Client connections the proxy closed or refused on a deadline or the connection cap,
     /// by reason (see [`CLIENT_CLOSE_REASONS`]).
     pub client_connections_closed_total: IntCounterVec,
@@ -273,6 +277,7 @@ impl Metrics {
             auth: AuthMetrics::register(&registry, DEFAULT_CLIENT_LABELS),
             streams: StreamMetrics::register(&registry),
             recycle_coordination: CoordinationMetrics::register(&registry),
+            list_cache: ListCacheMetrics::register(&registry),
             client_connections_closed_total: IntCounterVec::new(
                 Opts::new(
                     "mcp_edge_client_connections_closed_total",
@@ -404,6 +409,7 @@ impl Metrics {
         declared.extend(self.auth.families());
         declared.extend(self.streams.families());
         declared.extend(self.recycle_coordination.labelled());
+        declared.extend(self.list_cache.families());
         declare::declare_missing(&families, &declared, &mut out);
         out
     }

@@ -22,7 +22,9 @@ use std::sync::Arc;
 /// larger one is replaced by a JSON-RPC error: hidden items never pass unread.
 pub const MAX_ANSWER_BYTES: usize = 8 << 20;
 
-/// The filter of one list request's answer.
+/// The filter of one list request's answer. Cloned per attempt: a request sent again
+/// after a stale pooled connection is filtered as well.
+#[derive(Clone)]
 pub struct AnswerFilter {
     kind: ItemKind,
     /// The call's id, as compact JSON text.

@@ -171,8 +171,10 @@ impl Reloader {
     }
 
     /// Makes `next` serve: its servers are reinstated, probes forgotten where a group has
-    /// no active checks, and the servers of `current` it lacks retire (drain).
-    fn install(&self, current: &Generation, next: Generation) {
+    /// no active checks, the servers of `current` it lacks retire (drain), and the list
+    /// caches of unchanged routes carry over.
+    fn install(&self, current: &Generation, mut next: Generation) {
+        next.routes.keep_list_caches(&current.routes);
         let kept = server_addresses(&next);
         for address in &kept {
             self.health.server(address).reinstate();

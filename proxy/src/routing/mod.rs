@@ -6,6 +6,7 @@
 //! server that refuses the connection and try the next.
 
 mod error;
+mod list_caches;
 pub mod names;
 pub mod policy;
 pub mod proxy_peer;
@@ -19,6 +20,7 @@ use crate::config::model::{
 };
 use crate::config::{parse_server, ServerAddress, UpstreamTlsSet};
 use crate::health::{HealthBook, ServerState};
+use crate::list_cache::{ListCache, ListSignal};
 use crate::mcp::McpRequest;
 use crate::upstream_leg::{Endpoint, TlsClient};
 use names::ResolvedNames;
@@ -82,6 +84,9 @@ pub struct UpstreamGroup {
     pub protocol: UpstreamProtocol,
     /// The group's TLS client: its `https://` servers and an `https://` recycle hook use it.
     pub tls: Option<TlsClient>,
+    /// The epoch of its lists, which change notifications on its event streams bump; the
+    /// same across generations for a group of the same name.
+    pub list_signal: arc_swap::ArcSwap<ListSignal>,
     next: AtomicUsize,
 }
 
@@ -155,6 +160,7 @@ impl UpstreamGroup {
             recycle_hook: config.recycle_hook.clone(),
             protocol: config.protocol,
             tls: tls.cloned(),
+            list_signal: arc_swap::ArcSwap::default(),
             next: AtomicUsize::new(0),
         })
     }
@@ -234,6 +240,8 @@ pub struct Route {
     pub policy: Arc<RoutePolicy>,
     /// What it does with the mirrored MCP headers (`routes[].mcp_headers`).
     pub mcp_headers: McpHeadersMode,
+    /// Its cache of list results (`routes[].list_cache`).
+    pub list_cache: Option<Arc<ListCache>>,
 }
 
 /// The routes of one generation, longest prefix first.
@@ -292,6 +300,7 @@ impl RouteTable {
                     kind: route.kind,
                     policy,
                     mcp_headers: route.mcp_headers,
+                    list_cache: list_caches::cache_of(route, config, group),
                 }),
                 None => errors.push(RouteTableError::UnknownUpstream {
                     index,

@@ -4,6 +4,7 @@
 use super::forward::Forwarder;
 use crate::affinity::{ResponseRewriter, SESSION_HEADER};
 use crate::exchange::{ExchangeEnv, StreamTracking};
+use crate::list_cache::ListChangeWatch;
 use crate::mcp::CallWatch;
 use crate::routing::{Route, UpstreamGroup, UpstreamServer};
 use pingora_core::protocols::http::ServerSession;
@@ -59,6 +60,8 @@ impl Forwarder<'_> {
             calls,
             held_until_head: None,
             answer_filter: None,
+            answer_fill: None,
+            list_changes: ListChangeWatch::of(&route.upstream.list_signal),
         }
     }
 }

@@ -18,20 +18,22 @@ use super::calls::McpParts;
 use super::client_leg::PingoraClient;
 use super::forwarded::ClientPeer;
 use super::headers::{wants_plain_body, RequestRewrite, UpstreamRequest};
+use super::list_cache::{serve_hit, CacheStep};
 use super::outcome::{AttemptPhase, Departure, Outcome, Refusal};
 use super::record::RequestRecord;
 use super::request_body::{read_request_body, RequestBody};
 use super::responses::{jsonrpc_id, ProxyRefusal};
 use super::session_order::Turn;
 use super::session_pin::pin_session;
-use super::standing_stream::StandingStreams;
+use super::standing_stream::StreamOpening;
 use crate::affinity::SESSION_HEADER;
 use crate::config::IpRange;
 use crate::drain::DrainSignal;
 use crate::exchange::{Exchange, ExchangeEnd, Finished, ParkTicket};
+use crate::list_cache::AnswerFill;
 use crate::mcp::{CallWatch, PendingCall};
 use crate::metrics::Metrics;
-use crate::policy::LimitPermit;
+use crate::policy::{AnswerFilter, LimitPermit};
 use crate::routing::{Route, RouteTable, UpstreamGroup, UpstreamServer};
 use crate::streams::{StreamKind, StreamRegistry, StreamState};
 use crate::upstream_leg::{ConnectionPool, UpstreamConnection, UpstreamError};
@@ -87,6 +89,10 @@ struct Request<'r> {
     calls: &'r [PendingCall],
     /// The call's limit slots: held until the exchange ends, a parked one included.
     permit: Option<Arc<LimitPermit>>,
+    /// The filter of a list answer (each attempt's exchange applies a copy).
+    answer_filter: Option<AnswerFilter>,
+    /// Where the answer goes into the route's list cache, after a miss.
+    answer_fill: Option<AnswerFill>,
 }
 
 impl Forwarder<'_> {
@@ -131,6 +137,15 @@ impl Forwarder<'_> {
             Err(refusal) => return Outcome::Refused(refusal),
         };
         let route = &*route;
+        let answer_fill = match self.consult_list_cache(session.req_header(), route, record, &body)
+        {
+            CacheStep::Hit { body, content_type } => {
+                let filter = admitted.answer_filter.as_ref();
+                return serve_hit(session, body, content_type, filter).await;
+            }
+            CacheStep::Miss(fill) => Some(fill),
+            CacheStep::Bypass => None,
+        };
         let chain = route.policy.chain.as_ref().unwrap_or(chain).new_stream();
         let calls = record.mcp.as_ref().map_or_else(Vec::new, |mcp| {
             self.mcp.pending_calls(mcp, record.tool_label.as_ref())
@@ -154,16 +169,11 @@ impl Forwarder<'_> {
             body: &body,
             calls: &calls,
             permit: admitted.permit,
+            answer_filter: admitted.answer_filter,
+            answer_fill,
         };
         let outcome = self
-            .attempt_loop(
-                session,
-                &request,
-                pinned,
-                (chain, admitted.answer_filter),
-                record,
-                turn,
-            )
+            .attempt_loop(session, &request, pinned, chain, record, turn)
             .await;
         if let Some(expected) = expected {
             // A legacy POST the upstream did not accept gets no answer on the stream.
@@ -186,7 +196,7 @@ impl Forwarder<'_> {
         session: &mut ServerSession,
         request: &Request<'_>,
         pinned: Option<&UpstreamServer>,
-        (mut chain, mut answer_filter): (StreamChain, Option<crate::policy::AnswerFilter>),
+        mut chain: StreamChain,
         record: &mut RequestRecord,
         mut turn: Option<Turn>,
     ) -> Outcome {
@@ -215,13 +225,7 @@ impl Forwarder<'_> {
             record.server = Some(server.address.clone());
             let held = self.sent(request, record, turn.take());
             let finished = self
-                .run_exchange(
-                    session,
-                    request,
-                    server,
-                    (connection, chain, answer_filter.take()),
-                    (watch, held),
-                )
+                .run_exchange(session, request, server, (connection, chain), (watch, held))
                 .await;
             match finished.end {
                 ExchangeEnd::NoResponse(ref error)
@@ -310,11 +314,8 @@ impl Forwarder<'_> {
     ) -> Option<Box<dyn Send>> {
         let session = request.session?;
         if request.method == http::Method::GET {
-            return Some(Box::new(StreamOpening {
-                _turn: turn,
-                streams: self.mcp.streams.clone(),
-                session: session.to_owned(),
-            }));
+            let streams = self.mcp.streams.clone();
+            return Some(Box::new(StreamOpening::new(turn, streams, session)));
         }
         let method = record.mcp.as_ref().map(|mcp| &*mcp.method);
         if method == Some("notifications/initialized") {
@@ -329,18 +330,15 @@ impl Forwarder<'_> {
         session: &mut ServerSession,
         request: &Request<'_>,
         server: &UpstreamServer,
-        (connection, chain, answer_filter): (
-            UpstreamConnection,
-            StreamChain,
-            Option<crate::policy::AnswerFilter>,
-        ),
+        (connection, chain): (UpstreamConnection, StreamChain),
         (watch, held_until_head): (CallWatch, Option<Box<dyn Send>>),
     ) -> Finished<UpstreamConnection> {
         let method = session.req_header().method.clone();
         let rewriter = self.response_rewriter(&request.route.upstream, server, session, &method);
         let mut env = self.exchange_env(request.route, server, &method, watch);
         env.held_until_head = held_until_head;
-        env.answer_filter = answer_filter;
+        env.answer_filter = request.answer_filter.clone();
+        env.answer_fill = request.answer_fill.clone();
         let mut client = PingoraClient::new(session);
         Exchange::new(&mut client, connection, chain, rewriter, env)
             .run()
@@ -453,20 +451,6 @@ impl Forwarder<'_> {
                 ended.with_label_values(&[end.label()]).inc()
             },
         );
-    }
-}
-
-/// A standing stream being opened: holds its session's turn, and tells the session's
-/// waiting requests when it drops (its head arrived, or the exchange ended).
-struct StreamOpening {
-    _turn: Option<Turn>,
-    streams: Arc<StandingStreams>,
-    session: String,
-}
-
-impl Drop for StreamOpening {
-    fn drop(&mut self) {
-        self.streams.opened(&self.session);
     }
 }
 

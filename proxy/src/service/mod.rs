@@ -23,6 +23,8 @@
 //!   `standing_stream`: the first call after `notifications/initialized` waits, briefly, for
 //!   the standing stream the client opens at the same moment;
 //! - `policy_checks`: the route's policy (origins, exposure, limits) before the upstream;
+//!   `list_cache`: the route's cache of list results, consulted next (a hit is answered
+//!   without the attempt loop);
 //! - `headers`, `forwarded`, `responses`, `socket_tuning`, `idle_close`, `conn_limit`: what they say.
 
 mod accounting;
@@ -42,6 +44,7 @@ mod head_limits;
 pub(crate) mod headers;
 pub mod http_route;
 mod idle_close;
+mod list_cache;
 mod mcp_headers;
 mod outcome;
 mod policy_checks;

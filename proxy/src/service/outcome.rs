@@ -21,6 +21,9 @@ use std::time::Duration;
 pub enum Outcome {
     /// The upstream's response reached the client whole.
     Completed,
+    /// The route's list cache answered (`routes[].list_cache`): nothing reached an
+    /// upstream, and the answer reached the client whole.
+    Cached,
     /// The process (or the stream's server) drained, and the event stream was closed
     /// cleanly.
     Drained(DrainClose),
@@ -46,6 +49,7 @@ impl Outcome {
     pub fn label(&self) -> &'static str {
         match self {
             Outcome::Completed => "completed",
+            Outcome::Cached => "cached",
             Outcome::Drained(close) => close.label(),
             Outcome::Refused(refusal) => refusal.kind.code(),
             Outcome::ClientGone(departure) => departure.label(),
@@ -67,7 +71,7 @@ impl Outcome {
     pub fn relayed_whole(&self) -> bool {
         matches!(
             self,
-            Outcome::Completed | Outcome::Drained(_) | Outcome::Answered(_)
+            Outcome::Completed | Outcome::Cached | Outcome::Drained(_) | Outcome::Answered(_)
         )
     }
 

@@ -14,11 +14,37 @@
 //! arrived), at most [`STREAM_WAIT_LIMIT`], and only within [`EXPECTATION_LIFETIME`]. A
 //! client that opens no stream pays that wait once.
 
+use super::session_order::Turn;
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::watch;
 use tokio::time::Instant;
+
+/// A standing stream being opened: holds its session's turn, and tells the session's
+/// waiting requests when it drops (its head arrived, or the exchange ended).
+pub struct StreamOpening {
+    _turn: Option<Turn>,
+    streams: Arc<StandingStreams>,
+    session: String,
+}
+
+impl StreamOpening {
+    /// The opening of `session`'s standing stream, holding its `turn`.
+    pub fn new(turn: Option<Turn>, streams: Arc<StandingStreams>, session: &str) -> Self {
+        Self {
+            _turn: turn,
+            streams,
+            session: session.to_owned(),
+        }
+    }
+}
+
+impl Drop for StreamOpening {
+    fn drop(&mut self) {
+        self.streams.opened(&self.session);
+    }
+}
 
 /// The longest a session's request waits for its standing stream to open.
 pub const STREAM_WAIT_LIMIT: Duration = Duration::from_millis(25);

@@ -1,6 +1,7 @@
 //! The exchange state machine, transition by transition, with fake legs under paused
 //! tokio time: every wait below is a timer or a fake's signal, never a real sleep.
 
+mod cached_answers;
 mod calls_in_flight;
 mod client_timeouts;
 pub(crate) mod fakes;
@@ -64,6 +65,8 @@ impl Harness {
             calls,
             held_until_head: None,
             answer_filter: None,
+            answer_fill: None,
+            list_changes: None,
         }
     }
 
