@@ -3,7 +3,7 @@
 
 CARGO ?= cargo
 
-.PHONY: setup demo test lint build deny release-deps image
+.PHONY: setup setup-test demo test lint build deny release-deps image
 
 # The RustSec advisory database that `cargo deny check advisories` clones.
 ADVISORY_DB ?= https://github.com/RustSec/advisory-db
@@ -16,6 +16,11 @@ setup:
 		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq cmake >/dev/null; \
 	}
 	@command -v python3 >/dev/null 2>&1 || { echo "python3 is required for the MCP SDK interop tests"; exit 1; }
+
+## Installs the Debian packages the test suite runs (HAProxy, Redis, podman with runc and
+## buildah, mmdebstrap, Node.js), where they are missing.
+setup-test: setup
+	@tests/setup/system-packages.sh
 
 ## Runs the proxy on 127.0.0.1:8080 in front of the built-in MCP server (the `demo`
 ## feature; the shipped binary is built without it).
@@ -41,7 +46,7 @@ release-deps:
 ## the official Python MCP SDK installed from PyPI into target/ on first use, the TypeScript
 ## SDK and the MCP conformance suite from npm into target/node-sdk). The demo feature is
 ## on: the SDK tests use its server.
-test: lint release-deps
+test: setup-test lint release-deps
 	@command -v npm >/dev/null 2>&1 || { echo "node and npm are required for the TypeScript MCP SDK and conformance tests"; exit 1; }
 	$(CARGO) test --workspace --all-features --no-fail-fast
 
