@@ -2,10 +2,12 @@
 //! authorization server, the official TypeScript SDK's client and server, and mcp-edge
 //! between them as the resource server.
 //!
-//! - The SDK client's OAuth flow: the 401, the protected resource metadata served by the
-//!   edge, the authorization server's metadata, the authorization code with PKCE and the
-//!   resource indicator (a scripted user agent), the token, tool calls; a tool the token
-//!   may not use is refused by the edge. The server never sees a token.
+//! - The SDK clients' OAuth flow (the TypeScript SDK's, and the Python SDK's
+//!   `OAuthClientProvider`): the 401, the protected resource metadata served by the edge, the
+//!   authorization server's metadata, the authorization code with PKCE and the resource
+//!   indicator (a scripted user agent), the token, tool calls; a tool the token may not use
+//!   is refused by the edge (the Python SDK then asks for the scope, and is declined). The
+//!   server never sees a token.
 //! - Key rotation at the authorization server: the new key's tokens validate after one
 //!   refresh, with no refusal; while the authorization server is down, tokens already
 //!   issued keep working.
@@ -18,6 +20,7 @@ use support::edge::{Edge, Ports};
 use support::http::Client;
 use support::metrics::labelled;
 use support::node::{self, NodeServer};
+use support::python::{self, Sdk};
 
 /// How long the SDK client's whole flow may take.
 const FLOW_DEADLINE: Duration = Duration::from_secs(90);
@@ -166,6 +169,43 @@ fn form_encode(text: &str) -> String {
 fn the_typescript_sdk_client_authorizes_through_the_edge_and_calls_tools() {
     let setup = Setup::start();
     let summary = node::run_json("oauth_client.cjs", &[&setup.resource()], FLOW_DEADLINE);
+    assert_the_flow(&setup, &summary);
+}
+
+#[test]
+fn the_python_sdk_client_authorizes_through_the_edge_and_calls_tools() {
+    let setup = Setup::start();
+    let summary = python::run_json(
+        Sdk::V2,
+        "oauth_client.py",
+        &[&setup.resource()],
+        FLOW_DEADLINE,
+    );
+    assert_the_flow(&setup, &summary);
+    let context = format!("{summary:#}\n{}", setup.logs());
+    // The edge's 403 names the missing scope; the SDK asks for it (a step-up), and the
+    // authorization server declines: alice is no admin.
+    let statuses = summary["mcp_statuses"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(statuses.first(), Some(&json!(401)), "{context}");
+    assert_eq!(statuses.last(), Some(&json!(403)), "{context}");
+    let step_up = &summary["step_ups"][0];
+    assert!(
+        step_up["scope"]
+            .as_str()
+            .unwrap_or_default()
+            .split(' ')
+            .any(|scope| scope == "mcp:admin"),
+        "{context}"
+    );
+    assert_eq!(step_up["error"], "access_denied", "{context}");
+}
+
+/// What an SDK client's summary of the flow must show, and what the edge and the server
+/// must have seen.
+fn assert_the_flow(setup: &Setup, summary: &Value) {
     let context = format!("{summary:#}\n{}", setup.logs());
     assert_eq!(summary["first_status"], 401, "{context}");
     let metadata_url = format!(

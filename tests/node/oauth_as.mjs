@@ -5,7 +5,8 @@
 //   `aud` is the resource, with the scopes mcp:tools and mcp:admin.
 // - The public client `mcp-e2e` (PKCE, loopback redirect) for the SDK's authorization code
 //   flow; interactions are scripted: the user `alice` logs in and consents to what the
-//   client asked, with no page to fill in, except mcp:admin, which alice never gets.
+//   client asked, with no page to fill in, except mcp:admin, which alice never gets (asked
+//   for mcp:admin alone, as in a step-up, she declines: `access_denied`).
 // - The confidential client `svc` (client_credentials) for tokens a test asks for directly.
 // - `POST /control/rotate`: a new signing key, published beside the old ones, signs from
 //   now on (a key rotation; the issuer and its port stay).
@@ -98,6 +99,18 @@ async function interact(req, res) {
       ? await provider.Grant.find(details.grantId)
       : new provider.Grant({ accountId: session.accountId, clientId: params.client_id });
     const missing = prompt.details;
+    const resourceScopes = Object.values(missing.missingResourceScopes || {}).flat();
+    const onlyAdmin = !missing.missingOIDCScope && !missing.missingOIDCClaims
+      && resourceScopes.length > 0 && resourceScopes.every((scope) => scope === 'mcp:admin');
+    if (onlyAdmin) {
+      // A step-up to mcp:admin alone (the Python SDK asks for one on a 403 with
+      // insufficient_scope): alice declines, instead of a consent that never completes.
+      await provider.interactionFinished(req, res, {
+        error: 'access_denied',
+        error_description: 'alice is no admin',
+      }, { mergeWithLastSubmission: false });
+      return;
+    }
     if (missing.missingOIDCScope) grant.addOIDCScope(missing.missingOIDCScope.join(' '));
     if (missing.missingOIDCClaims) grant.addOIDCClaims(missing.missingOIDCClaims);
     // alice may use the MCP tools, and is no admin: mcp:admin is never granted to her.

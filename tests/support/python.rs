@@ -300,6 +300,34 @@ pub fn sdk_client_args(
         .unwrap_or_else(|e| panic!("{report} printed no JSON summary ({e}):\n{out}\n{err}"))
 }
 
+/// Runs `tests/python/<name>` with `args` under `sdk`'s interpreter to its end, and parses
+/// the JSON line it prints last. Panics with its output when it fails, runs past `limit` or
+/// prints no JSON.
+pub fn run_json(sdk: Sdk, name: &str, args: &[&str], limit: Duration) -> Value {
+    let stdout = tempfile::NamedTempFile::new().expect("temp file");
+    let stderr = tempfile::NamedTempFile::new().expect("temp file");
+    let child = Command::new(sdk.python())
+        .arg(script(name))
+        .args(args)
+        .env_remove_all(PROXY_VARIABLES)
+        .stdin(Stdio::null())
+        .stdout(stdout.reopen().expect("reopen temp file"))
+        .stderr(stderr.reopen().expect("reopen temp file"))
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn {name}: {e}"));
+    let status = KillOnDrop(child).wait_until(Instant::now() + limit);
+    let out = fs::read_to_string(stdout.path()).unwrap_or_default();
+    let err = fs::read_to_string(stderr.path()).unwrap_or_default();
+    let report = format!(
+        "{name} {} ({}): {status:?}\n--- stdout\n{out}\n--- stderr\n{err}",
+        args.join(" "),
+        sdk.label()
+    );
+    assert!(status.is_some_and(|s| s.success()), "{report}");
+    let line = out.lines().last().unwrap_or_default();
+    serde_json::from_str(line).unwrap_or_else(|e| panic!("no JSON summary ({e}): {report}"))
+}
+
 /// A Python script run as a child whose stdout lines are watched; killed on drop.
 pub struct ScriptChild {
     child: KillOnDrop,
