@@ -10,6 +10,7 @@
 //! `conf/bad.yaml:12: filters[0].sse_guard.send_timeout: -1 is less than the minimum of 0`.
 
 pub mod auth;
+mod auth_checks;
 mod checks;
 mod convert;
 pub mod deployment;
