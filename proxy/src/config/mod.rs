@@ -32,6 +32,7 @@ mod protocols;
 mod schema;
 mod secret;
 mod typed;
+mod upstream_group;
 mod upstream_tls;
 mod validate;
 
