@@ -8,12 +8,13 @@
 //!   against the body: a table of bad requests, each `400` with JSON-RPC error -32020 and
 //!   the request's id, none seen by the upstream; `log` forwards and counts; older
 //!   versions' headers are never checked.
-//! - Good requests of both official SDKs are forwarded: the Python SDK (`mcp` 2.x, which
-//!   speaks 2026-07-28) with its headers validated, and the TypeScript SDK (1.32.2, the
-//!   newest on npm, which speaks 2025-11-25 and older) unvalidated.
+//! - Good requests are forwarded: the Python SDK (`mcp` 2.x, which speaks 2026-07-28)
+//!   with its headers validated, and the TypeScript SDK v1 (1.32.2, which speaks
+//!   2025-11-25 and older) unvalidated. The TypeScript SDK v2, which speaks 2026-07-28,
+//!   has its own file: `e2e_mcp_2026_typescript.rs`.
 //!
-//! The raw requests follow the specification's transports page: no SDK on npm speaks
-//! 2026-07-28 yet, and the upstream must be scripted to see exactly what reached it.
+//! The raw requests follow the specification's transports page: no SDK sends malformed
+//! headers, and the upstream must be scripted to see exactly what reached it.
 
 mod support;
 
