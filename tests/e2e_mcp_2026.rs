@@ -19,19 +19,16 @@
 mod support;
 
 use serde_json::Value;
-use std::net::SocketAddr;
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use support::edge::Edge;
 use support::http::Client;
+use support::mcp_2026::edge_in_front_of;
 use support::metrics::labelled;
 use support::python::{sdk_client_with, Sdk, SdkServer, Transport};
 use support::upstream::{Request, Upstream};
 
 const V: &str = "2026-07-28";
-/// Parking on and a task-group deadline: what an abandoned call would get.
-const FILTERS: &str = "  - sse_guard: {send_timeout: 5, keepalive_interval: 5}\n  - cleanup_deadline: {task_group_cleanup_timeout: 2, session_pool_cleanup_timeout: 2, park_max_per_server: 64, park_max_age: 60}\n";
 
 /// A 2026-07-28 request body.
 fn body(id: u64, method: &str, params: Value) -> String {
@@ -81,27 +78,6 @@ fn recording_upstream() -> (Upstream, Arc<Mutex<Vec<Request>>>, mpsc::Receiver<I
     (upstream, seen, closes)
 }
 
-fn edge_with(upstream: SocketAddr, route_extra: &str) -> Edge {
-    Edge::start_yaml(|ports| {
-        format!(
-            "{}upstreams:\n  main:\n    servers: [\"{upstream}\"]\nroutes:\n  - match: {{path_prefix: /}}\n    upstream: main\n{route_extra}filters:\n{FILTERS}observability:\n  access_log: {{format: text}}\n",
-            ports.preamble()
-        )
-    })
-}
-
-/// Waits until the edge's log (where its access log goes) contains `needle`; returns it.
-fn wait_log(edge: &Edge, needle: &str) -> String {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let log = edge.log();
-        if log.contains(needle) || Instant::now() > deadline {
-            return log;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 /// Sends a POST with `headers` (plus Host, Content-Type, Accept).
 fn post(client: &mut Client, headers: &[(&str, &str)], body: &str) {
     let mut all = vec![
@@ -123,7 +99,7 @@ fn listen_headers() -> Vec<(&'static str, &'static str)> {
 fn listen_streams_left_by_their_clients_are_closed_at_once_never_parked_nor_abandoned() {
     const CLIENTS: u64 = 12;
     let (upstream, _seen, closes) = recording_upstream();
-    let edge = edge_with(upstream.addr, "");
+    let edge = edge_in_front_of(upstream.addr, "");
     let mut clients = Vec::new();
     for id in 0..CLIENTS {
         let mut client = Client::connect(edge.listen);
@@ -229,7 +205,7 @@ fn with(
 #[test]
 fn bad_mirrored_headers_are_refused_with_header_mismatch_and_never_reach_the_upstream() {
     let (upstream, seen, _closes) = recording_upstream();
-    let edge = edge_with(upstream.addr, "");
+    let edge = edge_in_front_of(upstream.addr, "");
     let call = |id: u64, name: &str| {
         body(
             id,
@@ -375,7 +351,7 @@ fn bad_mirrored_headers_are_refused_with_header_mismatch_and_never_reach_the_ups
     client.read_body(&head);
     assert_eq!(head.status, 200);
     assert_eq!(seen.lock().unwrap().len(), 2);
-    let log = wait_log(&edge, "mcp_version=2026-07-28 mcp_labels=headers");
+    let log = edge.log_until("mcp_version=2026-07-28 mcp_labels=headers");
     assert!(
         log.contains("mcp_version=2026-07-28 mcp_labels=headers"),
         "{log}"
@@ -385,7 +361,7 @@ fn bad_mirrored_headers_are_refused_with_header_mismatch_and_never_reach_the_ups
 #[test]
 fn log_mode_forwards_and_counts_and_older_versions_are_never_checked() {
     let (upstream, seen, _closes) = recording_upstream();
-    let edge = edge_with(upstream.addr, "    mcp_headers: log\n");
+    let edge = edge_in_front_of(upstream.addr, "    mcp_headers: log\n");
     let mut client = Client::connect(edge.listen);
     let spoiled = with(call_headers("search"), "Mcp-Name", "other");
     post(
@@ -404,7 +380,7 @@ fn log_mode_forwards_and_counts_and_older_versions_are_never_checked() {
     );
     // A 2025-11-25 request's headers are not checked, and its labels come from the body.
     let (upstream, seen, _closes) = recording_upstream();
-    let edge = edge_with(upstream.addr, "");
+    let edge = edge_in_front_of(upstream.addr, "");
     let mut client = Client::connect(edge.listen);
     let legacy = r#"{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"search"}}"#;
     post(
@@ -420,10 +396,7 @@ fn log_mode_forwards_and_counts_and_older_versions_are_never_checked() {
     client.read_body(&head);
     assert_eq!(head.status, 200);
     assert_eq!(seen.lock().unwrap().len(), 1);
-    let log = wait_log(
-        &edge,
-        "mcp_method=tools/call target=search jsonrpc_id=3 mcp_labels=body",
-    );
+    let log = edge.log_until("mcp_method=tools/call target=search jsonrpc_id=3 mcp_labels=body");
     assert!(
         log.contains("mcp_method=tools/call target=search jsonrpc_id=3 mcp_labels=body"),
         "{log}"
@@ -437,11 +410,11 @@ fn the_python_sdk_speaking_2026_07_28_is_validated_and_forwarded() {
         "interop_server.py",
         &["--transport", "streamable-http"],
     );
-    let edge = edge_with(server.addr, "");
+    let edge = edge_in_front_of(server.addr, "");
     let url = format!("{}{}", edge.base_url(), Transport::StreamableHttp.path());
     let summary = sdk_client_with(Sdk::V2, Transport::StreamableHttp, &url, "auto");
     assert_eq!(summary["add"], "5", "{summary}\n{}", edge.log());
-    let log = wait_log(&edge, "mcp_method=tools/call target=add");
+    let log = edge.log_until("mcp_method=tools/call target=add");
     assert!(log.contains("mcp_method=tools/call target=add"), "{log}");
     assert!(
         log.contains("mcp_version=2026-07-28 mcp_labels=headers"),
@@ -459,7 +432,7 @@ fn the_typescript_sdk_speaking_2025_11_25_is_forwarded_unchecked() {
     use support::node::{self, NodeServer};
     let script = node::script("announce_server.cjs");
     let server = NodeServer::start(&node::node(), &[script.to_str().expect("UTF-8 path")]);
-    let edge = edge_with(server.addr, "");
+    let edge = edge_in_front_of(server.addr, "");
     let url = format!("{}/mcp", edge.base_url());
     let summary = node::run_json(
         "announce_client.cjs",
@@ -472,7 +445,7 @@ fn the_typescript_sdk_speaking_2025_11_25_is_forwarded_unchecked() {
         edge.metric("mcp_edge_refusals_total{kind=\"mcp_header_mismatch\"}"),
         0.0
     );
-    let log = wait_log(&edge, "mcp_method=tools/call target=announce");
+    let log = edge.log_until("mcp_method=tools/call target=announce");
     assert!(
         log.contains("mcp_method=tools/call target=announce"),
         "{log}"

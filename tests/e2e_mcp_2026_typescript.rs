@@ -17,22 +17,8 @@ mod support;
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 use support::edge::Edge;
+use support::mcp_2026::edge_in_front_of;
 use support::node::{self, NodeServer};
-
-/// Parking on and a task-group deadline: what an abandoned call would get.
-const FILTERS: &str = "  - sse_guard: {send_timeout: 5, keepalive_interval: 5}\n  - cleanup_deadline: {task_group_cleanup_timeout: 2, session_pool_cleanup_timeout: 2, park_max_per_server: 64, park_max_age: 60}\n";
-
-/// A route in front of `server` that hides `admin_*`, caches lists and enforces the
-/// mirrored headers.
-fn edge_in_front_of(server: &NodeServer) -> Edge {
-    let upstream = server.addr;
-    Edge::start_yaml(|ports| {
-        format!(
-            "{}upstreams:\n  main:\n    servers: [\"{upstream}\"]\nroutes:\n  - match: {{path_prefix: /}}\n    upstream: main\n    mcp_headers: enforce\n    expose:\n      tools:\n        deny: [\"admin_*\"]\n    list_cache: {{}}\nfilters:\n{FILTERS}observability:\n  access_log: {{format: text}}\n",
-            ports.preamble()
-        )
-    })
-}
 
 /// The server's output, read until it contains `needle` (its lines arrive through a pipe)
 /// or 5 s passed.
@@ -43,18 +29,6 @@ fn server_output_until(server: &NodeServer, needle: &str) -> String {
         output.push_str(&server.log());
         if output.contains(needle) || Instant::now() > deadline {
             return output;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// The edge's log, read until it contains `needle` or 5 s passed.
-fn edge_log_until(edge: &Edge, needle: &str) -> String {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let log = edge.log();
-        if log.contains(needle) || Instant::now() > deadline {
-            return log;
         }
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -93,7 +67,11 @@ fn count_lines(output: &str, line: &str) -> usize {
 fn the_typescript_sdk_speaking_2026_07_28_is_validated_filtered_cached_and_notified() {
     let script = node::script("modern_server.mjs");
     let server = NodeServer::start(&node::node(), &[script.to_str().expect("UTF-8 path")]);
-    let edge = edge_in_front_of(&server);
+    // The route hides `admin_*`, caches lists and enforces the mirrored headers.
+    let edge = edge_in_front_of(
+        server.addr,
+        "    mcp_headers: enforce\n    expose:\n      tools:\n        deny: [\"admin_*\"]\n    list_cache: {}\n",
+    );
     let url = format!("{}/mcp", edge.base_url());
     let mut seen = String::new();
 
@@ -132,7 +110,7 @@ fn the_typescript_sdk_speaking_2026_07_28_is_validated_filtered_cached_and_notif
     assert!(!seen.contains("CALL admin_reset"), "{seen}");
 
     // Every SDK request passed the header check, labelled from its validated headers.
-    let log = edge_log_until(&edge, "target=touch_tools");
+    let log = edge.log_until("target=touch_tools");
     for method in [
         "server/discover",
         "tools/list",

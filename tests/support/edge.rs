@@ -166,6 +166,19 @@ impl Edge {
         std::fs::read_to_string(self.dir.path().join("mcp-edge.log")).unwrap_or_default()
     }
 
+    /// The log once it contains `needle` (the access log is written after the response),
+    /// or as it is after 5 s.
+    pub fn log_until(&self, needle: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let log = self.log();
+            if log.contains(needle) || Instant::now() > deadline {
+                return log;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// Sends `signal` to the process.
     pub fn signal(&self, signal: i32) {
         // SAFETY: kill(2) on a child pid we own.

@@ -10,6 +10,7 @@ pub mod gunicorn;
 pub mod haproxy;
 pub mod http;
 pub mod load;
+pub mod mcp_2026;
 pub mod mcp_load;
 pub mod mcp_post;
 pub mod mcp_raw;
