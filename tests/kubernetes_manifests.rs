@@ -15,11 +15,11 @@ mod support;
 
 use serde_yaml::Value;
 use std::collections::BTreeMap;
-use std::fs::{self, File};
+use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use support::edge::binary;
-use support::python::workspace;
+use support::python::{ensure_venv, workspace};
 
 /// The runtimes' stop after the grace period (`graceful_shutdown_timeout_seconds`).
 const RUNTIME_SHUTDOWN_SECONDS: u64 = 5;
@@ -116,42 +116,10 @@ impl Base {
 }
 
 /// `target/kubernetes-validate-venv/bin/kubernetes-validate`, installed on first use from
-/// `tests/python/requirements-kubernetes.txt` (one set-up at a time, across processes).
+/// `tests/python/requirements-kubernetes.txt`.
 fn kubernetes_validate() -> PathBuf {
-    let target = workspace().join("target");
-    let venv = target.join("kubernetes-validate-venv");
-    let tool = venv.join("bin/kubernetes-validate");
-    let requirements = workspace().join("tests/python/requirements-kubernetes.txt");
-    let marker = venv.join(".requirements");
-    let wanted = fs::read_to_string(&requirements).expect("the requirements file");
-    fs::create_dir_all(&target).unwrap();
-    let lock = File::create(target.join("kubernetes-validate-venv.lock")).unwrap();
-    fs4::FileExt::lock(&lock).expect("lock the venv");
-    if tool.exists() && fs::read_to_string(&marker).ok().as_deref() == Some(wanted.as_str()) {
-        return tool;
-    }
-    let _ = fs::remove_dir_all(&venv);
-    let run = |command: &mut Command| {
-        let output = command.output().expect("run the venv set-up");
-        assert!(
-            output.status.success(),
-            "setting up kubernetes-validate failed: {command:?}\n{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-    };
-    run(Command::new("python3").args(["-m", "venv"]).arg(&venv));
-    run(Command::new(venv.join("bin/python"))
-        .args([
-            "-m",
-            "pip",
-            "install",
-            "--disable-pip-version-check",
-            "--quiet",
-            "-r",
-        ])
-        .arg(&requirements));
-    fs::write(&marker, wanted).unwrap();
-    tool
+    let python = ensure_venv("kubernetes-validate-venv", "requirements-kubernetes.txt");
+    python.with_file_name("kubernetes-validate")
 }
 
 /// Validates `files` strictly; only the custom kinds may lack a schema.

@@ -97,9 +97,10 @@ pub fn python_v1() -> PathBuf {
         .clone()
 }
 
-/// Creates `target/<name>` from `tests/python/<requirements>` unless it is there and was
-/// made from the current requirements.
-fn ensure_venv(name: &str, requirements: &str) -> PathBuf {
+/// Creates the venv `target/<name>` from `tests/python/<requirements>` unless it is there
+/// and was made from the current requirements; returns its interpreter. One set-up at a
+/// time, across test processes.
+pub fn ensure_venv(name: &str, requirements: &str) -> PathBuf {
     let target = workspace().join("target");
     let venv = target.join(name);
     let python = venv.join("bin/python");
@@ -119,7 +120,7 @@ fn ensure_venv(name: &str, requirements: &str) -> PathBuf {
     if python.exists() && current.as_deref() == Some(wanted.as_str()) {
         return python;
     }
-    eprintln!("setting up the Python MCP SDK venv at {}", venv.display());
+    eprintln!("setting up the Python venv at {}", venv.display());
     if venv.exists() {
         fs::remove_dir_all(&venv).expect("remove the stale venv");
     }
