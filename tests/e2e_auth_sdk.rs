@@ -8,6 +8,8 @@
 //!   indicator (a scripted user agent), the token, tool calls; a tool the token may not use
 //!   is refused by the edge (the Python SDK then asks for the scope, and is declined). The
 //!   server never sees a token.
+//! - The shipped `conf/examples/oauth.yaml`, as is, configured only through its
+//!   environment variables: the TypeScript SDK's flow passes through it the same way.
 //! - Key rotation at the authorization server: the new key's tokens validate after one
 //!   refresh, with no refusal; while the authorization server is down, tokens already
 //!   issued keep working.
@@ -15,12 +17,13 @@
 mod support;
 
 use serde_json::{json, Value};
+use std::net::SocketAddr;
 use std::time::Duration;
 use support::edge::{Edge, Ports};
 use support::http::Client;
 use support::metrics::labelled;
 use support::node::{self, NodeServer};
-use support::python::{self, Sdk};
+use support::python::{self, workspace, Sdk};
 
 /// How long the SDK client's whole flow may take.
 const FLOW_DEADLINE: Duration = Duration::from_secs(90);
@@ -35,7 +38,56 @@ struct Setup {
 }
 
 impl Setup {
+    /// The authorization server, the SDK server, and an edge configured by the test.
     fn start() -> Setup {
+        Setup::start_with(|issuer, upstream| {
+            // No jwks_uri: the keys are found through the issuer's metadata.
+            Edge::start_yaml(move |ports: &Ports| {
+                let lines = [
+                    "upstreams:".to_string(),
+                    format!("  mcp: {{servers: [\"{upstream}\"]}}"),
+                    "routes:".into(),
+                    "  - match: {path_prefix: /mcp}".into(),
+                    "    upstream: mcp".into(),
+                    "auth:".into(),
+                    "  jwks_min_refresh_interval: 0.2".into(),
+                    format!("  issuers: [{{issuer: \"{issuer}\"}}]"),
+                    "  routes:".into(),
+                    "    - route: /mcp".into(),
+                    format!("      resource: \"http://{}/mcp\"", ports.listen),
+                    "      scopes: [mcp:tools]".into(),
+                    "      rules: [{tools: [\"admin_*\"], scopes: [mcp:admin]}]".into(),
+                ];
+                format!("{}{}\n", ports.preamble(), lines.join("\n"))
+            })
+        })
+    }
+
+    /// The authorization server, the SDK server, and the edge running the shipped
+    /// `conf/examples/oauth.yaml` as is, configured through its environment variables.
+    fn start_shipped_example() -> Setup {
+        let source = std::fs::read_to_string(workspace().join("conf/examples/oauth.yaml"))
+            .expect("read the example");
+        Setup::start_with(|issuer, upstream| {
+            Edge::start_yaml_with_env(|ports| {
+                let env = [
+                    ("MCP_EDGE_LISTEN", ports.listen.to_string()),
+                    ("MCP_EDGE_ADMIN", ports.admin.to_string()),
+                    ("MCP_EDGE_RUN_DIR", ports.dir.display().to_string()),
+                    ("MCP_SERVER", upstream.to_string()),
+                    ("MCP_EDGE_RESOURCE", format!("http://{}/mcp", ports.listen)),
+                    ("MCP_EDGE_ISSUER", issuer.to_string()),
+                    ("MCP_EDGE_JWKS_URI", format!("{issuer}/jwks")),
+                ];
+                let env = env.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+                (source, env)
+            })
+        })
+    }
+
+    /// Starts the authorization server and the SDK server, then the edge that
+    /// `start_edge(issuer, server address)` makes.
+    fn start_with(start_edge: impl FnOnce(&str, SocketAddr) -> Edge) -> Setup {
         let modules = node::node_modules();
         let modules = modules.to_str().expect("UTF-8 path").to_string();
         let as_script = node::script("oauth_as.mjs");
@@ -48,26 +100,8 @@ impl Setup {
             &node::node(),
             &[server_script.to_str().expect("UTF-8 path")],
         );
-        let (issuer, upstream) = (format!("http://{}", authorization.addr), server.addr);
-        // No jwks_uri: the keys are found through the issuer's metadata.
-        let edge = Edge::start_yaml(move |ports: &Ports| {
-            let lines = [
-                "upstreams:".to_string(),
-                format!("  mcp: {{servers: [\"{upstream}\"]}}"),
-                "routes:".into(),
-                "  - match: {path_prefix: /mcp}".into(),
-                "    upstream: mcp".into(),
-                "auth:".into(),
-                "  jwks_min_refresh_interval: 0.2".into(),
-                format!("  issuers: [{{issuer: \"{issuer}\"}}]"),
-                "  routes:".into(),
-                "    - route: /mcp".into(),
-                format!("      resource: \"http://{}/mcp\"", ports.listen),
-                "      scopes: [mcp:tools]".into(),
-                "      rules: [{tools: [\"admin_*\"], scopes: [mcp:admin]}]".into(),
-            ];
-            format!("{}{}\n", ports.preamble(), lines.join("\n"))
-        });
+        let issuer = format!("http://{}", authorization.addr);
+        let edge = start_edge(&issuer, server.addr);
         Setup {
             edge,
             authorization: Some(authorization),
@@ -168,6 +202,13 @@ fn form_encode(text: &str) -> String {
 #[test]
 fn the_typescript_sdk_client_authorizes_through_the_edge_and_calls_tools() {
     let setup = Setup::start();
+    let summary = node::run_json("oauth_client.cjs", &[&setup.resource()], FLOW_DEADLINE);
+    assert_the_flow(&setup, &summary);
+}
+
+#[test]
+fn the_shipped_oauth_example_protects_a_server_for_the_typescript_sdk_client() {
+    let setup = Setup::start_shipped_example();
     let summary = node::run_json("oauth_client.cjs", &[&setup.resource()], FLOW_DEADLINE);
     assert_the_flow(&setup, &summary);
 }
