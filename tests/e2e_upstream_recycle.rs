@@ -7,6 +7,8 @@ mod support;
 use std::net::SocketAddr;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use support::edge::{Edge, Ports};
 use support::http::Client;
@@ -15,11 +17,22 @@ use support::load::{upstream, Load, LoadMix};
 /// A config with servers `a` and `b` in group `g`, the hook script `hook` (written into
 /// the edge's directory) and `max_requests: 5, max_requests_jitter: 0`.
 fn config(ports: &Ports, a: SocketAddr, b: SocketAddr, hook: &str) -> String {
+    config_with(ports, a, b, hook, "")
+}
+
+/// [`config`] with `group_extra` (YAML at the group's indentation) added to group `g`.
+fn config_with(
+    ports: &Ports,
+    a: SocketAddr,
+    b: SocketAddr,
+    hook: &str,
+    group_extra: &str,
+) -> String {
     let script = ports.dir.join("recycle.sh");
     std::fs::write(&script, format!("#!/bin/sh\n{hook}\n")).expect("write the hook");
     std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).expect("chmod");
     format!(
-        "{}upstreams:\n  g:\n    servers: [\"{a}\", \"{b}\"]\n    recycle_hook:\n      exec: [\"{}\", \"{{server}}\"]\n      timeout: 5\nroutes:\n  - match: {{path_prefix: /}}\n    upstream: g\nfilters:\n  - worker_recycle: {{max_requests: 5, max_requests_jitter: 0, max_parked: 0, max_parked_age: 0}}\n",
+        "{}upstreams:\n  g:\n    servers: [\"{a}\", \"{b}\"]\n{group_extra}    recycle_hook:\n      exec: [\"{}\", \"{{server}}\"]\n      timeout: 5\nroutes:\n  - match: {{path_prefix: /}}\n    upstream: g\nfilters:\n  - worker_recycle: {{max_requests: 5, max_requests_jitter: 0, max_parked: 0, max_parked_age: 0}}\n",
         ports.preamble(),
         script.display()
     )
@@ -200,4 +213,76 @@ fn a_failing_hook_leaves_the_server_serving_and_is_counted() {
         0.0
     );
     assert!(edge.log().contains("recycle hook failed"), "{}", edge.log());
+}
+
+/// A server tagged `tag` whose `/health` answers 503 while `sick` is set.
+fn upstream_with_health(tag: &'static str, sick: Arc<AtomicBool>) -> support::upstream::Upstream {
+    support::upstream::Upstream::start(move |mut conn| {
+        while let Some(request) = conn.read_request() {
+            let answered = if request.target == "/health" && sick.load(Ordering::SeqCst) {
+                conn.respond(503, "text/plain", b"sick")
+            } else {
+                conn.respond(
+                    200,
+                    "application/json",
+                    format!(r#"{{"upstream":"{tag}"}}"#).as_bytes(),
+                )
+            };
+            if answered.is_err() {
+                return;
+            }
+        }
+    })
+}
+
+#[test]
+fn a_due_server_waits_while_the_other_server_of_its_group_fails_its_probes() {
+    let b_sick = Arc::new(AtomicBool::new(false));
+    let (a, b) = (
+        upstream_with_health("a", Arc::new(AtomicBool::new(false))),
+        upstream_with_health("b", b_sick.clone()),
+    );
+    let hook =
+        r#"log="$(dirname "$0")/hooks.log"; echo "start $1" >> "$log"; echo "end $1" >> "$log""#;
+    let health = "    health:\n      active: {kind: http, path: /health, interval: 0.1, timeout: 1, rise: 1, fall: 1}\n";
+    let edge = Edge::start_yaml(|ports| config_with(ports, a.addr, b.addr, hook, health));
+    let dir = edge.dir.path().to_path_buf();
+    let available = |server: SocketAddr| {
+        sample(
+            &edge,
+            "mcp_edge_upstream_server_available",
+            &[&format!(r#"server="{server}""#)],
+        )
+    };
+    wait_until("both servers available", &edge, || {
+        available(a.addr) == 1.0 && available(b.addr) == 1.0
+    });
+
+    // b fails its probes; every request goes to a, which becomes due, and waits.
+    b_sick.store(true, Ordering::SeqCst);
+    wait_until("b unavailable", &edge, || available(b.addr) == 0.0);
+    for _ in 0..6 {
+        assert_eq!(get(&edge), "a");
+    }
+    let held = |edge: &Edge| sample(edge, "mcp_edge_upstream_recycle_held", &[r#"upstream="g""#]);
+    wait_until("the hold", &edge, || held(&edge) == 1.0);
+    assert!(hook_log(&dir).is_empty(), "{:?}", hook_log(&dir));
+    assert_eq!(available(a.addr), 1.0, "a keeps serving");
+    assert!(edge.log().contains("a due server waits"), "{}", edge.log());
+
+    // b is back: a is recycled, and the hold ends.
+    b_sick.store(false, Ordering::SeqCst);
+    let ok = |edge: &Edge| {
+        sample(
+            edge,
+            "mcp_edge_upstream_recycles_total",
+            &[&format!(r#"server="{}""#, a.addr), r#"result="ok""#],
+        )
+    };
+    wait_until("a's recycle", &edge, || ok(&edge) == 1.0);
+    assert_eq!(
+        hook_log(&dir),
+        [format!("start {}", a.addr), format!("end {}", a.addr)]
+    );
+    assert_eq!(held(&edge), 0.0);
 }

@@ -56,6 +56,9 @@ pub struct Metrics {
     pub upstream_recycles_total: IntCounterVec,
     /// 1 while a server is being recycled (no new sessions), by group and server.
     pub upstream_server_recycling: IntGaugeVec,
+    /// 1 while a due server of the group waits because another server of the group takes
+    /// no new sessions, by group.
+    pub upstream_recycle_held: IntGaugeVec,
     /// Config reloads, by result (`ok`, `error`).
     pub config_reloads_total: IntCounterVec,
     /// The config generation now serving new requests.
@@ -192,6 +195,14 @@ impl Metrics {
                     "1 while the server is being recycled and takes no new sessions.",
                 ),
                 &["upstream", "server"],
+            )
+            .expect("valid metric"),
+            upstream_recycle_held: IntGaugeVec::new(
+                Opts::new(
+                    "mcp_edge_upstream_recycle_held",
+                    "1 while a due server of the group waits because another server of the group takes no new sessions (unhealthy, ejected or recycling).",
+                ),
+                &["upstream"],
             )
             .expect("valid metric"),
             config_reloads_total: IntCounterVec::new(
@@ -333,6 +344,7 @@ impl Metrics {
             Box::new(self.requests_in_flight.clone()),
             Box::new(self.upstream_recycles_total.clone()),
             Box::new(self.upstream_server_recycling.clone()),
+            Box::new(self.upstream_recycle_held.clone()),
             Box::new(self.access_log_dropped_total.clone()),
         ]
     }

@@ -8,6 +8,9 @@
 //! at most `readmit_timeout`, then re-admits it, resets its request count and draws a new
 //! jitter. On failure the server is re-admitted at once and retried after a back-off.
 //!
+//! A due server waits while another server of its group takes no new sessions
+//! ([`super::hold`]).
+//!
 //! With `worker_recycle.coordination` the loop also keeps a [`Coordination`]: a flusher
 //! task adds the routed requests to the shared counters, the triggers read those, and a
 //! recycle starts only under its group's lease (see [`super::coordination`]).
@@ -15,6 +18,7 @@
 use super::coordination::{
     flush_loop, Coordination, CoordinationError, Deferred, RedisStore, ServerKey, Store,
 };
+use super::hold::Holds;
 use super::trigger::{Load, Reason, Trigger};
 use super::{Recycler, RecyclingGuard};
 use crate::config::model::RecycleHookConfig;
@@ -123,6 +127,8 @@ struct State {
     tasks: JoinSet<Done>,
     rng: rand::rngs::StdRng,
     coordinated: Option<Coordinated>,
+    /// The groups whose due server waits for another server of the group.
+    holds: Holds,
 }
 
 impl State {
@@ -133,6 +139,7 @@ impl State {
             tasks: JoinSet::new(),
             rng: rand::rngs::StdRng::from_entropy(),
             coordinated: None,
+            holds: Holds::default(),
         }
     }
 }
@@ -246,8 +253,15 @@ impl<R: Recycler> RecycleController<R> {
                 }
             }
             let Some((server, reason, load, _)) = due else {
+                state.holds.release(&group.name, &self.metrics);
                 continue;
             };
+            if state
+                .holds
+                .holds(&group.name, server, &group.servers, &self.metrics)
+            {
+                continue;
+            }
             let threshold = state
                 .triggers
                 .get(&server.address)
@@ -276,6 +290,15 @@ impl<R: Recycler> RecycleController<R> {
             ));
         }
         // Forget servers no generation uses any more (unless recycling now).
+        let groups: HashSet<&str> = generation
+            .routes
+            .groups()
+            .iter()
+            .map(|g| g.name.as_str())
+            .collect();
+        state
+            .holds
+            .retain(|group| groups.contains(group), &self.metrics);
         let busy: HashSet<&String> = state.busy.values().collect();
         state
             .triggers

@@ -280,3 +280,34 @@ async fn of_several_due_servers_the_least_recently_recycled_goes_first() {
     controller.tick(&mut state);
     assert_eq!(state.busy.get("g").map(String::as_str), Some(B));
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_due_server_waits_while_another_server_of_its_group_is_down() {
+    let fake = Fake::new(Duration::ZERO);
+    let rig = Rig::start(&fake, "");
+    let held = || {
+        rig.metrics
+            .upstream_recycle_held
+            .with_label_values(&["g"])
+            .get()
+    };
+    // B fails its probes (as a server a replica whose lease expired is restarting would):
+    // A, due, must not take the group's last server out.
+    rig.health(B).record_probe(false, 1, 1);
+    rig.route(A, 5);
+    sleep(2.0).await;
+    assert!(fake.calls().is_empty(), "{:?}", fake.calls());
+    assert_eq!(held(), 1);
+    assert!(rig.health(A).available());
+
+    rig.health(B).record_probe(true, 1, 1);
+    sleep(0.5).await;
+    assert_eq!(rig.recycles(A, "requests", "ok"), 1);
+    assert_eq!(held(), 0);
+
+    // The due server may itself be the sick one: it is recycled while the other serves.
+    rig.health(B).record_probe(false, 1, 1);
+    rig.route(B, 5);
+    sleep(0.5).await;
+    assert_eq!(rig.recycles(B, "requests", "ok"), 1);
+}

@@ -6,11 +6,13 @@
 //!   and backs off after failures.
 //! - [`controller`] is the rolling loop: one server of a group at a time, no new sessions
 //!   while it recycles, re-admitted when healthy again; it follows config reloads.
+//! - [`hold`] keeps a due server waiting while another server of its group is down.
 //! - [`coordination`] extends "one at a time" and the request counts across replicas
 //!   (`worker_recycle.coordination`): a lease per group and shared counters in Redis.
 
 pub mod controller;
 pub mod coordination;
+pub mod hold;
 pub mod hook;
 pub mod trigger;
 
