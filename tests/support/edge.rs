@@ -1,29 +1,38 @@
 //! Spawns the real `mcp-edge` binary on ephemeral ports and waits until it is ready.
 
+use std::collections::BTreeSet;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// How long a proxy gets to become ready.
 const READY_DEADLINE: Duration = Duration::from_secs(20);
 
-/// Two distinct free loopback ports, chosen by the kernel while both are held (two
-/// separate calls of [`free_port`] may get the same port back).
+/// Two distinct free loopback ports; see [`free_port`].
 pub fn two_free_ports() -> (u16, u16) {
-    let first = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
-    let second = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
-    let port = |listener: &TcpListener| listener.local_addr().expect("local address").port();
-    (port(&first), port(&second))
+    (free_port(), free_port())
 }
 
-/// A free loopback port, chosen by the kernel.
+/// A free loopback port, chosen by the kernel, and never handed out before by this test
+/// process. The port is free again when it is returned, until its user binds it: two
+/// threads of one test binary (tests run side by side) could otherwise get the same port
+/// in that window, and one edge would then serve the other's test.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .map(|addr| addr.port())
-        .expect("bind an ephemeral port")
+    static HANDED_OUT: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
+    let mut handed_out = HANDED_OUT.lock().unwrap_or_else(|e| e.into_inner());
+    // Ports seen before stay bound while the kernel is asked again, so it picks another.
+    let mut seen_before = Vec::new();
+    loop {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
+        let port = listener.local_addr().expect("local address").port();
+        if handed_out.insert(port) {
+            return port;
+        }
+        seen_before.push(listener);
+    }
 }
 
 /// A running `mcp-edge` process; killed on drop.

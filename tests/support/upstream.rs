@@ -172,10 +172,8 @@ impl Upstream {
     }
 }
 
-/// An address where nothing listens (connections are refused).
+/// An address where nothing listens (connections are refused): a port that no other
+/// part of this test process is handed ([`super::edge::free_port`]).
 pub fn refusing_addr() -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    drop(listener);
-    addr
+    SocketAddr::from(([127, 0, 0, 1], super::edge::free_port()))
 }

@@ -289,7 +289,8 @@ impl<R: Recycler> RecycleController<R> {
                 self.timings,
             ));
         }
-        // Forget servers no generation uses any more (unless recycling now).
+        // Forget the holds of groups and the servers no generation uses any more (unless
+        // recycling now).
         let groups: HashSet<&str> = generation
             .routes
             .groups()
