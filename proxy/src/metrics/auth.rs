@@ -1,10 +1,11 @@
 //! The resource server's metrics: token checks by result, the cached key sets (age and
 //! last refresh), introspection latency, and requests by a bounded `client` label.
 
+use super::families::Families;
 use prometheus::core::{Collector, Desc};
 use prometheus::proto::MetricFamily;
 use prometheus::{
-    GaugeVec, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry,
+    GaugeVec, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGaugeVec, Opts,
 };
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -43,42 +44,42 @@ pub struct AuthMetrics {
 }
 
 impl AuthMetrics {
-    /// Creates the metrics, registers them in `registry`; `client_labels` subjects get a
+    /// Creates the metrics, each registered in `families`; `client_labels` subjects get a
     /// label of their own.
-    pub fn register(registry: &Registry, client_labels: usize) -> Self {
+    pub fn register(families: &mut Families, client_labels: usize) -> Self {
         let metrics = Self {
-            auth_total: IntCounterVec::new(
+            auth_total: families.add(IntCounterVec::new(
                 Opts::new(
                     "mcp_edge_auth_total",
                     "Requests to protected routes by auth result: ok, missing, invalid, expired, wrong_audience, insufficient_scope, error (keys or introspection unavailable).",
                 ),
                 &["result"],
             )
-            .expect("valid metric"),
-            introspection_seconds: Histogram::with_opts(
+            .expect("valid metric")),
+            introspection_seconds: families.add(Histogram::with_opts(
                 HistogramOpts::new(
                     "mcp_edge_auth_introspection_seconds",
                     "Time of one RFC 7662 introspection request (cache misses only).",
                 )
                 .buckets(vec![0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0]),
             )
-            .expect("valid metric"),
-            client_requests_total: IntCounterVec::new(
+            .expect("valid metric")),
+            client_requests_total: families.add(IntCounterVec::new(
                 Opts::new(
                     "mcp_edge_auth_client_requests_total",
                     "Authenticated requests by client: the token's subject, for the first N distinct ones (auth.client_labels); the rest are other.",
                 ),
                 &["client"],
             )
-            .expect("valid metric"),
-            jwks_refreshes_total: IntCounterVec::new(
+            .expect("valid metric")),
+            jwks_refreshes_total: families.add(IntCounterVec::new(
                 Opts::new(
                     "mcp_edge_auth_jwks_refreshes_total",
                     "Fetches of an issuer's key set by result (ok, error).",
                 ),
                 &["issuer", "result"],
             )
-            .expect("valid metric"),
+            .expect("valid metric")),
             jwks: Arc::new(JwksBoard::new()),
             clients: ClientLabels::new(client_labels),
             results: Vec::new(),
@@ -88,27 +89,12 @@ impl AuthMetrics {
             .iter()
             .map(|result| metrics.auth_total.with_label_values(&[result]))
             .collect();
-        for collector in metrics.families_owned() {
-            registry
-                .register(collector)
-                .expect("metric names are unique");
-        }
+        // Rendered from the board at scrape time; nothing to declare before a key set.
+        families
+            .registry()
+            .register(Box::new(JwksCollector(metrics.jwks.clone())))
+            .expect("metric names are unique");
         metrics
-    }
-
-    fn families_owned(&self) -> Vec<Box<dyn Collector>> {
-        vec![
-            Box::new(self.auth_total.clone()),
-            Box::new(self.introspection_seconds.clone()),
-            Box::new(self.client_requests_total.clone()),
-            Box::new(self.jwks_refreshes_total.clone()),
-            Box::new(JwksCollector(self.jwks.clone())),
-        ]
-    }
-
-    /// The labelled families, for `# HELP` lines before their first series.
-    pub fn families(&self) -> Vec<&dyn Collector> {
-        vec![&self.client_requests_total, &self.jwks_refreshes_total]
     }
 
     /// Sets how many distinct clients get a label of their own (`auth.client_labels`,
@@ -264,8 +250,8 @@ mod tests {
 
     #[test]
     fn client_labels_are_bounded_and_jwks_age_is_rendered() {
-        let registry = Registry::new();
-        let metrics = AuthMetrics::register(&registry, 1);
+        let mut families = Families::default();
+        let metrics = AuthMetrics::register(&mut families, 1);
         metrics.count_client("alice");
         metrics.count_client("bob");
         metrics.jwks.fetched("https://as.example.com");
@@ -273,7 +259,7 @@ mod tests {
             let mut out = Vec::new();
             prometheus::Encoder::encode(
                 &prometheus::TextEncoder::new(),
-                &registry.gather(),
+                &families.registry().gather(),
                 &mut out,
             )
             .unwrap();

@@ -5,8 +5,8 @@
 //! Labels are bounded: methods come from the MCP specification's fixed set and tool names
 //! from [`crate::mcp::ToolLabels`] (the first N distinct names, the rest `other`).
 
-use prometheus::core::Collector;
-use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry};
+use super::families::Families;
+use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, Opts};
 
 /// Buckets of the per-method and per-tool duration histograms, in seconds.
 const DURATION_BUCKETS: &[f64] = &[
@@ -32,18 +32,18 @@ pub struct McpMetrics {
 }
 
 impl McpMetrics {
-    /// Creates the metrics and registers them in `registry`.
-    pub fn register(registry: &Registry) -> Self {
-        let metrics = Self {
-            requests_total: IntCounterVec::new(
+    /// Creates the metrics, each registered in `families`.
+    pub fn register(families: &mut Families) -> Self {
+        Self {
+            requests_total: families.add(IntCounterVec::new(
                 Opts::new(
                     "mcp_edge_mcp_requests_total",
                     "Requests by MCP method (none: not JSON-RPC; other: outside the specification) and response status.",
                 ),
                 &["mcp_method", "status"],
             )
-            .expect("valid metric"),
-            request_duration_seconds: HistogramVec::new(
+            .expect("valid metric")),
+            request_duration_seconds: families.add(HistogramVec::new(
                 HistogramOpts::new(
                     "mcp_edge_mcp_request_duration_seconds",
                     "Time from request head to the end of the response, by MCP method.",
@@ -51,16 +51,16 @@ impl McpMetrics {
                 .buckets(DURATION_BUCKETS.to_vec()),
                 &["mcp_method"],
             )
-            .expect("valid metric"),
-            tool_calls_total: IntCounterVec::new(
+            .expect("valid metric")),
+            tool_calls_total: families.add(IntCounterVec::new(
                 Opts::new(
                     "mcp_edge_tool_calls_total",
                     "tools/call requests by tool (the first N distinct names; the rest are other) and response status.",
                 ),
                 &["tool", "status"],
             )
-            .expect("valid metric"),
-            tool_call_duration_seconds: HistogramVec::new(
+            .expect("valid metric")),
+            tool_call_duration_seconds: families.add(HistogramVec::new(
                 HistogramOpts::new(
                     "mcp_edge_tool_call_duration_seconds",
                     "Time from request head to the end of the response of tools/call, by tool.",
@@ -68,50 +68,23 @@ impl McpMetrics {
                 .buckets(DURATION_BUCKETS.to_vec()),
                 &["tool"],
             )
-            .expect("valid metric"),
-            abandoned_calls_total: IntCounterVec::new(
+            .expect("valid metric")),
+            abandoned_calls_total: families.add(IntCounterVec::new(
                 Opts::new(
                     "mcp_edge_abandoned_calls_total",
                     "Calls whose client left while they were in flight, by MCP method, tool (empty unless tools/call) and wind-down outcome: the tools whose handlers outlive their clients.",
                 ),
                 &["mcp_method", "tool", "outcome"],
             )
-            .expect("valid metric"),
-            header_mismatches_total: IntCounterVec::new(
+            .expect("valid metric")),
+            header_mismatches_total: families.add(IntCounterVec::new(
                 Opts::new(
                     "mcp_edge_mcp_header_mismatches_total",
                     "Requests whose mirrored MCP headers (MCP-Protocol-Version, Mcp-Method, Mcp-Name) were missing, mismatched or malformed, by problem and action (refused: routes[].mcp_headers enforce; logged: log).",
                 ),
                 &["problem", "action"],
             )
-            .expect("valid metric"),
-        };
-        let collectors: [Box<dyn Collector>; 6] = [
-            Box::new(metrics.requests_total.clone()),
-            Box::new(metrics.request_duration_seconds.clone()),
-            Box::new(metrics.tool_calls_total.clone()),
-            Box::new(metrics.tool_call_duration_seconds.clone()),
-            Box::new(metrics.abandoned_calls_total.clone()),
-            Box::new(metrics.header_mismatches_total.clone()),
-        ];
-        for collector in collectors {
-            registry
-                .register(collector)
-                .expect("metric names are unique");
+            .expect("valid metric")),
         }
-        metrics
-    }
-
-    /// Every family, each a labelled vector (absent from the registry's output until its
-    /// first series exists).
-    pub fn families(&self) -> [&dyn Collector; 6] {
-        [
-            &self.requests_total,
-            &self.request_duration_seconds,
-            &self.tool_calls_total,
-            &self.tool_call_duration_seconds,
-            &self.abandoned_calls_total,
-            &self.header_mismatches_total,
-        ]
     }
 }

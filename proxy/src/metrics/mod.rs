@@ -1,13 +1,14 @@
 //! Prometheus metrics of one mcp-edge process.
 //!
-//! All metrics live in one [`Metrics`] value that owns its own registry; it is created
-//! once at start-up and shared by `Arc`. Label values come from the config (route
-//! prefixes, upstream names) or from fixed sets (reasons, outcomes), so cardinality stays
-//! bounded.
+//! All metrics live in one [`Metrics`] value that owns its own registry ([`Families`],
+//! where each family is registered as it is made); it is created once at start-up and
+//! shared by `Arc`. Label values come from the config (route prefixes, upstream names) or
+//! from fixed sets (reasons, outcomes), so cardinality stays bounded.
 
 mod auth;
 mod coordination;
 mod declare;
+mod families;
 mod list_cache;
 mod mcp;
 mod process;
@@ -15,6 +16,7 @@ mod streams;
 
 pub use auth::AuthMetrics;
 pub use coordination::CoordinationMetrics;
+pub use families::Families;
 pub use list_cache::ListCacheMetrics;
 pub use mcp::McpMetrics;
 pub use streams::StreamMetrics;
@@ -22,10 +24,8 @@ pub use streams::StreamMetrics;
 use crate::drain::DrainClose;
 use crate::parking::ParkedEnd;
 use mcp_edge_filters::{CloseReason, WindDownOutcome};
-use prometheus::core::Collector;
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
-    IntGaugeVec, Opts, Registry, TextEncoder,
+    Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
 };
 
 /// Distinct subjects given a `client` label of their own (`auth.client_labels`' default;
@@ -34,7 +34,8 @@ const DEFAULT_CLIENT_LABELS: usize = 100;
 
 /// Every metric mcp-edge exports.
 pub struct Metrics {
-    registry: Registry,
+    /// Every family, registered where it is made.
+    families: Families,
     /// Requests served, by route prefix and response status.
     pub requests_total: IntCounterVec,
     /// Time from request head to the end of the response, by route prefix.
@@ -118,19 +119,20 @@ pub const CLIENT_CLOSE_REASONS: [&str; 5] = [
 ];
 
 impl Metrics {
-    /// Creates the metrics in a fresh registry.
+    /// Creates the metrics in a fresh registry, each family registered where it is made.
     pub fn new() -> Self {
-        let registry = Registry::new();
+        let mut families = Families::default();
+        process::register(families.registry());
         let metrics = Self {
-            requests_total: IntCounterVec::new(
+            requests_total: families.add(IntCounterVec::new(
                 Opts::new(
                     "mcp_edge_requests_total",
                     "Requests served, by route and status.",
                 ),
                 &["route", "status"],
             )
-            .expect("valid metric"),
-            request_duration_seconds: HistogramVec::new(
+            .expect("valid metric")),
+            request_duration_seconds: families.add(HistogramVec::new(
                 HistogramOpts::new(
                     "mcp_edge_request_duration_seconds",
                     "Time from request head to the end of the response, by route.",
@@ -141,221 +143,183 @@ impl Metrics {
                 ]),
                 &["route"],
             )
-            .expect("valid metric"),
-            sse_streams_active: IntGauge::new(
+            .expect("valid metric")),
+            sse_streams_active: families.add(IntGauge::new(
                 "mcp_edge_sse_streams_active",
                 "SSE streams currently open through the proxy.",
             )
-            .expect("valid metric"),
-            upstream_errors_total: IntCounterVec::new(
+            .expect("valid metric")),
+            upstream_errors_total: families.add(IntCounterVec::new(
                 Opts::new(
                     "mcp_edge_upstream_errors_total",
                     "Failures talking to upstreams, by upstream group and kind.",
                 ),
                 &["upstream", "kind"],
             )
-            .expect("valid metric"),
-            sse_guard_closed_total: IntCounterVec::new(
+            .expect("valid metric")),
+            sse_guard_closed_total: families.add(IntCounterVec::new(
                 Opts::new(
                     "mcp_edge_sse_guard_closed_total",
                     "SSE streams closed by sse_guard, by reason.",
                 ),
                 &["reason"],
             )
-            .expect("valid metric"),
-            cleanup_total: IntCounterVec::new(
+            .expect("valid metric")),
+            cleanup_total: families.add(IntCounterVec::new(
                 Opts::new(
                     "mcp_edge_cleanup_total",
                     "Wind-downs of exchanges whose client went away, by outcome.",
                 ),
                 &["outcome"],
             )
-            .expect("valid metric"),
-            cancel_cap_terminated_total: IntCounter::new(
+            .expect("valid metric")),
+            cancel_cap_terminated_total: families.add(IntCounter::new(
                 "mcp_edge_cancel_cap_terminated_total",
                 "Draining exchanges force-terminated by cancel_cap.",
             )
-            .expect("valid metric"),
-            worker_recycles_total: IntCounter::new(
+            .expect("valid metric")),
+            worker_recycles_total: families.add(IntCounter::new(
                 "mcp_edge_worker_recycles_total",
                 "Process recycles performed by worker_recycle.",
             )
-            .expect("valid metric"),
-            upstream_recycles_total: IntCounterVec::new(
+            .expect("valid metric")),
+            upstream_recycles_total: families.add(IntCounterVec::new(
                 Opts::new(
                     "mcp_edge_upstream_recycles_total",
                     "Upstream server recycles through the group's recycle hook, by group, server, reason (requests, parked_count, parked_age) and result (ok, error, timeout).",
                 ),
                 &["upstream", "server", "reason", "result"],
             )
-            .expect("valid metric"),
-            upstream_server_recycling: IntGaugeVec::new(
+            .expect("valid metric")),
+            upstream_server_recycling: families.add(IntGaugeVec::new(
                 Opts::new(
                     "mcp_edge_upstream_server_recycling",
                     "1 while the server is being recycled and takes no new sessions.",
                 ),
                 &["upstream", "server"],
             )
-            .expect("valid metric"),
-            upstream_recycle_held: IntGaugeVec::new(
+            .expect("valid metric")),
+            upstream_recycle_held: families.add(IntGaugeVec::new(
                 Opts::new(
                     "mcp_edge_upstream_recycle_held",
                     "1 while a due server of the group waits because another server of the group takes no new sessions (unhealthy, ejected or recycling).",
                 ),
                 &["upstream"],
             )
-            .expect("valid metric"),
-            config_reloads_total: IntCounterVec::new(
+            .expect("valid metric")),
+            config_reloads_total: families.add(IntCounterVec::new(
                 Opts::new(
                     "mcp_edge_config_reloads_total",
                     "Config reloads, by result (ok, error).",
                 ),
                 &["result"],
             )
-            .expect("valid metric"),
-            config_generation: IntGauge::new(
+            .expect("valid metric")),
+            config_generation: families.add(IntGauge::new(
                 "mcp_edge_config_generation",
                 "The config generation now serving new requests.",
             )
-            .expect("valid metric"),
-            upstream_connect_seconds: Histogram::with_opts(
+            .expect("valid metric")),
+            upstream_connect_seconds: families.add(Histogram::with_opts(
                 HistogramOpts::new(
                     "mcp_edge_upstream_connect_seconds",
                     "Time to establish a new connection to an upstream server.",
                 )
                 .buckets(vec![0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0]),
             )
-            .expect("valid metric"),
-            upstream_ejections_total: IntCounterVec::new(
+            .expect("valid metric")),
+            upstream_ejections_total: families.add(IntCounterVec::new(
                 Opts::new(
                     "mcp_edge_upstream_ejections_total",
                     "Servers ejected after consecutive connect failures, by group and server.",
                 ),
                 &["upstream", "server"],
             )
-            .expect("valid metric"),
-            upstream_sessions_created_total: IntCounterVec::new(
+            .expect("valid metric")),
+            upstream_sessions_created_total: families.add(IntCounterVec::new(
                 Opts::new(
                     "mcp_edge_upstream_sessions_created_total",
                     "MCP sessions created, by upstream group and server.",
                 ),
                 &["upstream", "server"],
             )
-            .expect("valid metric"),
-            upstream_server_available: IntGaugeVec::new(
+            .expect("valid metric")),
+            upstream_server_available: families.add(IntGaugeVec::new(
                 Opts::new(
                     "mcp_edge_upstream_server_available",
                     "1 when the server takes new sessions (healthy and not ejected).",
                 ),
                 &["upstream", "server"],
             )
-            .expect("valid metric"),
-            upstream_server_streams_active: IntGaugeVec::new(
+            .expect("valid metric")),
+            upstream_server_streams_active: families.add(IntGaugeVec::new(
                 Opts::new(
                     "mcp_edge_upstream_server_streams_active",
                     "Open SSE streams to the server through this process.",
                 ),
                 &["upstream", "server"],
             )
-            .expect("valid metric"),
-            upstream_server_parked: IntGaugeVec::new(
+            .expect("valid metric")),
+            upstream_server_parked: families.add(IntGaugeVec::new(
                 Opts::new(
                     "mcp_edge_upstream_server_parked",
                     "Abandoned exchanges parked on the server (kept running upstream).",
                 ),
                 &["upstream", "server"],
             )
-            .expect("valid metric"),
-            parked_ended_total: IntCounterVec::new(
+            .expect("valid metric")),
+            parked_ended_total: families.add(IntCounterVec::new(
                 Opts::new(
                     "mcp_edge_parked_ended_total",
                     "Parked exchanges that ended, by outcome: late_completion (the upstream finished), upstream_closed, closed_count_bound or closed_age_bound (a possible spin, closed by the proxy).",
                 ),
                 &["outcome"],
             )
-            .expect("valid metric"),
-            requests_in_flight: IntGauge::new(
+            .expect("valid metric")),
+            requests_in_flight: families.add(IntGauge::new(
                 "mcp_edge_requests_in_flight",
                 "Requests being served now, wind-downs of abandoned calls included.",
             )
-            .expect("valid metric"),
-            access_log_dropped_total: IntCounter::new(
+            .expect("valid metric")),
+            access_log_dropped_total: families.add(IntCounter::new(
                 "mcp_edge_access_log_dropped_total",
                 "Access log lines dropped because the writer fell behind.",
             )
-            .expect("valid metric"),
-            mcp: McpMetrics::register(&registry),
-            auth: AuthMetrics::register(&registry, DEFAULT_CLIENT_LABELS),
-            streams: StreamMetrics::register(&registry),
-            recycle_coordination: CoordinationMetrics::register(&registry),
-            list_cache: ListCacheMetrics::register(&registry),
-            client_connections_closed_total: IntCounterVec::new(
+            .expect("valid metric")),
+            mcp: McpMetrics::register(&mut families),
+            auth: AuthMetrics::register(&mut families, DEFAULT_CLIENT_LABELS),
+            streams: StreamMetrics::register(&mut families),
+            recycle_coordination: CoordinationMetrics::register(&mut families),
+            list_cache: ListCacheMetrics::register(&mut families),
+            client_connections_closed_total: families.add(IntCounterVec::new(
                 Opts::new(
                     "mcp_edge_client_connections_closed_total",
                     "Client connections closed or refused by the proxy: header_timeout, keepalive_timeout, send_timeout, over_capacity (refused at max_connections), reclaimed (idle, closed to admit a new one).",
                 ),
                 &["reason"],
             )
-            .expect("valid metric"),
-            client_connections_active: IntGauge::new(
+            .expect("valid metric")),
+            client_connections_active: families.add(IntGauge::new(
                 "mcp_edge_client_connections_active",
                 "Client connections open on the proxy listeners.",
             )
-            .expect("valid metric"),
-            refusals_total: IntCounterVec::new(
+            .expect("valid metric")),
+            refusals_total: families.add(IntCounterVec::new(
                 Opts::new(
                     "mcp_edge_refusals_total",
                     "Requests the proxy answered itself, by refusal kind.",
                 ),
                 &["kind"],
             )
-            .expect("valid metric"),
-            registry,
+            .expect("valid metric")),
+            families,
         };
-        metrics.register_all();
-        process::register(&metrics.registry);
+        metrics.zero_fixed_outcomes();
         metrics
     }
 
-    /// Every family this struct owns, listed once: registered at start, and declared by
-    /// `render` when a labelled one has no series yet.
-    fn collectors(&self) -> Vec<Box<dyn Collector>> {
-        vec![
-            Box::new(self.upstream_server_available.clone()),
-            Box::new(self.upstream_server_streams_active.clone()),
-            Box::new(self.upstream_server_parked.clone()),
-            Box::new(self.parked_ended_total.clone()),
-            Box::new(self.upstream_ejections_total.clone()),
-            Box::new(self.upstream_sessions_created_total.clone()),
-            Box::new(self.requests_total.clone()),
-            Box::new(self.request_duration_seconds.clone()),
-            Box::new(self.sse_streams_active.clone()),
-            Box::new(self.upstream_errors_total.clone()),
-            Box::new(self.sse_guard_closed_total.clone()),
-            Box::new(self.cleanup_total.clone()),
-            Box::new(self.cancel_cap_terminated_total.clone()),
-            Box::new(self.worker_recycles_total.clone()),
-            Box::new(self.config_reloads_total.clone()),
-            Box::new(self.config_generation.clone()),
-            Box::new(self.upstream_connect_seconds.clone()),
-            Box::new(self.client_connections_closed_total.clone()),
-            Box::new(self.client_connections_active.clone()),
-            Box::new(self.refusals_total.clone()),
-            Box::new(self.requests_in_flight.clone()),
-            Box::new(self.upstream_recycles_total.clone()),
-            Box::new(self.upstream_server_recycling.clone()),
-            Box::new(self.upstream_recycle_held.clone()),
-            Box::new(self.access_log_dropped_total.clone()),
-        ]
-    }
-
-    fn register_all(&self) {
-        for collector in self.collectors() {
-            self.registry
-                .register(collector)
-                .expect("metric names are unique");
-        }
-        // Pre-create the fixed label values so alerts see zeros, not absent series.
+    /// Pre-creates the fixed label values, so that alerts see zeros, not absent series.
+    fn zero_fixed_outcomes(&self) {
         for result in ["ok", "error"] {
             self.config_reloads_total.with_label_values(&[result]);
         }
@@ -411,19 +375,7 @@ impl Metrics {
     /// Renders every metric in the Prometheus text format; a labelled family without
     /// series yet is declared by its `# HELP` and `# TYPE` lines alone.
     pub fn render(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(8 * 1024);
-        let families = self.registry.gather();
-        // Encoding into a Vec cannot fail for well-formed metric families.
-        let _ = TextEncoder::new().encode(&families, &mut out);
-        let owned = self.collectors();
-        let mut declared: Vec<&dyn Collector> = owned.iter().map(AsRef::as_ref).collect();
-        declared.extend(self.mcp.families());
-        declared.extend(self.auth.families());
-        declared.extend(self.streams.families());
-        declared.extend(self.recycle_coordination.labelled());
-        declared.extend(self.list_cache.families());
-        declare::declare_missing(&families, &declared, &mut out);
-        out
+        self.families.render()
     }
 }
 
